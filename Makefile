@@ -1,0 +1,48 @@
+# The two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test test-fast lint format bench chromium clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,browser]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## run: install, start the embedded service (SQLite + filesystem broker) and a demo job
+run: $(STAMP)
+	$(BIN)/deltaflow up --demo
+
+## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
+test: $(STAMP) chromium lint
+	CI=$${CI:-} $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## test-fast: unit tests only (no services, no browser)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration and not faults and not browser and not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check service worker tests benchmarks migrations
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format service worker tests benchmarks migrations
+	$(BIN)/ruff check --fix service worker tests benchmarks migrations
+
+## bench: the engine against PyTorch CPU and scikit-learn, printed as ratios
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/engine.py
+
+## chromium: Debian's Chromium for the browser tests (Playwright cannot download one here)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,115 @@
+"""Settings read from the environment (``DELTAFLOW_*``), with test overrides.
+
+Every limit the API enforces lives here, so operators can change it without code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DELTAFLOW_"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes the API accepts; every one is configurable as ``DELTAFLOW_MAX_<NAME>``."""
+
+    body_bytes: int = 200 * 1024 * 1024  # a 20000 x 784 float32 NPZ is ~63 MB
+    dataset_samples: int = 200_000
+    dataset_features: int = 4096
+    dataset_values: int = 40_000_000  # samples x features
+    inline_samples: int = 10_000
+    classes: int = 1000
+    epochs: int = 100_000
+    parameters: int = 5_000_000
+    layers: int = 32
+    units: int = 8192
+    batch_jobs: int = 1000
+    trace_parameters: int = 2_000
+    trace_examples: int = 64
+    gradcheck_parameters: int = 5_000
+    gradcheck_examples: int = 256
+    page_size: int = 200
+    curve_points: int = 10_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    limits: Limits = field(default_factory=Limits)
+    # Lease of a running job: a run that cannot extend it within this time loses the job.
+    lease_seconds: float = 60.0
+    # How often a run flushes curve points (and extends its lease).
+    flush_seconds: float = 1.0
+    # Checkpoint every N epochs or T seconds, whichever comes first.
+    checkpoint_epochs: int = 50
+    checkpoint_seconds: float = 10.0
+    max_attempts: int = 3
+    # A job still queued this long after its last dispatch is sent again by the reaper.
+    requeue_after_seconds: float = 30.0
+    reaper_interval_seconds: float = 5.0
+    soft_time_limit_seconds: float = 3600.0
+    hard_time_limit_seconds: float = 3700.0
+    broker_polling_interval: float = 0.1
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "deltaflow.sqlite3"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``DELTAFLOW_*`` variables; keyword overrides win."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "limits":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(f.type, raw)
+        limit_values: dict[str, Any] = {}
+        for f in dataclasses.fields(Limits):
+            raw = env.get(ENV_PREFIX + "MAX_" + f.name.upper())
+            if raw is not None:
+                limit_values[f.name] = int(raw)
+        limit_overrides = overrides.pop("limits", None)
+        limits = Limits(**limit_values)
+        if isinstance(limit_overrides, dict):
+            limits = dataclasses.replace(limits, **limit_overrides)
+        elif isinstance(limit_overrides, Limits):
+            limits = limit_overrides
+        values.update(overrides)
+        settings = cls(limits=limits, **values)
+        data_dir = Path(settings.data_dir)
+        settings = dataclasses.replace(settings, data_dir=data_dir)
+        if not settings.database_url:
+            url = f"sqlite:///{(data_dir / 'deltaflow.sqlite3').resolve()}"
+            settings = dataclasses.replace(settings, database_url=url)
+        if not settings.broker_url:
+            settings = dataclasses.replace(settings, broker_url="filesystem://")
+        return settings
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+
+def _coerce(type_name: Any, raw: str) -> Any:
+    name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+    if name == "int":
+        return int(raw)
+    if name == "float":
+        return float(raw)
+    if name == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,222 @@
+"""The database schema (SQLAlchemy 2.0 typed models).
+
+The database is the source of truth for every job: its status, lease, attempt (the
+fencing token), curve points and checkpoint. See README "Job lifecycle".
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class JobStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    cancelling = "cancelling"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+UNFINISHED = frozenset({JobStatus.queued, JobStatus.running, JobStatus.cancelling})
+
+
+class Queue(str, enum.Enum):
+    """Celery queues: single jobs never wait behind a large batch."""
+
+    interactive = "interactive"
+    batch = "batch"
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Tenant({self.name!r})"
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"ApiKey({self.prefix}…)"
+
+
+class DatasetBlob(Base):
+    """Dataset arrays as NPZ bytes, content-addressed so workers on any host can load and cache them."""
+
+    __tablename__ = "dataset_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))  # classification | regression
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    n_outputs: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(ForeignKey("dataset_blobs.sha256"), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, {self.n_samples}x{self.n_features}, {self.task})"
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency"),
+        Index("ix_batches_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    varied: Mapped[list[Any]] = mapped_column(JSON)  # the dotted paths that vary
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.name!r})"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_jobs_batch", "batch_id", "created_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued.value)
+    queue: Mapped[str] = mapped_column(String(20), default=Queue.interactive.value)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # validated, defaults filled in
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # varied values in a batch
+    epochs: Mapped[int] = mapped_column(Integer)  # planned epochs
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # last epoch persisted
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # latest curve point
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Fencing token: bumped by every claim; every write of a run checks it.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Bumped on every write, so ETags change exactly when the representation does.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Job({self.id[:8]} {self.status} epoch={self.epoch}/{self.epochs} attempt={self.attempt})"
+
+
+class CurvePoint(Base):
+    """One epoch of one job. The primary key makes a duplicate epoch impossible."""
+
+    __tablename__ = "curve_points"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    train_loss: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    grad_norms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class Checkpoint(Base):
+    """The latest resumable state of a run: weights, optimizer and generator state, epoch."""
+
+    __tablename__ = "checkpoints"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainedModel(Base):
+    """The final weights (NPZ bytes) with what prediction needs: classes and standardization."""
+
+    __tablename__ = "trained_models"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

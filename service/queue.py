@@ -1,0 +1,80 @@
+"""Sending training messages by task name with a client-only Celery app.
+
+The API never imports the worker: it commits the job first, then sends only its id.
+If the broker is unreachable the job stays ``queued`` and the reaper sends it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from celery import Celery
+
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+TRAIN_TASK = "deltaflow.train"
+APP_NAME = "deltaflow"
+
+
+def celery_config(settings: Settings) -> dict:
+    """The Celery configuration shared by the API's client app and the worker app."""
+    hard = settings.hard_time_limit_seconds
+    transport: dict = {
+        # Above the hard time limit, so a long run never gets a concurrent copy (celery#5935).
+        "visibility_timeout": int(hard + 600),
+    }
+    if settings.uses_filesystem_broker:
+        queue_dir = settings.broker_dir / "queue"
+        control_dir = settings.broker_dir / "control"
+        queue_dir.mkdir(parents=True, exist_ok=True)
+        control_dir.mkdir(parents=True, exist_ok=True)
+        transport = {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(control_dir),
+            "polling_interval": settings.broker_polling_interval,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_timeout": 2.0,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.soft_time_limit_seconds,
+        "task_time_limit": hard,
+        "task_default_queue": "interactive",
+        "worker_hijack_root_logger": False,
+    }
+
+
+@lru_cache(maxsize=8)
+def _client(settings: Settings) -> Celery:
+    app = Celery(APP_NAME, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def send_train(settings: Settings, job_id: str, queue: str) -> bool:
+    """Publish one training message; return False (never raise) when the broker is down."""
+    try:
+        _client(settings).send_task(
+            TRAIN_TASK,
+            args=[job_id],
+            queue=queue,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:  # broker errors vary by transport; the reaper retries later
+        log.warning("dispatch failed job=%s queue=%s", job_id, queue, exc_info=True)
+        return False
+    return True

@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     cancelling = "cancelling"
@@ -56,7 +56,7 @@ FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled
 UNFINISHED = frozenset({JobStatus.queued, JobStatus.running, JobStatus.cancelling})
 
 
-class Queue(str, enum.Enum):
+class Queue(enum.StrEnum):
     """Celery queues: single jobs never wait behind a large batch."""
 
     interactive = "interactive"
@@ -91,7 +91,7 @@ class ApiKey(Base):
 
 
 class DatasetBlob(Base):
-    """Dataset arrays as NPZ bytes, content-addressed so workers on any host can load and cache them."""
+    """Dataset arrays as NPZ bytes, content-addressed so any worker host can load and cache them."""
 
     __tablename__ = "dataset_blobs"
 
@@ -180,7 +180,7 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def __repr__(self) -> str:
-        return f"Job({self.id[:8]} {self.status} epoch={self.epoch}/{self.epochs} attempt={self.attempt})"
+        return f"Job({self.id[:8]} {self.status} {self.epoch}/{self.epochs} attempt={self.attempt})"
 
 
 class CurvePoint(Base):

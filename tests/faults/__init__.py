@@ -1,0 +1,1 @@
+"""Fault-injection scenarios: kill workers, restart Redis, stop PostgreSQL — nothing lost."""

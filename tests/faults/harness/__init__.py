@@ -1,0 +1,1 @@
+"""The fault suite's harness: throwaway servers, worker processes, waiting, integrity checks."""

@@ -25,6 +25,8 @@ def celery_config(settings: Settings) -> dict:
     transport: dict = {
         # Above the hard time limit, so a long run never gets a concurrent copy (celery#5935).
         "visibility_timeout": int(hard + 600),
+        # BRPOP the worker's queues in -Q order (interactive first), not round-robin (README).
+        "queue_order_strategy": "priority",
     }
     if settings.uses_filesystem_broker:
         queue_dir = settings.broker_dir / "queue"

@@ -1,0 +1,44 @@
+"""Deltaflow's backprop engine: numpy and the standard library only, usable from a notebook.
+
+>>> import numpy as np
+>>> from worker.nn import network_from_spec, Trainer, TrainingConfig
+>>> spec = {"layers": [{"units": 8, "activation": "tanh"}], "output": {"activation": "softmax"},
+...         "loss": "cross_entropy", "init": {"scheme": "glorot"}}
+>>> net = network_from_spec(spec, 2, 2, rng=np.random.default_rng(0))
+>>> net
+Network(2→8 tanh→2 softmax)
+"""
+
+from .activations import ACTIVATIONS, Activation
+from .errors import NonFiniteError, SpecError
+from .initializers import INITIALIZERS, theta_from_wb, wb_from_theta
+from .losses import LOSSES, MATCHED_PAIRS, Loss
+from .network import Network, network_from_spec
+from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .schedules import SCHEDULES, Schedule, make_schedule
+from .training import EarlyStopping, EpochStats, Trainer, TrainingConfig
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "LOSSES",
+    "MATCHED_PAIRS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Activation",
+    "EarlyStopping",
+    "EpochStats",
+    "Loss",
+    "Network",
+    "NonFiniteError",
+    "Optimizer",
+    "Schedule",
+    "SpecError",
+    "Trainer",
+    "TrainingConfig",
+    "make_optimizer",
+    "make_schedule",
+    "network_from_spec",
+    "theta_from_wb",
+    "wb_from_theta",
+]

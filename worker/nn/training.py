@@ -1,0 +1,439 @@
+"""The training loop: it yields per-epoch statistics and never persists anything itself.
+
+``Trainer(net, X, Y, config).epochs()`` is a generator of ``EpochStats``. Between two
+epochs the caller may persist the stats, stop, or save ``state_bytes()``; a new trainer
+with ``load_state_bytes(blob)`` continues bit for bit as if never interrupted (weights,
+optimizer state, generator state, schedule, early-stopping state and best weights are all
+in the blob).
+
+What the statistics mean:
+
+- ``train_loss`` is the data part of J (the L2 term excluded, so it compares with
+  ``val_loss``) averaged over the epoch's mini-batches, each at the weights before its
+  own step — the usual running training loss; for full-batch training it is J's data part
+  at the weights the epoch started from. ``train_accuracy`` is counted the same way.
+- ``val_loss``/``val_accuracy`` are measured on the held-out split after the epoch.
+- ``grad_norms[l]`` is ‖D^(l)‖ (Frobenius norm of the gradient in Θ layout: weights and
+  bias) of the epoch's **last mini-batch**; ``update_ratios[l]`` is ‖ΔΘ^(l)‖/‖Θ^(l)‖ of
+  that same last step (None where ‖Θ^(l)‖ was 0). Both only when ``record_grad_norms``.
+- Early stopping and the plateau schedule watch ``val_loss``, or ``train_loss`` when
+  there is no validation split.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import numpy as np
+
+from ._types import Array
+from .errors import NonFiniteError, SpecError
+from .network import Network
+from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .schedules import SCHEDULES, Schedule, make_schedule
+
+DEFAULT_SGD_BATCH_SIZE = 32
+"""Mini-batch size of ``sgd`` when the spec leaves ``batch_size`` null (others: full batch)."""
+
+_STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    patience: int = 20
+    min_delta: float = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything the trainer needs besides the network and the data."""
+
+    optimizer: str = "gd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    epochs: int = 100
+    batch_size: int | None = None
+    l2: float = 0.0
+    seed: int = 0
+    early_stopping: EarlyStopping | None = None
+    lr_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    validation_split: float = 0.0
+    classification: bool = True
+    record_grad_norms: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(
+                f"unknown optimizer {self.optimizer!r}; choose from {sorted(OPTIMIZERS)}"
+            )
+        schedule = self.lr_schedule.get("name", "constant")
+        if schedule not in SCHEDULES:
+            raise SpecError(f"unknown lr schedule {schedule!r}; choose from {sorted(SCHEDULES)}")
+        if self.epochs < 0 or (self.batch_size is not None and self.batch_size < 1):
+            raise SpecError("epochs must be >= 0 and batch_size >= 1 (or null)")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise SpecError("validation_split must be in [0, 1)")
+        if not self.learning_rate > 0 or self.l2 < 0:
+            raise SpecError("learning_rate must be > 0 and l2 >= 0")
+
+    @classmethod
+    def from_spec(
+        cls,
+        training: Mapping[str, Any],
+        validation_split: float = 0.0,
+        classification: bool = True,
+    ) -> TrainingConfig:
+        """From the API's validated training spec dict (defaults filled in or not)."""
+        optimizer = dict(training.get("optimizer") or {"name": "gd"})
+        early = training.get("early_stopping")
+        record = training.get("record") or {}
+        defaults = cls.__dataclass_fields__
+        return cls(
+            optimizer=str(optimizer.get("name", "gd")),
+            learning_rate=float(optimizer.get("learning_rate", defaults["learning_rate"].default)),
+            momentum=float(optimizer.get("momentum", defaults["momentum"].default)),
+            beta1=float(optimizer.get("beta1", defaults["beta1"].default)),
+            beta2=float(optimizer.get("beta2", defaults["beta2"].default)),
+            epsilon=float(optimizer.get("epsilon", defaults["epsilon"].default)),
+            epochs=int(training.get("epochs", defaults["epochs"].default)),
+            batch_size=None if training.get("batch_size") is None else int(training["batch_size"]),
+            l2=float(training.get("l2", 0.0)),
+            seed=int(training.get("seed", 0)),
+            early_stopping=None
+            if early is None
+            else EarlyStopping(
+                patience=int(early.get("patience", 20)),
+                min_delta=float(early.get("min_delta", 1e-4)),
+            ),
+            lr_schedule=dict(training.get("lr_schedule") or {"name": "constant"}),
+            validation_split=float(validation_split),
+            classification=bool(classification),
+            record_grad_norms=bool(record.get("grad_norms", False)),
+        )
+
+    def effective_batch_size(self, n_train: int) -> int:
+        if self.batch_size is not None:
+            return min(self.batch_size, n_train)
+        if self.optimizer == "sgd":
+            return min(DEFAULT_SGD_BATCH_SIZE, n_train)
+        return n_train
+
+
+@dataclass
+class EpochStats:
+    """What one epoch produced; see the module docstring for the exact meanings."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    train_accuracy: float | None
+    val_accuracy: float | None
+    learning_rate: float
+    grad_norms: list[float] | None
+    update_ratios: list[float | None] | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Trainer:
+    """Trains ``net`` in place on (X, Y).
+
+    Parameters
+    ----------
+    net : Network (its dtype decides the dtype of everything)
+    X : ndarray of shape (n_samples, n_in)
+    Y : ndarray of shape (n_samples, K): one-hot rows for classification, targets otherwise
+    config : TrainingConfig
+    """
+
+    def __init__(self, net: Network, X: Array, Y: Array, config: TrainingConfig) -> None:
+        self.net = net
+        self.config = config
+        X = net.as_input(X)
+        Y = net.as_target(Y, X.shape[0])
+        self._rng = np.random.default_rng(config.seed)
+        self.X_train, self.Y_train, self.X_val, self.Y_val = _split(
+            X, Y, config.validation_split, self._rng
+        )
+        self._labels_train = _labels(self.Y_train) if config.classification else None
+        self._labels_val = (
+            _labels(self.Y_val) if config.classification and self.X_val is not None else None
+        )
+        self.batch_size = config.effective_batch_size(self.X_train.shape[0])
+        self.optimizer: Optimizer = make_optimizer(
+            config.optimizer,
+            learning_rate=config.learning_rate,
+            momentum=config.momentum,
+            beta1=config.beta1,
+            beta2=config.beta2,
+            epsilon=config.epsilon,
+        )
+        self.schedule: Schedule = make_schedule(config.lr_schedule, config.learning_rate)
+        self.epoch = 0
+        self.stop_reason: str | None = None
+        self._params = net.parameters()
+        self._grads = net.gradient_buffers()
+        self._best_loss: float | None = None
+        self._best_params: list[Array] | None = None
+        self._wait = 0
+        self._batch_buffers: dict[int, tuple[Array, Array]] = {}
+
+    # ------------------------------------------------------------------ the loop
+
+    def epochs(self) -> Iterator[EpochStats]:
+        """Run the remaining epochs, yielding each one's statistics when it is complete.
+
+        ``stop_reason`` is set before the last epoch's stats are yielded; when early
+        stopping fires, the best weights are already restored at that point.
+        """
+        if self.stop_reason is None and self.epoch >= self.config.epochs:
+            self.stop_reason = "epochs"
+        while self.stop_reason is None:
+            yield self._run_epoch()
+
+    def _run_epoch(self) -> EpochStats:
+        started = time.perf_counter()
+        self.epoch += 1
+        epoch = self.epoch
+        learning_rate = self.schedule.rate(epoch)
+        self.optimizer.learning_rate = learning_rate
+        with np.errstate(all="ignore"):  # blow-ups are detected below and raised by name
+            train_loss, correct, grad_norms, update_ratios = self._train_one_epoch()
+            val_loss, val_accuracy = self._validate()
+        n_train = self.X_train.shape[0]
+        if not math.isfinite(train_loss):
+            raise NonFiniteError(epoch, "training loss")
+        if not self._weights_finite():
+            raise NonFiniteError(epoch, "weights")
+        if val_loss is not None and not math.isfinite(val_loss):
+            raise NonFiniteError(epoch, "validation loss")
+        monitored = train_loss if val_loss is None else val_loss
+        self.schedule.observe(monitored)
+        self._early_stopping(monitored)
+        if self.stop_reason is None and epoch >= self.config.epochs:
+            self.stop_reason = "epochs"
+        return EpochStats(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            train_accuracy=None if correct is None else correct / n_train,
+            val_accuracy=val_accuracy,
+            learning_rate=learning_rate,
+            grad_norms=grad_norms,
+            update_ratios=update_ratios,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _train_one_epoch(
+        self,
+    ) -> tuple[float, int | None, list[float] | None, list[float | None] | None]:
+        net, X, Y, labels = self.net, self.X_train, self.Y_train, self._labels_train
+        n, size, l2 = X.shape[0], self.batch_size, self.config.l2
+        record = self.config.record_grad_norms
+        grad_norms: list[float] | None = None
+        update_ratios: list[float | None] | None = None
+        if size >= n:  # full batch: no copy, no shuffle
+            loss_sum = net.loss_and_gradients(X, Y, l2) * n
+            correct = None if labels is None else _count_correct(net.last_output(n), labels)
+            if record:
+                grad_norms, before = self._grad_norms(), [p.copy() for p in self._params]
+            self.optimizer.step(self._params, self._grads)
+            if record:
+                update_ratios = self._update_ratios(before)
+            return loss_sum / n, correct, grad_norms, update_ratios
+        order = self._rng.permutation(n)
+        loss_sum = 0.0
+        correct_sum = 0
+        starts = range(0, n, size)
+        last_start = starts[-1]
+        for start in starts:
+            index = order[start : start + size]
+            m = index.shape[0]
+            Xb, Yb = self._batch_buffer(m)
+            np.take(X, index, axis=0, out=Xb)
+            np.take(Y, index, axis=0, out=Yb)
+            loss_sum += net.loss_and_gradients(Xb, Yb, l2) * m
+            if labels is not None:
+                correct_sum += _count_correct(net.last_output(m), labels[index])
+            if record and start == last_start:
+                grad_norms, before = self._grad_norms(), [p.copy() for p in self._params]
+                self.optimizer.step(self._params, self._grads)
+                update_ratios = self._update_ratios(before)
+            else:
+                self.optimizer.step(self._params, self._grads)
+        return loss_sum / n, None if labels is None else correct_sum, grad_norms, update_ratios
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        if self.X_val is None or self.Y_val is None:
+            return None, None
+        output, loss = self.net.output_and_loss(self.X_val, self.Y_val)
+        if self._labels_val is None:
+            return loss, None
+        return loss, _count_correct(output, self._labels_val) / self.X_val.shape[0]
+
+    def _early_stopping(self, monitored: float) -> None:
+        rule = self.config.early_stopping
+        if rule is None:
+            return
+        if self._best_loss is None or monitored < self._best_loss - rule.min_delta:
+            self._best_loss = monitored
+            self._wait = 0
+            self._best_params = [p.copy() for p in self._params]
+            return
+        self._wait += 1
+        if self._wait >= rule.patience:
+            if self._best_params is not None:
+                for target, best in zip(self._params, self._best_params, strict=True):
+                    np.copyto(target, best)
+            self.stop_reason = "early_stopping"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _batch_buffer(self, m: int) -> tuple[Array, Array]:
+        buffers = self._batch_buffers.get(m)
+        if buffers is None:
+            dtype = self.net.dtype
+            buffers = (
+                np.empty((m, self.X_train.shape[1]), dtype=dtype),
+                np.empty((m, self.Y_train.shape[1]), dtype=dtype),
+            )
+            self._batch_buffers[m] = buffers
+        return buffers
+
+    def _weights_finite(self) -> bool:
+        # A sum is non-finite if any term is (or if the weights are astronomically large).
+        return all(math.isfinite(float(p.sum())) for p in self._params)
+
+    def _grad_norms(self) -> list[float]:
+        net = self.net
+        return [
+            math.sqrt(float(np.vdot(dW, dW)) + float(np.vdot(db, db)))
+            for dW, db in zip(net.grad_weights, net.grad_biases, strict=True)
+        ]
+
+    def _update_ratios(self, before: list[Array]) -> list[float | None]:
+        ratios: list[float | None] = []
+        for layer in range(self.net.n_layers):
+            old_W, old_b = before[2 * layer], before[2 * layer + 1]
+            new_W, new_b = self._params[2 * layer], self._params[2 * layer + 1]
+            size = math.sqrt(float(np.vdot(old_W, old_W)) + float(np.vdot(old_b, old_b)))
+            change = math.sqrt(
+                float(np.sum((new_W - old_W) ** 2)) + float(np.sum((new_b - old_b) ** 2))
+            )
+            ratios.append(change / size if size > 0 else None)
+        return ratios
+
+    # ------------------------------------------------------------------ resume
+
+    def state_bytes(self) -> bytes:
+        """Everything needed to resume bit for bit, as an NPZ blob (no pickles)."""
+        arrays: dict[str, Array] = {f"param_{i}": p for i, p in enumerate(self._params)}
+        optimizer_state = self.optimizer.state_dict()
+        scalars: dict[str, Any] = {}
+        for key, value in optimizer_state.items():
+            if isinstance(value, list):
+                for i, array in enumerate(value):
+                    arrays[f"opt_{key}_{i}"] = array
+                scalars[key] = {"arrays": len(value)}
+            else:
+                scalars[key] = value
+        if self._best_params is not None:
+            arrays.update({f"best_{i}": p for i, p in enumerate(self._best_params)})
+        meta = {
+            "format": _STATE_FORMAT,
+            "layer_sizes": self.net.layer_sizes,
+            "dtype": self.net.dtype.name,
+            "epoch": self.epoch,
+            "stop_reason": self.stop_reason,
+            "rng": self._rng.bit_generator.state,
+            "optimizer": scalars,
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": {
+                "best_loss": self._best_loss,
+                "wait": self._wait,
+                "has_best": self._best_params is not None,
+            },
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **cast(dict[str, Any], arrays))
+        return buffer.getvalue()
+
+    def load_state_bytes(self, blob: bytes) -> None:
+        """Restore a state saved by ``state_bytes()`` into this trainer and its network."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+        if meta.get("format") != _STATE_FORMAT:
+            raise ValueError(f"unknown trainer state format {meta.get('format')!r}")
+        if meta["layer_sizes"] != self.net.layer_sizes or meta["dtype"] != self.net.dtype.name:
+            raise ValueError(
+                f"state is for {meta['layer_sizes']} {meta['dtype']}, "
+                f"network is {self.net.layer_sizes} {self.net.dtype.name}"
+            )
+        for i, p in enumerate(self._params):
+            np.copyto(p, arrays[f"param_{i}"])
+        optimizer_state: dict[str, Any] = {}
+        for key, value in meta["optimizer"].items():
+            if isinstance(value, dict) and "arrays" in value:
+                optimizer_state[key] = [arrays[f"opt_{key}_{i}"] for i in range(value["arrays"])]
+            else:
+                optimizer_state[key] = value
+        self.optimizer.load_state_dict(optimizer_state)
+        self.schedule.load_state_dict(meta["schedule"])
+        self._rng.bit_generator.state = meta["rng"]
+        self.epoch = int(meta["epoch"])
+        self.stop_reason = meta["stop_reason"]
+        early = meta["early_stopping"]
+        self._best_loss = early["best_loss"]
+        self._wait = int(early["wait"])
+        self._best_params = (
+            [arrays[f"best_{i}"].copy() for i in range(len(self._params))]
+            if early["has_best"]
+            else None
+        )
+
+
+def _split(
+    X: Array, Y: Array, fraction: float, rng: np.random.Generator
+) -> tuple[Array, Array, Array | None, Array | None]:
+    """A random validation split drawn from ``rng``; both parts keep the original order."""
+    n = X.shape[0]
+    n_val = int(round(n * fraction))
+    if fraction > 0 and n_val == 0 and n >= 2:
+        n_val = 1
+    if n_val == 0:
+        return X, Y, None, None
+    if n_val >= n:
+        raise SpecError(f"validation_split {fraction} leaves no training examples of {n}")
+    order = rng.permutation(n)
+    val_index, train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[train_index], Y[train_index], X[val_index], Y[val_index]
+
+
+def _labels(Y: Array | None) -> Array | None:
+    """Class index per row: argmax of one-hot rows, or y >= 0.5 for a single output."""
+    if Y is None:
+        return None
+    if Y.shape[1] == 1:
+        return (Y[:, 0] >= 0.5).astype(np.intp)
+    return np.argmax(Y, axis=1)
+
+
+def _count_correct(output: Array, labels: Array) -> int:
+    if output.shape[1] == 1:
+        predicted = (output[:, 0] >= 0.5).astype(np.intp)
+    else:
+        predicted = np.argmax(output, axis=1)
+    return int(np.count_nonzero(predicted == labels))

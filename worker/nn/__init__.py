@@ -11,11 +11,13 @@ Network(2→8 tanh→2 softmax)
 
 from .activations import ACTIVATIONS, Activation
 from .errors import NonFiniteError, SpecError
+from .gradcheck import GradientCheckReport, gradient_check
 from .initializers import INITIALIZERS, theta_from_wb, wb_from_theta
 from .losses import LOSSES, MATCHED_PAIRS, Loss
 from .network import Network, network_from_spec
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .schedules import SCHEDULES, Schedule, make_schedule
+from .trace import ng_trace
 from .training import EarlyStopping, EpochStats, Trainer, TrainingConfig
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Activation",
     "EarlyStopping",
     "EpochStats",
+    "GradientCheckReport",
     "Loss",
     "Network",
     "NonFiniteError",
@@ -37,8 +40,10 @@ __all__ = [
     "Trainer",
     "TrainingConfig",
     "make_optimizer",
+    "gradient_check",
     "make_schedule",
     "network_from_spec",
+    "ng_trace",
     "theta_from_wb",
     "wb_from_theta",
 ]

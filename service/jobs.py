@@ -1,0 +1,503 @@
+"""The API side of the job domain: validate and create, read, list, curve, cancel, delete.
+
+Functions take a session and return models or raise ``service.problems`` errors.
+``create_job`` only adds and flushes (a batch creates many jobs in one transaction);
+``submit_job`` adds the Idempotency-Key handling and commits. Every status change is a
+compare-and-set that reports whether it won, and every write bumps ``jobs.version``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import datasets, generators
+from service.config import Limits
+from service.models import (
+    FINISHED,
+    CurvePoint,
+    Dataset,
+    Job,
+    JobStatus,
+    Queue,
+    TrainedModel,
+    utcnow,
+)
+from service.problems import Conflict, Invalid, NotFound, from_validation_error
+from service.schemas import (
+    InitWeights,
+    InlineDatasetSpec,
+    JobSpec,
+    StoredDatasetSpec,
+    ThetaWeights,
+    parameter_count,
+)
+
+Loc = Sequence[str | int]
+# The ETA uses the mean wall time of this many most recent epochs.
+ETA_WINDOW = 20
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+class DataShape:
+    """What the network must fit: task and sizes of the (resolved) dataset."""
+
+    def __init__(self, task: str, n_samples: int, n_features: int, n_outputs: int) -> None:
+        self.task, self.n_samples = task, n_samples
+        self.n_features, self.n_outputs = n_features, n_outputs
+
+
+def parse_spec(spec: JobSpec | Mapping[str, Any], loc: Loc = ("body",)) -> JobSpec:
+    if isinstance(spec, JobSpec):
+        return spec
+    try:
+        return JobSpec.model_validate(dict(spec))
+    except ValidationError as error:
+        raise from_validation_error(error, prefix=loc) from None
+
+
+def validate_spec(
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec | Mapping[str, Any],
+    limits: Limits,
+    loc: Loc = ("body",),
+) -> tuple[dict[str, Any], str | None]:
+    """Check a job spec against its dataset and the limits.
+
+    Returns the canonical spec (defaults filled in, JSON-ready) and the stored dataset's id.
+    Raises ``Invalid`` (422) with the location of the first problem.
+    """
+    model = parse_spec(spec, loc)
+    loc = list(loc)
+    shape, dataset_id, dataset_dict = _resolve_dataset(
+        session, tenant_id, model, limits, [*loc, "dataset"]
+    )
+    _check_network(model, shape, limits, [*loc, "network"])
+    _check_training(model, shape, limits, [*loc, "training"])
+    canonical = model.model_dump(mode="json")
+    canonical["dataset"] = dataset_dict
+    return canonical, dataset_id
+
+
+def _resolve_dataset(
+    session: Session, tenant_id: str, spec: JobSpec, limits: Limits, loc: list[str | int]
+) -> tuple[DataShape, str | None, dict[str, Any]]:
+    ds = spec.dataset
+    dumped = ds.model_dump(mode="json")
+    if isinstance(ds, StoredDatasetSpec):
+        row = session.scalar(
+            select(Dataset).where(Dataset.id == ds.id, Dataset.tenant_id == tenant_id)
+        )
+        if row is None:
+            raise Invalid.at([*loc, "id"], f"no dataset {ds.id}")
+        shape = DataShape(row.task, row.n_samples, row.n_features, row.n_outputs)
+        dataset_id: str | None = row.id
+    elif isinstance(ds, InlineDatasetSpec):
+        task = ds.task or datasets.infer_task(ds.y)
+        arrays = datasets.build_arrays(
+            ds.X, ds.y, task, limits, loc=loc, max_samples=limits.inline_samples
+        )
+        dumped["task"] = task
+        shape = DataShape(task, arrays.n_samples, arrays.n_features, arrays.n_outputs)
+        dataset_id = None
+    else:
+        task, n_features, n_outputs = generators.describe(ds)
+        if ds.n_samples > limits.dataset_samples:
+            raise Invalid.at([*loc, "n_samples"], f"at most {limits.dataset_samples} samples")
+        if ds.n_samples * n_features > limits.dataset_values:
+            raise Invalid.at([*loc, "n_samples"], "the generated dataset would be too large")
+        shape = DataShape(task, ds.n_samples, n_features, n_outputs)
+        dataset_id = None
+    split = ds.validation_split
+    if split > 0 and (shape.n_samples * split < 1 or shape.n_samples * (1 - split) < 1):
+        raise Invalid.at(
+            [*loc, "validation_split"],
+            f"a split of {split} leaves no training or no validation example of {shape.n_samples}",
+        )
+    return shape, dataset_id, dumped
+
+
+def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:
+    """[n_in, h1, ..., K]: the hidden units between the dataset's input and output sizes."""
+    return [shape.n_features, *(layer.units for layer in spec.network.layers), shape.n_outputs]
+
+
+def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
+    net = spec.network
+    if len(net.layers) > limits.layers:
+        raise Invalid.at([*loc, "layers"], f"at most {limits.layers} hidden layers")
+    for i, layer in enumerate(net.layers):
+        if layer.units > limits.units:
+            raise Invalid.at([*loc, "layers", i, "units"], f"at most {limits.units} units")
+    output, loss = net.output.activation, net.loss
+    if loss == "cross_entropy" and output != "softmax":
+        raise Invalid.at([*loc, "loss"], "cross_entropy needs a softmax output")
+    if loss == "binary_cross_entropy" and output != "sigmoid":
+        raise Invalid.at([*loc, "loss"], "binary_cross_entropy needs a sigmoid output")
+    if shape.task == "regression":
+        if loss != "mse":
+            raise Invalid.at([*loc, "loss"], "a regression dataset needs the mse loss")
+        if output == "softmax":
+            raise Invalid.at([*loc, "output", "activation"], "softmax is for classification")
+    sizes = layer_sizes(spec, shape)
+    n_params = parameter_count(sizes)
+    if n_params > limits.parameters:
+        raise Invalid.at(loc, f"{n_params} parameters; at most {limits.parameters}")
+    if isinstance(net.init, InitWeights):
+        _check_weights(net.init, sizes, [*loc, "init", "weights", "layers"])
+
+
+def _check_weights(init: InitWeights, sizes: list[int], loc: list[str | int]) -> None:
+    layers = init.weights.layers
+    if len(layers) != len(sizes) - 1:
+        raise Invalid.at(loc, f"{len(layers)} weight layers for a network of {len(sizes) - 1}")
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        if isinstance(init.weights, ThetaWeights):
+            _check_matrix(layers[i], (n_out, n_in + 1), [*loc, i], "Θ (n_out, n_in + 1)")
+        else:
+            wb = init.weights.layers[i]
+            _check_matrix(wb.W, (n_in, n_out), [*loc, i, "W"], "W (n_in, n_out)")
+            if len(wb.b) != n_out:
+                raise Invalid.at([*loc, i, "b"], f"b has {len(wb.b)} values, expected {n_out}")
+
+
+def _check_matrix(rows: Any, expected: tuple[int, int], loc: list[str | int], what: str) -> None:
+    widths = {len(row) for row in rows}
+    if len(widths) > 1:
+        raise Invalid.at(loc, "rows have different lengths")
+    shape = (len(rows), widths.pop() if widths else 0)
+    if shape != expected:
+        raise Invalid.at(loc, f"shape {shape}, expected {expected} for {what}")
+
+
+def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
+    training = spec.training
+    if training.epochs > limits.epochs:
+        raise Invalid.at([*loc, "epochs"], f"at most {limits.epochs} epochs")
+    if training.gradient_check:
+        n_params = parameter_count(layer_sizes(spec, shape))
+        if n_params > limits.gradcheck_parameters:
+            raise Invalid.at(
+                [*loc, "gradient_check"],
+                f"the gradient check allows at most {limits.gradcheck_parameters} parameters "
+                f"(this network has {n_params})",
+            )
+
+
+# --- creating ------------------------------------------------------------------------
+
+
+def create_job(
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec | Mapping[str, Any],
+    name: str | None = None,
+    batch_id: str | None = None,
+    queue: str = Queue.interactive.value,
+    params: dict[str, Any] | None = None,
+    *,
+    limits: Limits | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    loc: Loc = ("body",),
+) -> Job:
+    """Validate one job spec and add it as ``queued``. Flushes; never commits or dispatches.
+
+    Raises ``Invalid`` (422, with field locations) before anything is added.
+    """
+    canonical, dataset_id = validate_spec(session, tenant_id, spec, limits or Limits(), loc)
+    job = Job(
+        tenant_id=tenant_id,
+        batch_id=batch_id,
+        dataset_id=dataset_id,
+        name=name or default_name(canonical),
+        status=JobStatus.queued.value,
+        queue=str(queue),
+        spec=canonical,
+        params=params,
+        epochs=canonical["training"]["epochs"],
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def default_name(spec: Mapping[str, Any]) -> str:
+    """A readable name such as ``spirals 8-8 tanh adam``."""
+    ds = spec["dataset"]
+    source = ds.get("generator") or ("dataset " + ds["id"][:8] if "id" in ds else "inline")
+    layers = spec["network"]["layers"]
+    hidden = "-".join(str(layer["units"]) for layer in layers) or "linear"
+    acts = sorted({layer["activation"] for layer in layers})
+    parts = [source, hidden, *acts, spec["training"]["optimizer"]["name"]]
+    return " ".join(parts)[:200]
+
+
+def request_fingerprint(body: Mapping[str, Any]) -> str:
+    """sha256 of a request body in canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def submit_job(
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec | Mapping[str, Any],
+    name: str | None,
+    limits: Limits,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Create and COMMIT one job; return (job, created).
+
+    With an Idempotency-Key, a repeat of the same body returns the first job (created False),
+    a different body is 422, and concurrent repeats create one job: the loser of the unique
+    constraint rolls back and returns the winner.
+    """
+    model = parse_spec(spec)
+    fingerprint = request_fingerprint({"name": name, **model.model_dump(mode="json")})
+    if idempotency_key:
+        existing = _by_idempotency_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint), False
+    job = create_job(
+        session,
+        tenant_id,
+        model,
+        name=name,
+        limits=limits,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint if idempotency_key else None,
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if not idempotency_key:
+            raise
+        winner = _by_idempotency_key(session, tenant_id, idempotency_key)
+        if winner is None:
+            raise
+        return _replay(winner, fingerprint), False
+    return job, True
+
+
+def _by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+
+
+def _replay(job: Job, fingerprint: str) -> Job:
+    if job.request_hash != fingerprint:
+        raise Invalid.at(
+            ["header", "Idempotency-Key"],
+            "this Idempotency-Key was used with a different request body",
+        )
+    return job
+
+
+def mark_dispatched(session: Session, job_id: str) -> None:
+    """Record that a training message was sent (the reaper re-sends stale queued jobs)."""
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(dispatched_at=now, updated_at=now, version=Job.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- state changes -------------------------------------------------------------------
+
+
+def compare_and_set(session: Session, job_id: str, expected: Iterable[str], **values: Any) -> bool:
+    """Set ``values`` only if the job's status is one of ``expected``; True if this call won."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([str(s) for s in expected]))
+        .values(version=Job.version + 1, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+
+def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """queued → cancelled at once; running → cancelling (the run stops at its next flush).
+
+    Cancelling twice is harmless; a finished job answers 409. Commits.
+    """
+    job = get_job(session, tenant_id, job_id)
+    for _ in range(5):  # the status may move under us; each loop re-reads it
+        status = job.status
+        if status == JobStatus.queued:
+            now = utcnow()
+            won = compare_and_set(
+                session,
+                job.id,
+                [JobStatus.queued],
+                status=JobStatus.cancelled.value,
+                cancel_requested=True,
+                finished_at=now,
+            )
+        elif status == JobStatus.running:
+            won = compare_and_set(
+                session,
+                job.id,
+                [JobStatus.running],
+                status=JobStatus.cancelling.value,
+                cancel_requested=True,
+            )
+        elif status == JobStatus.cancelling:
+            return job
+        else:
+            raise Conflict(f"job {job.id} is already {status}")
+        session.commit()
+        session.refresh(job)
+        if won:
+            return job
+    raise Conflict(f"job {job.id} changed state while cancelling; try again")
+
+
+def delete_job(session: Session, tenant_id: str, job_id: str) -> None:
+    """Delete a finished job with its curve, checkpoint and model (FK cascade). Commits."""
+    job = get_job(session, tenant_id, job_id)
+    if job.status not in FINISHED:
+        raise Conflict(f"job {job.id} is {job.status}; cancel it and wait until it finishes")
+    session.expunge(job)
+    result = session.execute(
+        delete(Job)
+        .where(Job.id == job.id, Job.status.in_([s.value for s in FINISHED]))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict(f"job {job.id} changed state; try again")
+    session.commit()
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job; another tenant's id is reported exactly like a missing one."""
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs_query(
+    tenant_id: str, status: str | None = None, batch_id: str | None = None
+) -> Select[tuple[Job]]:
+    """The tenant's jobs, filtered (the shared keyset paginator orders them newest first)."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status:
+        query = query.where(Job.status == status)
+    if batch_id:
+        query = query.where(Job.batch_id == batch_id)
+    return query
+
+
+def etag(job: Job, kind: str = "job") -> str:
+    """A strong ETag that changes exactly when the job row is written."""
+    return f'"{kind}-{job.id}-{job.version}"'
+
+
+def progress(session: Session, job: Job) -> dict[str, Any]:
+    """{epoch, epochs, fraction, eta_seconds}; the ETA is the recent mean epoch time x remaining."""
+    epochs = max(job.epochs, 1)
+    done = job.status == JobStatus.succeeded
+    fraction = 1.0 if done else min(job.epoch / epochs, 1.0)
+    eta: float | None = None
+    if job.status in (JobStatus.running, JobStatus.cancelling) and job.epoch > 0:
+        recent = (
+            select(CurvePoint.seconds)
+            .where(CurvePoint.job_id == job.id)
+            .order_by(CurvePoint.epoch.desc())
+            .limit(ETA_WINDOW)
+            .subquery()
+        )
+        mean = session.scalar(select(func.avg(recent.c.seconds)))
+        if mean is not None:
+            eta = round(float(mean) * max(job.epochs - job.epoch, 0), 3)
+    elif job.status == JobStatus.succeeded:
+        eta = 0.0
+    return {"epoch": job.epoch, "epochs": job.epochs, "fraction": fraction, "eta_seconds": eta}
+
+
+def curve(
+    session: Session, job: Job, since: int, max_points: int | None, limits: Limits
+) -> dict[str, Any]:
+    """Curve points with epoch > since (a primary-key range scan), optionally downsampled.
+
+    Downsampling keeps the first and the last point and evenly spaced epochs between them,
+    reading only those rows. Without it, at most ``limits.curve_points`` rows are returned
+    and ``next_since`` tells the client where to continue.
+    """
+    bounds = session.execute(
+        select(func.min(CurvePoint.epoch), func.max(CurvePoint.epoch), func.count()).where(
+            CurvePoint.job_id == job.id, CurvePoint.epoch > since
+        )
+    ).one()
+    first, last, count = bounds
+    base = select(CurvePoint).where(CurvePoint.job_id == job.id, CurvePoint.epoch > since)
+    cap = min(max_points or limits.curve_points, limits.curve_points)
+    if count == 0:
+        rows: list[CurvePoint] = []
+    elif count <= cap:
+        rows = list(session.scalars(base.order_by(CurvePoint.epoch)))
+    elif max_points:
+        wanted = np.unique(np.round(np.linspace(first, last, cap)).astype(np.int64))
+        rows = list(
+            session.scalars(
+                base.where(CurvePoint.epoch.in_([int(e) for e in wanted])).order_by(
+                    CurvePoint.epoch
+                )
+            )
+        )
+    else:
+        rows = list(session.scalars(base.order_by(CurvePoint.epoch).limit(cap)))
+    next_since = rows[-1].epoch if rows else since
+    has_more = last is not None and next_since < last
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "points": [point_dict(p) for p in rows],
+        "next_since": next_since,
+        "complete": job.status in FINISHED and not has_more,
+    }
+
+
+def point_dict(point: CurvePoint) -> dict[str, Any]:
+    return {
+        "epoch": point.epoch,
+        "train_loss": point.train_loss,
+        "val_loss": point.val_loss,
+        "train_accuracy": point.train_accuracy,
+        "val_accuracy": point.val_accuracy,
+        "learning_rate": point.learning_rate,
+        "grad_norms": point.grad_norms,
+        "seconds": point.seconds,
+    }
+
+
+def trained_model(session: Session, tenant_id: str, job_id: str) -> tuple[Job, TrainedModel]:
+    """The job's trained model; 409 unless the job succeeded."""
+    job = get_job(session, tenant_id, job_id)
+    if job.status != JobStatus.succeeded:
+        raise Conflict(f"job {job.id} is {job.status}; a model exists once it has succeeded")
+    model = session.get(TrainedModel, job.id)
+    if model is None:
+        raise Conflict(f"job {job.id} succeeded but stored no model")
+    return job, model

@@ -1,0 +1,259 @@
+// #/batches and #/batches/<id>: a sweep's curves overlaid, its results table, the best job.
+import { api } from "./api.js";
+import { PALETTE, draw, purge } from "./charts.js";
+import { CurveSeries } from "./curves.js";
+import { h, replace, select } from "./dom.js";
+import { FINISHED, dateTime, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+import { link } from "./router.js";
+
+const METRICS = [
+  ["val_loss", "validation loss", "min"],
+  ["train_loss", "training loss", "min"],
+  ["val_accuracy", "validation accuracy", "max"],
+  ["train_accuracy", "training accuracy", "max"],
+];
+
+function countsText(counts) {
+  return Object.entries(counts || {})
+    .filter(([, n]) => n)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(" · ") || "no jobs";
+}
+
+function batchProgress(batch) {
+  const p = batch.progress;
+  return typeof p === "number" ? p : p?.fraction ?? 0;
+}
+
+export function renderBatches(root) {
+  const box = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading…"));
+  const errorBox = h("p", { class: "error-line", hidden: true });
+  replace(root, h("div", { class: "page-head" }, h("h1", {}, "Batches")),
+    h("section", { class: "card" }, errorBox, box));
+  let last = "";
+  const poller = new Poller(async () => {
+    const page = await api.get("/batches", { limit: 50 });
+    const body = JSON.stringify(page);
+    if (body === last) return UNCHANGED;
+    last = body;
+    const items = page.items || [];
+    replace(box, items.length
+      ? h("table", { class: "table", id: "batches-table" },
+        h("thead", {}, h("tr", {}, ["Batch", "Jobs", "Progress", "Created"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, items.map((b) => h("tr", { dataset: { batchId: b.id } },
+          h("td", {}, h("a", { href: `#/batches/${encodeURIComponent(b.id)}` }, b.name || `batch ${shortId(b.id)}`),
+            h("div", { class: "muted small mono" }, shortId(b.id))),
+          h("td", {}, countsText(b.counts)),
+          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), "running")),
+          h("td", {}, dateTime(b.created_at))))))
+      : h("p", { class: "empty" }, "No batches yet. Submit one with POST /api/v1/batches."));
+    return CHANGED;
+  }, {
+    minDelay: 2000,
+    onError: (error) => {
+      errorBox.hidden = !error;
+      errorBox.textContent = error ? `Could not load batches: ${errorMessage(error)}` : "";
+    },
+  }).start();
+  return () => poller.stop();
+}
+
+/** The varied parameters of a batch job, as {path: value}. */
+function paramsOf(job) {
+  return job.params || job.varied || {};
+}
+
+function formatParam(value) {
+  if (typeof value === "number") return number(value, 4).replace(/\.?0+$/, "") || "0";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function compare(a, b) {
+  if (a == null && b == null) return 0;
+  if (a == null) return 1;
+  if (b == null) return -1;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return String(a).localeCompare(String(b), undefined, { numeric: true });
+}
+
+export function renderBatch(root, route) {
+  const batchId = route.id;
+  const path = `/batches/${encodeURIComponent(batchId)}`;
+  const metricKey = METRICS.some(([k]) => k === route.query.metric) ? route.query.metric : "val_loss";
+  const mode = METRICS.find(([k]) => k === metricKey)[2];
+  const series = new Map(); // job id -> CurveSeries
+  let batch = null;
+  let summaryEtag = null;
+  let cursor = null;
+  let sort = { key: "metric", descending: mode === "max" };
+
+  const title = h("h1", { id: "batch-title" }, "Loading…");
+  const counts = h("p", { class: "muted", id: "batch-counts" });
+  const progressBox = h("div", { class: "progress-box" });
+  const metricSelect = select({ id: "batch-metric", "aria-label": "Metric" },
+    METRICS.map(([k, label]) => [k, label]), metricKey);
+  metricSelect.addEventListener("change", () => {
+    window.location.hash = link(`batches/${encodeURIComponent(batchId)}`, { metric: metricSelect.value });
+  });
+  const cancelButton = h("button", { class: "button danger", type: "button", id: "cancel-batch", hidden: true },
+    "Cancel unfinished jobs");
+  const bestBox = h("div", { class: "best-box", id: "batch-best" });
+  const plot = h("div", { class: "chart chart-tall", id: "batch-chart", dataset: { jobs: "0", points: "0" } });
+  const tableBox = h("div", { class: "table-wrap" });
+  const errorBox = h("p", { class: "error-line", hidden: true });
+
+  replace(root,
+    h("div", { class: "page-head" },
+      h("div", {}, h("a", { href: "#/batches", class: "back" }, "← Batches"), title, counts),
+      h("div", { class: "actions" }, h("label", { class: "inline-field" }, "Rank by ", metricSelect), cancelButton)),
+    errorBox,
+    h("section", { class: "card" }, progressBox, bestBox),
+    h("section", { class: "card chart-card" }, h("div", { class: "card-head" },
+      h("h2", {}, `Every job's ${METRICS.find(([k]) => k === metricKey)[1]}`),
+      h("span", { class: "muted small" }, "best job drawn thick")), plot),
+    h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Results"),
+      h("span", { class: "muted small" }, "click a column to sort")), tableBox));
+
+  const bestId = () => batch?.best?.id ?? null;
+  const jobsOf = () => batch?.jobs || [];
+  const nameOf = (job, index) => {
+    const params = Object.entries(paramsOf(job));
+    if (params.length) return params.map(([k, v]) => `${k.split(".").pop()}=${formatParam(v)}`).join(", ");
+    return job.name || `job ${index + 1}`;
+  };
+
+  function renderSummary() {
+    title.textContent = batch.name || `batch ${shortId(batch.id)}`;
+    counts.textContent = countsText(batch.counts);
+    replace(progressBox, progressBar(batchProgress(batch), "running"));
+    const unfinished = jobsOf().some((j) => !FINISHED.has(j.status));
+    cancelButton.hidden = !unfinished;
+    const best = batch.best;
+    const bestJob = jobsOf().find((j) => j.id === best?.id);
+    replace(bestBox, best && bestJob
+      ? [h("span", { class: "badge-best" }, "★ Best"), " ",
+        h("a", { href: `#/jobs/${encodeURIComponent(best.id)}` }, nameOf(bestJob, jobsOf().indexOf(bestJob))),
+        h("span", { class: "muted" }, ` — ${METRICS.find(([k]) => k === metricKey)[1]} ${number(best.value)}`)]
+      : h("span", { class: "muted" }, "No finished job to rank yet."));
+    renderTable();
+  }
+
+  function renderTable() {
+    const jobs = jobsOf();
+    const paramKeys = [...new Set(jobs.flatMap((j) => Object.keys(paramsOf(j))))];
+    const columns = [
+      { key: "index", label: "#", value: (j, i) => i + 1 },
+      { key: "status", label: "Status", value: (j) => j.status, cell: (j) => statusPill(j.status) },
+      ...paramKeys.map((key) => ({ key: `param:${key}`, label: key, value: (j) => paramsOf(j)[key],
+        cell: (j) => formatParam(paramsOf(j)[key]), num: true })),
+      { key: "metric", label: METRICS.find(([k]) => k === metricKey)[1], value: (j) => j.metrics?.[metricKey],
+        cell: (j) => (metricKey.includes("accuracy") ? percent : number)(j.metrics?.[metricKey]), num: true },
+      ...METRICS.filter(([k]) => k !== metricKey).map(([k, label]) => ({ key: k, label,
+        value: (j) => j.metrics?.[k], cell: (j) => (k.includes("accuracy") ? percent : number)(j.metrics?.[k]), num: true })),
+      { key: "epoch", label: "Epochs", value: (j) => j.metrics?.epoch ?? j.epoch, num: true },
+      { key: "job", label: "Job", value: (j) => j.id,
+        cell: (j) => h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono small" }, shortId(j.id)) },
+    ];
+    const indexed = jobs.map((job, index) => ({ job, index }));
+    const column = columns.find((c) => c.key === sort.key) || columns[0];
+    indexed.sort((a, b) => {
+      const order = compare(column.value(a.job, a.index), column.value(b.job, b.index));
+      return sort.descending ? -order : order;
+    });
+    const header = h("tr", {}, columns.map((c) => h("th", {
+      class: `sortable${c.num ? " num" : ""}${c.key === sort.key ? " sorted" : ""}`,
+      dataset: { key: c.key },
+      "aria-sort": c.key === sort.key ? (sort.descending ? "descending" : "ascending") : "none",
+      onclick: () => {
+        sort = { key: c.key, descending: c.key === sort.key ? !sort.descending : false };
+        renderTable();
+      },
+    }, c.label, c.key === sort.key ? (sort.descending ? " ▼" : " ▲") : "")));
+    const rows = indexed.map(({ job, index }) => h("tr", {
+      class: job.id === bestId() ? "best" : "",
+      dataset: { jobId: job.id, status: job.status },
+    }, columns.map((c) => h("td", { class: c.num ? "num" : "" }, c.cell ? c.cell(job, index) : formatParam(c.value(job, index))))));
+    replace(tableBox, jobs.length
+      ? h("table", { class: "table", id: "batch-table" }, h("thead", {}, header), h("tbody", {}, rows))
+      : h("p", { class: "empty" }, "This batch has no jobs."));
+  }
+
+  function renderChart() {
+    const jobs = jobsOf();
+    const traces = [];
+    let points = 0;
+    jobs.forEach((job, index) => {
+      const s = series.get(job.id);
+      if (!s || !s.length) return;
+      points += s.length;
+      const best = job.id === bestId();
+      traces.push({
+        type: "scatter", mode: "lines", name: nameOf(job, index), x: s.epoch, y: s[metricKey],
+        line: { color: PALETTE[index % PALETTE.length], width: best ? 4 : 1.5 },
+        opacity: best || !bestId() ? 1 : 0.55,
+      });
+    });
+    plot.dataset.jobs = String(traces.length);
+    plot.dataset.points = String(points);
+    if (!traces.length) return;
+    draw(plot, traces, {
+      hovermode: "closest",
+      xaxis: { title: { text: "epoch" } },
+      yaxis: { title: { text: metricKey.replace("_", " ") }, type: metricKey.includes("loss") ? "log" : "linear" },
+      legend: { orientation: "v", x: 1.02, y: 1 },
+      margin: { l: 56, r: 8, t: 12, b: 44 },
+    });
+  }
+
+  async function tick() {
+    let changed = false;
+    const summary = await api.getConditional(path, { metric: metricKey, mode }, summaryEtag);
+    if (!summary.notModified) {
+      batch = summary.data;
+      summaryEtag = summary.etag;
+      renderSummary();
+      changed = true;
+    }
+    // One request brings every job's new points: the sweep costs one call per poll.
+    const curves = await api.get(`${path}/curves`, cursor ? { cursor } : {});
+    let added = 0;
+    for (const entry of curves.jobs || []) {
+      if (!series.has(entry.id)) series.set(entry.id, new CurveSeries());
+      added += series.get(entry.id).append(entry.points);
+    }
+    if (curves.next_cursor) cursor = curves.next_cursor;
+    if (added || changed) renderChart();
+    if (added) changed = true;
+    const allFinished = jobsOf().length > 0 && jobsOf().every((j) => FINISHED.has(j.status));
+    if (allFinished && !added) return DONE;
+    return changed ? CHANGED : UNCHANGED;
+  }
+
+  const poller = new Poller(tick, {
+    minDelay: 1000,
+    maxDelay: 10000,
+    onError: (error) => {
+      errorBox.hidden = !error;
+      errorBox.textContent = error ? errorMessage(error) : "";
+    },
+  });
+  cancelButton.addEventListener("click", async () => {
+    cancelButton.disabled = true;
+    try {
+      await api.post(`${path}/cancel`);
+      if (poller.running) poller.poke();
+      else poller.start();
+    } catch (error) {
+      errorBox.textContent = `Cancel failed: ${errorMessage(error)}`;
+      errorBox.hidden = false;
+    } finally {
+      cancelButton.disabled = false;
+    }
+  });
+  poller.start();
+  return () => {
+    poller.stop();
+    purge(plot);
+  };
+}

@@ -1,0 +1,135 @@
+// The decision boundary of a finished job on a 2-D dataset: predictions over a grid
+// (POST /jobs/{id}/predict), with the training points on top when the spec holds them.
+import { api } from "./api.js";
+import { PALETTE, draw } from "./charts.js";
+import { h, replace } from "./dom.js";
+
+const GRID = 80;
+const TWO_D_GENERATORS = new Set(["xor", "circles", "moons", "spirals"]);
+// Where each built-in generator puts its points before noise (see service/generators.py).
+const GENERATOR_WINDOWS = {
+  xor: [[-1, 1], [-1, 1]],
+  circles: [[-1, 1], [-1, 1]],
+  moons: [[-1, 2], [-0.5, 1]],
+  spirals: [[-1, 1], [-1, 1]],
+  gaussians: [[-3, 3], [-3, 3]],
+  plane: [[-1, 1], [-1, 1]],
+};
+
+/** How many input features the job's data has, or null when it cannot be told. */
+async function inputDimension(dataset) {
+  if (Array.isArray(dataset.X)) return dataset.X[0]?.length ?? null;
+  if (dataset.generator) {
+    if (TWO_D_GENERATORS.has(dataset.generator)) return 2;
+    if (dataset.generator === "sine") return 1;
+    return dataset.n_features ?? 2;
+  }
+  if (dataset.id) {
+    const stored = await api.get(`/datasets/${encodeURIComponent(dataset.id)}`);
+    return stored.n_features ?? null;
+  }
+  return null;
+}
+
+function padded(low, high) {
+  const span = high - low || 1;
+  return [low - 0.15 * span, high + 0.15 * span];
+}
+
+/** The plotting window: the inline points' box, else the generator's known window widened
+ * by its noise, else mean ± 3σ from the model's standardization, else ±2. */
+function window2d(dataset, model) {
+  if (Array.isArray(dataset.X)) {
+    return [0, 1].map((axis) => {
+      const values = dataset.X.map((row) => row[axis]);
+      return padded(Math.min(...values), Math.max(...values));
+    });
+  }
+  const known = GENERATOR_WINDOWS[dataset.generator];
+  if (known) {
+    const margin = 2 * (dataset.noise ?? 0.1);
+    return known.map(([low, high]) => padded(low - margin, high + margin));
+  }
+  const stats = model.standardization;
+  if (stats?.mean && stats?.std) {
+    return [0, 1].map((axis) => [stats.mean[axis] - 3 * stats.std[axis], stats.mean[axis] + 3 * stats.std[axis]]);
+  }
+  return [[-2, 2], [-2, 2]];
+}
+
+function linspace([low, high], n) {
+  return Array.from({ length: n }, (_, i) => low + ((high - low) * i) / (n - 1));
+}
+
+function classIndex(classes, label) {
+  const index = (classes || []).findIndex((c) => String(c) === String(label));
+  return index >= 0 ? index : Number(label) || 0;
+}
+
+function discreteScale(k) {
+  const stops = [];
+  for (let i = 0; i < k; i += 1) {
+    stops.push([i / k, PALETTE[i % PALETTE.length]], [(i + 1) / k, PALETTE[i % PALETTE.length]]);
+  }
+  return stops;
+}
+
+/** Fill `card` with the boundary chart for a succeeded job, or say why there is none. */
+export async function renderBoundary(card, job) {
+  const dataset = job.spec?.dataset || {};
+  const dimension = await inputDimension(dataset);
+  if (dimension !== 2) return;
+  card.hidden = false;
+  const plot = h("div", { class: "chart chart-square", id: "boundary-chart" });
+  const note = h("p", { class: "muted small", id: "boundary-note" });
+  replace(card, h("div", { class: "card-head" }, h("h2", {}, "Decision boundary (final model)"),
+    h("span", { class: "muted small" }, `${GRID}×${GRID} grid via POST /predict`)), plot, note);
+
+  const model = await api.get(`/jobs/${encodeURIComponent(job.id)}/model`);
+  const [xRange, yRange] = window2d(dataset, model);
+  const xs = linspace(xRange, GRID);
+  const ys = linspace(yRange, GRID);
+  const grid = [];
+  for (const y of ys) for (const x of xs) grid.push([x, y]);
+  const answer = await api.post(`/jobs/${encodeURIComponent(job.id)}/predict`, { X: grid });
+
+  const regression = job.spec.network?.loss === "mse" && !model.classes;
+  const classes = model.classes || [];
+  const k = Math.max(classes.length, 2);
+  const z = [];
+  for (let row = 0; row < GRID; row += 1) {
+    z.push(answer.predictions.slice(row * GRID, (row + 1) * GRID).map((p, col) => {
+      if (regression) return Array.isArray(p) ? p[0] : p;
+      const probabilities = answer.probabilities?.[row * GRID + col];
+      // Two classes: the probability of the second, shaded like TensorFlow Playground.
+      if (k === 2 && probabilities) return probabilities[1];
+      return classIndex(classes, p);
+    }));
+  }
+  const binary = !regression && k === 2 && answer.probabilities;
+  const traces = [{
+    type: "heatmap", x: xs, y: ys, z, opacity: regression ? 0.85 : 0.45,
+    colorscale: regression ? "Viridis" : binary ? [[0, PALETTE[0]], [0.5, "#f8fafc"], [1, PALETTE[1]]] : discreteScale(k),
+    zmin: regression ? undefined : 0, zmax: regression ? undefined : binary ? 1 : k,
+    showscale: Boolean(regression || binary), hoverinfo: "skip",
+  }];
+  if (Array.isArray(dataset.X) && Array.isArray(dataset.y)) {
+    const colors = dataset.y.map((label) =>
+      regression ? (Array.isArray(label) ? label[0] : label) : PALETTE[classIndex(classes, label) % PALETTE.length]);
+    traces.push({
+      type: "scatter", mode: "markers", name: "training data",
+      x: dataset.X.map((r) => r[0]), y: dataset.X.map((r) => r[1]),
+      marker: { color: colors, size: 7, line: { color: "#0f172a", width: 1 },
+        colorscale: regression ? "Viridis" : undefined },
+    });
+    note.textContent = "Background: the model's prediction at each grid point. Dots: the job's inline data.";
+  } else {
+    note.textContent = "Background: the model's prediction at each grid point. The API does not expose the "
+      + "points of generated or stored datasets, so only the boundary is drawn.";
+  }
+  plot.dataset.gridPoints = String(grid.length);
+  await draw(plot, traces, {
+    hovermode: "closest", showlegend: false,
+    xaxis: { title: { text: "x₁" }, range: xRange }, yaxis: { title: { text: "x₂" }, range: yRange, scaleanchor: "x" },
+  });
+}

@@ -1,0 +1,44 @@
+// Plotly (served from the installed plotly package at /vendor/plotly.min.js) with one look.
+
+export const PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2",
+  "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
+
+const BASE_LAYOUT = {
+  margin: { l: 56, r: 16, t: 12, b: 44 },
+  paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "#ffffff",
+  font: { family: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12,
+    color: "#334155" },
+  xaxis: { gridcolor: "#eef2f7", zeroline: false, linecolor: "#cbd5e1" },
+  yaxis: { gridcolor: "#eef2f7", zeroline: false, linecolor: "#cbd5e1" },
+  legend: { orientation: "h", y: -0.22, x: 0 },
+  hovermode: "x unified",
+};
+
+const CONFIG = { displaylogo: false, responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
+
+function merged(extra) {
+  return {
+    ...BASE_LAYOUT,
+    ...extra,
+    xaxis: { ...BASE_LAYOUT.xaxis, ...(extra.xaxis || {}) },
+    yaxis: { ...BASE_LAYOUT.yaxis, ...(extra.yaxis || {}) },
+  };
+}
+
+/** Draw or redraw `div` with `traces`; `revision` makes Plotly notice grown arrays. */
+export function draw(div, traces, layout = {}) {
+  const full = merged(layout);
+  full.datarevision = (Number(div.dataset.revision) || 0) + 1;
+  div.dataset.revision = String(full.datarevision);
+  return window.Plotly.react(div, traces, full, CONFIG);
+}
+
+export function purge(div) {
+  if (div && window.Plotly) window.Plotly.purge(div);
+}
+
+export function line(name, x, y, color, extra = {}) {
+  return { type: "scatter", mode: "lines", name, x, y, line: { color, width: 2 }, ...extra };
+}

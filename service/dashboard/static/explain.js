@@ -1,0 +1,237 @@
+// #/explain: backprop on a tiny network, one example at a time, in Ng's notation.
+// Every number shown comes from POST /backprop/trace (per_example) and
+// POST /backprop/gradient-check; the page only adds the per-example contributions up as it
+// steps, which is exactly what the accumulator Δ does.
+import { api } from "./api.js";
+import { field, h, replace, select } from "./dom.js";
+import { errorMessage } from "./format.js";
+import { addInto, fmt, matrixTable, vectorTable } from "./matrix.js";
+import { networkDiagram } from "./netdiagram.js";
+
+const HEADS = {
+  sigmoid: ["sigmoid", "binary_cross_entropy", "sigmoid + binary cross-entropy (Ng)"],
+  softmax: ["softmax", "cross_entropy", "softmax + cross-entropy"],
+  identity: ["identity", "mse", "identity + MSE"],
+};
+const DEFAULT_EXAMPLES = "0.5, -1.2 | 1\n1.0, 0.3 | 0\n-0.7, 0.8 | 1";
+
+/** Parse lines "x1, x2, ... | y" into X and y (numbers when they parse as numbers). */
+export function parseExamples(text) {
+  const X = [];
+  const y = [];
+  text.split("\n").map((line) => line.trim()).filter(Boolean).forEach((line, index) => {
+    const [inputs, target] = line.split("|");
+    if (target === undefined) throw new Error(`line ${index + 1}: write "x1, x2 | y"`);
+    const row = inputs.split(/[\s,]+/).filter(Boolean).map(Number);
+    if (row.some(Number.isNaN)) throw new Error(`line ${index + 1}: inputs must be numbers`);
+    X.push(row);
+    const label = target.trim();
+    y.push(label !== "" && !Number.isNaN(Number(label)) ? Number(label) : label);
+  });
+  return { X, y };
+}
+
+function thetaLabels(layerIndex, theta) {
+  const l = layerIndex + 1;
+  return {
+    rowLabels: theta.map((_, j) => `unit ${j + 1} of l=${l + 1}`),
+    colLabels: theta[0].map((_, k) => (k === 0 ? "bias" : `a${k} of l=${l}`)),
+  };
+}
+
+function explanation() {
+  return h("section", { class: "card why", id: "why" },
+    h("h2", {}, "Why are the deltas gradients, and why sum them?"),
+    h("div", { class: "why-grid" },
+      h("div", {},
+        h("h3", {}, "δ is a gradient"),
+        h("p", {}, "For one example i, δ⁽ˡ⁾ is ∂Jᵢ/∂z⁽ˡ⁾: how much that example's cost changes when a unit's "
+          + "pre-activation z moves. At the output, for a matched output/loss pair, it is simply a⁽ᴸ⁾ − y. "
+          + "The chain rule carries it one layer back: δ⁽ˡ⁾ = (Θ⁽ˡ⁾)ᵀδ⁽ˡ⁺¹⁾ .* g′(z⁽ˡ⁾)."),
+        h("p", {}, "A weight Θ⁽ˡ⁾ⱼₖ touches the cost only through z⁽ˡ⁺¹⁾ⱼ = Σₖ Θ⁽ˡ⁾ⱼₖ a⁽ˡ⁾ₖ, so "
+          + "∂Jᵢ/∂Θ⁽ˡ⁾ⱼₖ = δ⁽ˡ⁺¹⁾ⱼ · a⁽ˡ⁾ₖ: the outer product δ⁽ˡ⁺¹⁾a⁽ˡ⁾ᵀ shown as “this example's "
+          + "contribution” below is one example's whole gradient.")),
+      h("div", {},
+        h("h3", {}, "Δ sums them because J is an average"),
+        h("p", {}, "The cost is J = (1/m) Σᵢ Jᵢ (+ the regularisation term). The derivative of a sum is the "
+          + "sum of the derivatives, so ∂J/∂Θ = (1/m) Σᵢ ∂Jᵢ/∂Θ. Δ is that running sum: step through the "
+          + "examples and watch it grow one contribution at a time."),
+        h("p", {}, "After the last example, D = Δ/m + (λ/m)Θ (bias column not regularised). The last card puts "
+          + "D beside the numerical gradient (J(θ+ε) − J(θ−ε))/2ε: they agree, which is the proof on screen."))));
+}
+
+export function renderExplainer(root) {
+  const hidden = h("input", { name: "layers", type: "text", value: "3" });
+  const activation = select({ name: "activation" }, ["sigmoid", "tanh", "relu", "leaky_relu", "identity"], "sigmoid");
+  const head = select({ name: "head" }, Object.entries(HEADS).map(([k, v]) => [k, v[2]]), "sigmoid");
+  const mode = select({ name: "weights_mode" }, [["seed", "drawn from a seed"], ["theta", "explicit Θ (JSON)"]], "seed");
+  const scheme = select({ name: "init" }, ["ng", "glorot", "he", "zeros"], "ng");
+  const seed = h("input", { name: "seed", type: "number", value: 1, min: 0, step: 1 });
+  const thetaBox = h("textarea", { name: "theta", rows: 4, spellcheck: "false", class: "mono",
+    placeholder: "[[[b, w1, w2], …], …]  — filled in after the first run" });
+  const examples = h("textarea", { name: "examples", rows: 4, spellcheck: "false", class: "mono", value: DEFAULT_EXAMPLES });
+  const lambda = h("input", { name: "l2", type: "number", value: 0, min: 0, step: "any" });
+  const runButton = h("button", { class: "button primary", type: "submit", id: "run-trace" }, "Run backprop");
+  const errorBox = h("pre", { class: "error-box", hidden: true });
+  const results = h("div", { id: "explain-results" });
+  const seedFields = h("div", { class: "inline-fields" }, field("Init scheme", scheme), field("Seed", seed));
+  const thetaField = field("Θ per layer (Ng layout: rows = next layer's units, column 0 = bias)", thetaBox);
+  const syncMode = () => {
+    seedFields.hidden = mode.value !== "seed";
+    thetaField.hidden = mode.value !== "theta";
+  };
+  mode.addEventListener("change", syncMode);
+  syncMode();
+
+  const form = h("form", { class: "explain-form", id: "explain-form" },
+    h("div", { class: "form-grid" },
+      h("fieldset", {}, h("legend", {}, "Network"),
+        field("Hidden layers", hidden, "units per layer, e.g. 3 or 3, 2 (input and output sizes come from the examples)"),
+        field("Hidden activation", activation),
+        field("Output and loss", head)),
+      h("fieldset", {}, h("legend", {}, "Weights"), field("Weights", mode), seedFields, thetaField),
+      h("fieldset", { class: "wide" }, h("legend", {}, "Examples"),
+        field("One per line: inputs | target", examples, "targets are class labels (one-hot over the sorted labels), or reals for MSE"),
+        field("λ (L2)", lambda))),
+    errorBox,
+    h("div", { class: "actions" }, runButton));
+
+  replace(root,
+    h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Backprop explainer"),
+      h("p", { class: "muted" }, "a, z and δ of every layer for each example, Δ accumulating, and D against the numerical gradient."))),
+    h("section", { class: "card" }, form),
+    results);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    runButton.disabled = true;
+    try {
+      const { X, y } = parseExamples(examples.value);
+      const [outputActivation, loss] = HEADS[head.value];
+      const body = {
+        network: {
+          layers: hidden.value.split(/[\s,]+/).filter(Boolean).map((u) => ({ units: Number(u), activation: activation.value })),
+          output: { activation: outputActivation },
+          loss,
+          init: { scheme: scheme.value },
+        },
+        seed: Number(seed.value),
+        X,
+        y,
+        l2: Number(lambda.value),
+      };
+      if (mode.value === "theta") body.weights = { format: "theta", layers: JSON.parse(thetaBox.value) };
+      const [trace, check] = await Promise.all([
+        api.post("/backprop/trace", { ...body, per_example: true }),
+        api.post("/backprop/gradient-check", { ...body, include_gradients: true }),
+      ]);
+      thetaBox.value = JSON.stringify(trace.weights.theta);
+      showResults(results, trace, check);
+    } catch (error) {
+      errorBox.textContent = errorMessage(error);
+      errorBox.hidden = false;
+    } finally {
+      runButton.disabled = false;
+    }
+  });
+  form.requestSubmit();
+}
+
+function summaryCard(trace, check) {
+  const item = (label, value, id) => h("div", { class: "meta" }, h("span", { class: "meta-label" }, label),
+    h("span", { id }, value));
+  return h("section", { class: "card" }, h("div", { class: "meta-grid" },
+    item("Layers s₁…s_L", trace.layer_sizes.join(" → "), "trace-sizes"),
+    item("Activations", trace.activations.join(", ")),
+    item("Loss", trace.loss),
+    item("Examples m", String(trace.m)),
+    item("Cost J", fmt(trace.cost.total), "trace-cost"),
+    item("= data + regularisation", `${fmt(trace.cost.data)} + ${fmt(trace.cost.regularization)}`),
+    item("Weights", trace.weights.source === "init" ? `${trace.weights.init}, seed ${trace.weights.seed}` : "given"),
+    item("Gradient check", `${check.passed ? "passed" : "FAILED"} (relative difference ${fmt(check.relative_difference)})`, "check-summary")),
+  h("p", { class: "muted small" }, `Output error rule: ${trace.output_delta}`));
+}
+
+function stepCard(trace) {
+  const m = trace.examples.length;
+  const thetas = trace.layers.filter((l) => l.Theta).map((l) => l.Theta);
+  const body = h("div", { id: "step-body" });
+  const label = h("strong", { id: "step-label" });
+  const slider = h("input", { type: "range", min: 1, max: m, value: 1, id: "step-slider", "aria-label": "example" });
+  const prev = h("button", { class: "button", type: "button", id: "step-prev" }, "← Previous example");
+  const next = h("button", { class: "button", type: "button", id: "step-next" }, "Next example →");
+
+  const show = (t) => {
+    slider.value = String(t);
+    prev.disabled = t <= 1;
+    next.disabled = t >= m;
+    const example = trace.examples[t - 1];
+    label.textContent = `Example t = ${t} of ${m}:  x = [${example.x.map(fmt).join(", ")}],  y = [${example.y.map(fmt).join(", ")}]`;
+    const vectors = h("div", { class: "layer-row" }, example.layers.map((layer, index) => {
+      const units = trace.layer_sizes[index];
+      const aLabels = layer.a.length > units ? ["a₀ = bias", ...Array.from({ length: units }, (_, k) => `a${k + 1}`)]
+        : Array.from({ length: units }, (_, k) => `a${k + 1}`);
+      return h("div", { class: "layer-col", dataset: { layer: String(layer.l) } },
+        h("h4", {}, `Layer l = ${layer.l}`),
+        h("div", { class: "vec-row" },
+          vectorTable(layer.a, { name: `a${layer.l}`, labels: aLabels, caption: `a⁽${layer.l}⁾` }),
+          layer.z ? vectorTable(layer.z, { name: `z${layer.l}`, caption: `z⁽${layer.l}⁾` }) : null,
+          layer.delta ? vectorTable(layer.delta, { name: `delta${layer.l}`, caption: `δ⁽${layer.l}⁾` }) : null));
+    }));
+    const accumulation = trace.layers.filter((l) => l.Theta).map((full, index) => {
+      let running = null;
+      for (let s = 0; s < t; s += 1) running = addInto(running, trace.examples[s].layers[index].contribution);
+      const labels = thetaLabels(index, full.Theta);
+      const l = full.l;
+      return h("div", { class: "accumulate" },
+        h("h4", {}, `Θ⁽${l}⁾: layer ${l} → ${l + 1}`),
+        h("div", { class: "matrix-row" },
+          matrixTable(example.layers[index].contribution, { ...labels, name: `contribution${l}`,
+            caption: `example ${t}: δ⁽${l + 1}⁾a⁽${l}⁾ᵀ` }),
+          h("span", { class: "op" }, "→"),
+          matrixTable(running, { ...labels, name: `running${l}`,
+            caption: t === m ? `Δ⁽${l}⁾ after all ${m} examples` : `Δ⁽${l}⁾ after ${t} of ${m}` })),
+        t === m ? h("p", { class: "ok small" }, `This equals Δ⁽${l}⁾ of the full-batch pass (below).`) : null);
+    });
+    replace(body,
+      h("div", { class: "diagram-wrap" }, networkDiagram(trace.layer_sizes, thetas, example)),
+      h("h3", {}, "Forward (a, z) and backward (δ) for this example"), vectors,
+      h("h3", {}, "Δ accumulates: each example adds its own gradient"), h("div", { class: "accumulate-grid" }, accumulation));
+  };
+  slider.addEventListener("input", () => show(Number(slider.value)));
+  prev.addEventListener("click", () => show(Math.max(1, Number(slider.value) - 1)));
+  next.addEventListener("click", () => show(Math.min(m, Number(slider.value) + 1)));
+  show(1);
+  return h("section", { class: "card", id: "step-card" },
+    h("div", { class: "card-head" }, h("h2", {}, "Step through the examples"),
+      h("div", { class: "stepper" }, prev, slider, next)), label, body);
+}
+
+function gradientCard(trace, check) {
+  const rows = trace.layers.filter((l) => l.Theta).map((layer, index) => {
+    const l = layer.l;
+    const labels = thetaLabels(index, layer.Theta);
+    const numerical = check.numerical?.[index];
+    const perLayer = check.per_layer.find((p) => p.layer === l);
+    return h("div", { class: "accumulate", dataset: { layer: String(l) } },
+      h("h4", {}, `Layer ${l} → ${l + 1}: relative difference ${fmt(perLayer?.relative_difference)}`),
+      h("div", { class: "matrix-row" },
+        matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ⁽${l}⁾` }),
+        h("span", { class: "op" }, "÷ m + (λ/m)Θ ="),
+        matrixTable(layer.D, { ...labels, name: `D${l}`, caption: `D⁽${l}⁾ (backprop)` }),
+        h("span", { class: "op" }, "≈"),
+        numerical ? matrixTable(numerical, { ...labels, name: `numerical${l}`, caption: `numerical ∂J/∂Θ⁽${l}⁾` }) : null));
+  });
+  return h("section", { class: "card", id: "gradient-card" },
+    h("div", { class: "card-head" }, h("h2", {}, "D beside the numerical gradient"),
+      h("span", { class: `pill ${check.passed ? "pill-succeeded" : "pill-failed"}`, id: "check-passed" },
+        check.passed ? "gradient check passed" : "gradient check failed")),
+    h("p", { class: "muted small" },
+      `ε = ${check.epsilon}; overall ‖num − D‖ / ‖num + D‖ = ${fmt(check.relative_difference)} over ${check.n_parameters} parameters.`),
+    rows);
+}
+
+function showResults(container, trace, check) {
+  replace(container, summaryCard(trace, check), explanation(), stepCard(trace), gradientCard(trace, check));
+}

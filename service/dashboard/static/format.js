@@ -1,0 +1,67 @@
+// Small formatters shared by the views. They return strings or text-only nodes.
+import { h } from "./dom.js";
+
+export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+export function statusPill(status) {
+  return h("span", { class: `pill pill-${status}`, dataset: { status } }, status);
+}
+
+export function progressBar(fraction, status) {
+  const percent = Math.max(0, Math.min(1, Number(fraction) || 0)) * 100;
+  return h(
+    "div",
+    { class: `progress progress-${status || "running"}`, role: "progressbar",
+      "aria-valuenow": percent.toFixed(0), "aria-valuemin": "0", "aria-valuemax": "100" },
+    h("div", { class: "progress-fill", style: `width: ${percent.toFixed(1)}%` }),
+  );
+}
+
+export function duration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function number(value, digits = 4) {
+  if (value == null || value === "") return "—";
+  if (typeof value !== "number") return String(value);
+  if (!Number.isFinite(value)) return String(value);
+  if (value !== 0 && (Math.abs(value) < 1e-3 || Math.abs(value) >= 1e5)) {
+    return value.toExponential(digits - 1);
+  }
+  return value.toFixed(digits);
+}
+
+export function percent(value) {
+  return value == null ? "—" : `${(value * 100).toFixed(1)}%`;
+}
+
+export function dateTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+}
+
+export function shortId(id) {
+  return id ? String(id).slice(0, 8) : "—";
+}
+
+/** A job's display name: its own, or its short id. */
+export function jobName(job) {
+  return job.name || `job ${shortId(job.id)}`;
+}
+
+/** Read a dotted path ("training.optimizer.learning_rate") out of a nested object. */
+export function pathValue(object, path) {
+  return path.split(".").reduce((node, part) => (node == null ? undefined : node[part]), object);
+}
+
+export function errorMessage(error) {
+  if (!error) return "";
+  const lines = [error.message || String(error)];
+  if (error.fieldErrors?.length) lines.push(...error.fieldErrors);
+  return lines.join("\n");
+}

@@ -1,0 +1,210 @@
+// #/jobs/<id>: one job — live curves, progress, spec, error, cancel, model, boundary.
+import { api } from "./api.js";
+import { renderBoundary } from "./boundary.js";
+import { PALETTE, draw, line, purge } from "./charts.js";
+import { CurveSeries } from "./curves.js";
+import { h, replace } from "./dom.js";
+import {
+  FINISHED, dateTime, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill,
+} from "./format.js";
+import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+
+function chartCard(title, id, extra) {
+  const plot = h("div", { class: "chart", id, dataset: { points: "0" } });
+  const card = h("section", { class: "card chart-card", hidden: true },
+    h("div", { class: "card-head" }, h("h2", {}, title), extra || null), plot);
+  return { card, plot };
+}
+
+async function downloadModel(jobId, button, errorBox) {
+  button.disabled = true;
+  try {
+    const blob = await api.blob(`/jobs/${encodeURIComponent(jobId)}/model`);
+    const href = URL.createObjectURL(blob);
+    const anchor = h("a", { href, download: `deltaflow-model-${jobId}.json` });
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 10000);
+  } catch (error) {
+    errorBox.textContent = `Model download failed: ${errorMessage(error)}`;
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function renderJob(root, route) {
+  const jobId = route.id;
+  const path = `/jobs/${encodeURIComponent(jobId)}`;
+  const series = new CurveSeries();
+  let job = null;
+  let jobEtag = null;
+  let curveEtag = null;
+  let since = null;
+  let curveComplete = false;
+  let boundaryDrawn = false;
+
+  const title = h("h1", { id: "job-title" }, "Loading…");
+  const pillBox = h("span", {});
+  const actionError = h("p", { class: "error-line", hidden: true });
+  const cancelButton = h("button", { class: "button danger", type: "button", id: "cancel-job", hidden: true }, "Cancel job");
+  const modelButton = h("button", { class: "button", type: "button", id: "download-model", hidden: true }, "Download model (JSON)");
+  const meta = h("div", { class: "meta-grid" });
+  const progressBox = h("div", { class: "progress-box" });
+  const errorCard = h("section", { class: "card error-card", id: "job-error", hidden: true });
+  const specBox = h("pre", { class: "code", id: "job-spec" });
+  const pollError = h("p", { class: "error-line", hidden: true });
+
+  const logToggle = h("input", { type: "checkbox", id: "log-scale" });
+  const loss = chartCard("Loss", "loss-chart",
+    h("label", { class: "check" }, logToggle, "Log scale"));
+  const accuracy = chartCard("Accuracy", "accuracy-chart");
+  const grads = chartCard("Gradient norms per layer", "grad-chart",
+    h("span", { class: "muted small" }, "‖D⁽ˡ⁾‖ (solid) and update ratio ‖ΔW‖/‖W‖ (dotted)"));
+  const boundaryCard = h("section", { class: "card", id: "boundary-card", hidden: true });
+  const epochsNote = h("span", { class: "muted small", id: "curve-count" }, "");
+
+  replace(root,
+    h("div", { class: "page-head" },
+      h("div", {}, h("a", { href: "#/jobs", class: "back" }, "← Jobs"), h("div", { class: "title-row" }, title, pillBox)),
+      h("div", { class: "actions" }, modelButton, cancelButton)),
+    actionError, pollError,
+    h("section", { class: "card" }, progressBox, meta),
+    errorCard,
+    h("div", { class: "chart-grid" }, loss.card, accuracy.card),
+    grads.card,
+    boundaryCard,
+    h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Spec"), epochsNote), specBox));
+
+  function renderHead() {
+    title.textContent = jobName(job);
+    replace(pillBox, statusPill(job.status));
+    const progress = job.progress || {};
+    const active = !FINISHED.has(job.status);
+    replace(progressBox,
+      h("div", { class: "progress-line" },
+        h("strong", {}, `Epoch ${progress.epoch ?? 0} of ${progress.epochs ?? "?"}`),
+        h("span", { class: "muted" }, active ? `ETA ${duration(progress.eta_seconds)}` : job.status)),
+      progressBar(progress.fraction, job.status));
+    const m = job.metrics || {};
+    replace(meta,
+      [["Job id", job.id], ["Batch", job.batch_id ? null : "—"], ["Created", dateTime(job.created_at)],
+        ["Started", dateTime(job.started_at)], ["Finished", dateTime(job.finished_at)],
+        ["Attempt", job.attempt ?? "—"], ["Train loss", number(m.train_loss)], ["Val loss", number(m.val_loss)],
+        ["Train accuracy", percent(m.train_accuracy)], ["Val accuracy", percent(m.val_accuracy)]]
+        .map(([label, value]) => h("div", { class: "meta" }, h("span", { class: "meta-label" }, label),
+          label === "Batch" && job.batch_id
+            ? h("a", { href: `#/batches/${encodeURIComponent(job.batch_id)}`, class: "mono" }, shortId(job.batch_id))
+            : h("span", { class: label === "Job id" ? "mono small" : "" }, value))));
+    cancelButton.hidden = !["queued", "running"].includes(job.status);
+    modelButton.hidden = job.status !== "succeeded";
+    errorCard.hidden = !job.error;
+    if (job.error) {
+      const error = job.error;
+      replace(errorCard, h("h2", {}, "Error"),
+        h("p", {}, h("span", { class: "pill pill-failed" }, error.type || "error"),
+          error.epoch != null ? h("span", { class: "muted" }, ` at epoch ${error.epoch}`) : null),
+        h("pre", { class: "code error-text" }, error.message || JSON.stringify(error, null, 2)));
+    }
+    specBox.textContent = JSON.stringify(job.spec, null, 2);
+  }
+
+  function renderCharts() {
+    const n = series.length;
+    epochsNote.textContent = `${n} epoch${n === 1 ? "" : "s"} recorded`;
+    for (const chart of [loss, accuracy, grads]) chart.plot.dataset.points = String(n);
+    if (!n) return;
+    loss.card.hidden = false;
+    const lossTraces = [line("train", series.epoch, series.train_loss, PALETTE[0])];
+    if (series.has("val_loss")) lossTraces.push(line("validation", series.epoch, series.val_loss, PALETTE[1]));
+    draw(loss.plot, lossTraces, {
+      xaxis: { title: { text: "epoch" } },
+      yaxis: { title: { text: "loss" }, type: logToggle.checked ? "log" : "linear" },
+    });
+    if (series.has("train_accuracy") || series.has("val_accuracy")) {
+      accuracy.card.hidden = false;
+      const traces = [line("train", series.epoch, series.train_accuracy, PALETTE[0])];
+      if (series.has("val_accuracy")) traces.push(line("validation", series.epoch, series.val_accuracy, PALETTE[1]));
+      draw(accuracy.plot, traces, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
+    }
+    if (series.gradD.length) {
+      grads.card.hidden = false;
+      const traces = series.gradD.map((values, layer) =>
+        line(`‖D⁽${layer + 1}⁾‖`, series.gradEpoch, values, PALETTE[layer % PALETTE.length]));
+      series.updateRatio.forEach((values, layer) => traces.push(
+        line(`ratio ${layer + 1}`, series.gradEpoch, values, PALETTE[layer % PALETTE.length],
+          { line: { color: PALETTE[layer % PALETTE.length], width: 1.5, dash: "dot" } })));
+      grads.plot.dataset.layers = String(series.gradD.length);
+      draw(grads.plot, traces, { xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", title: { text: "norm" } } });
+    }
+  }
+  logToggle.addEventListener("change", renderCharts);
+
+  async function tick() {
+    let changed = false;
+    const head = await api.getConditional(path, null, jobEtag);
+    if (!head.notModified) {
+      job = head.data;
+      jobEtag = head.etag;
+      renderHead();
+      changed = true;
+    }
+    if (!curveComplete || !FINISHED.has(job.status)) {
+      const curve = await api.getConditional(`${path}/curve`, since == null ? {} : { since }, curveEtag);
+      if (!curve.notModified) {
+        curveEtag = curve.etag;
+        const added = series.append(curve.data.points);
+        if (curve.data.next_since != null) since = curve.data.next_since;
+        curveComplete = Boolean(curve.data.complete);
+        if (added) {
+          renderCharts();
+          changed = true;
+        }
+      }
+    }
+    if (FINISHED.has(job.status) && curveComplete) {
+      if (job.status === "succeeded" && !boundaryDrawn) {
+        boundaryDrawn = true;
+        renderBoundary(boundaryCard, job).catch((error) => {
+          boundaryCard.hidden = false;
+          replace(boundaryCard, h("h2", {}, "Decision boundary"),
+            h("p", { class: "error-line" }, `Could not draw the boundary: ${errorMessage(error)}`));
+        });
+      }
+      return DONE;
+    }
+    return changed ? CHANGED : UNCHANGED;
+  }
+
+  const poller = new Poller(tick, {
+    minDelay: 1000,
+    maxDelay: 10000,
+    onError: (error) => {
+      pollError.hidden = !error;
+      pollError.textContent = error ? errorMessage(error) : "";
+    },
+  });
+
+  cancelButton.addEventListener("click", async () => {
+    cancelButton.disabled = true;
+    actionError.hidden = true;
+    try {
+      await api.post(`${path}/cancel`);
+      if (!poller.running) poller.start();
+      else poller.poke();
+    } catch (error) {
+      actionError.textContent = `Cancel failed: ${errorMessage(error)}`;
+      actionError.hidden = false;
+    } finally {
+      cancelButton.disabled = false;
+    }
+  });
+  modelButton.addEventListener("click", () => downloadModel(jobId, modelButton, actionError));
+
+  poller.start();
+  return () => {
+    poller.stop();
+    for (const div of [loss.plot, accuracy.plot, grads.plot]) purge(div);
+  };
+}

@@ -1,0 +1,121 @@
+// The "new job" form: builds a job spec from a few fields and POSTs it to /jobs.
+import { api } from "./api.js";
+import { field, h, select } from "./dom.js";
+import { errorMessage } from "./format.js";
+
+const GENERATORS = ["spirals", "moons", "circles", "xor", "gaussians", "plane", "sine"];
+const REGRESSION = new Set(["plane", "sine"]);
+const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "sigmoid", "identity"];
+const HEADS = {
+  softmax: ["softmax", "cross_entropy"],
+  sigmoid: ["sigmoid", "binary_cross_entropy"],
+  identity: ["identity", "mse"],
+};
+const OPTIMIZERS = ["adam", "sgd", "momentum", "nesterov", "gd"];
+const INITS = ["glorot", "he", "ng", "zeros"];
+
+function numberInput(name, value, extra = {}) {
+  return h("input", { name, type: "number", value, step: "any", ...extra });
+}
+
+/** Parse "8, 8" into [8, 8]; an empty string is a network with no hidden layer. */
+function parseLayers(text) {
+  return text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((part) => Number.parseInt(part, 10));
+}
+
+function specFromForm(form) {
+  const value = (name) => form.elements[name].value;
+  const num = (name) => Number(value(name));
+  const [outputActivation, loss] = HEADS[value("head")];
+  const batchSize = value("batch_size").trim();
+  const spec = {
+    network: {
+      layers: parseLayers(value("layers")).map((units) => ({ units, activation: value("activation") })),
+      output: { activation: outputActivation },
+      loss,
+      init: { scheme: value("init") },
+    },
+    dataset: {
+      generator: value("generator"),
+      n_samples: num("n_samples"),
+      noise: num("noise"),
+      seed: num("data_seed"),
+      validation_split: num("validation_split"),
+      standardize: form.elements.standardize.checked,
+    },
+    training: {
+      optimizer: { name: value("optimizer"), learning_rate: num("learning_rate") },
+      epochs: num("epochs"),
+      batch_size: batchSize ? Number(batchSize) : null,
+      l2: num("l2"),
+      seed: num("seed"),
+      record: { grad_norms: form.elements.grad_norms.checked },
+    },
+  };
+  const name = value("name").trim();
+  if (name) spec.name = name;
+  return spec;
+}
+
+/** A collapsible card with the form; `onCreated(job)` runs after a 202. */
+export function jobForm(onCreated) {
+  const errorBox = h("pre", { class: "error-box", hidden: true });
+  const head = select({ name: "head" }, [
+    ["softmax", "softmax + cross-entropy"],
+    ["sigmoid", "sigmoid + binary cross-entropy"],
+    ["identity", "identity + MSE (regression)"],
+  ], "softmax");
+  const generator = select({ name: "generator" }, GENERATORS, "spirals");
+  generator.addEventListener("change", () => {
+    head.value = REGRESSION.has(generator.value) ? "identity" : "softmax";
+  });
+  const submit = h("button", { class: "button primary", type: "submit" }, "Submit job");
+  const form = h(
+    "form",
+    { class: "job-form", id: "job-form" },
+    h("div", { class: "form-grid" },
+      h("fieldset", {}, h("legend", {}, "Job"),
+        field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional" }))),
+      h("fieldset", {}, h("legend", {}, "Dataset"),
+        field("Generator", generator),
+        field("Samples", numberInput("n_samples", 400, { min: 10, step: 1 })),
+        field("Noise", numberInput("noise", 0.1, { min: 0 })),
+        field("Data seed", numberInput("data_seed", 0, { step: 1 })),
+        field("Validation split", numberInput("validation_split", 0.2, { min: 0, max: 0.9 })),
+        h("label", { class: "check" }, h("input", { type: "checkbox", name: "standardize", checked: true }), "Standardize")),
+      h("fieldset", {}, h("legend", {}, "Network"),
+        field("Hidden layers", h("input", { name: "layers", type: "text", value: "16, 16" }), "units per layer, comma-separated"),
+        field("Hidden activation", select({ name: "activation" }, ACTIVATIONS, "tanh")),
+        field("Output and loss", head),
+        field("Initialisation", select({ name: "init" }, INITS, "glorot"))),
+      h("fieldset", {}, h("legend", {}, "Training"),
+        field("Optimizer", select({ name: "optimizer" }, OPTIMIZERS, "adam")),
+        field("Learning rate", numberInput("learning_rate", 0.01, { min: 0 })),
+        field("Epochs", numberInput("epochs", 300, { min: 1, step: 1 })),
+        field("Batch size", h("input", { name: "batch_size", type: "number", min: 1, step: 1, placeholder: "full batch" })),
+        field("L2 (λ)", numberInput("l2", 0, { min: 0 })),
+        field("Seed", numberInput("seed", 0, { step: 1 })),
+        h("label", { class: "check" }, h("input", { type: "checkbox", name: "grad_norms", checked: true }), "Record gradient norms"))),
+    errorBox,
+    h("div", { class: "actions" }, submit),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    submit.disabled = true;
+    try {
+      const job = await api.post("/jobs", specFromForm(form));
+      onCreated(job);
+    } catch (error) {
+      errorBox.textContent = errorMessage(error);
+      errorBox.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h("details", { class: "card form-card" },
+    h("summary", {}, h("span", { class: "summary-title" }, "New training job")), form);
+}

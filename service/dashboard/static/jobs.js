@@ -1,0 +1,95 @@
+// #/jobs: the live job list with status and batch filters, and the new-job form.
+import { api } from "./api.js";
+import { h, replace, select } from "./dom.js";
+import { duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import { jobForm } from "./jobform.js";
+import { CHANGED, Poller, UNCHANGED } from "./poll.js";
+import { link } from "./router.js";
+
+const STATUSES = ["", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"];
+const PAGE = 50;
+
+function jobRow(job) {
+  const progress = job.progress || {};
+  const metrics = job.metrics || {};
+  const active = job.status === "running" || job.status === "cancelling";
+  return h(
+    "tr",
+    { dataset: { jobId: job.id, status: job.status } },
+    h("td", {}, h("a", { class: "job-link", href: `#/jobs/${encodeURIComponent(job.id)}` }, jobName(job)),
+      h("div", { class: "muted small mono" }, shortId(job.id))),
+    h("td", {}, statusPill(job.status)),
+    h("td", { class: "progress-cell" }, progressBar(progress.fraction, job.status),
+      h("div", { class: "muted small" }, `${progress.epoch ?? 0} / ${progress.epochs ?? "?"} epochs`)),
+    h("td", { class: "num" }, active ? duration(progress.eta_seconds) : "—"),
+    h("td", { class: "num" }, number(metrics.train_loss)),
+    h("td", { class: "num" }, number(metrics.val_loss)),
+    h("td", { class: "num" }, percent(metrics.val_accuracy ?? metrics.train_accuracy)),
+    h("td", {}, job.batch_id
+      ? h("a", { href: `#/batches/${encodeURIComponent(job.batch_id)}`, class: "mono small" }, shortId(job.batch_id))
+      : h("span", { class: "muted" }, "—")),
+  );
+}
+
+function jobsTable(items) {
+  if (!items.length) return h("p", { class: "empty" }, "No jobs match. Submit one with the form above.");
+  return h("table", { class: "table", id: "jobs-table" },
+    h("thead", {}, h("tr", {},
+      ["Job", "Status", "Progress", "ETA", "Train loss", "Val loss", "Accuracy", "Batch"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, items.map(jobRow)));
+}
+
+export function renderJobs(root, route) {
+  const filters = { status: route.query.status || "", batch_id: route.query.batch_id || "" };
+  const status = select({ id: "status-filter", "aria-label": "Status" },
+    STATUSES.map((s) => [s, s || "all statuses"]), filters.status);
+  const batch = h("input", { id: "batch-filter", type: "text", placeholder: "batch id", value: filters.batch_id,
+    "aria-label": "Batch id" });
+  const apply = () => {
+    window.location.hash = link("jobs", { status: status.value, batch_id: batch.value.trim() });
+  };
+  status.addEventListener("change", apply);
+  batch.addEventListener("change", apply);
+
+  const listBox = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading…"));
+  const errorBox = h("p", { class: "error-line", hidden: true });
+  const more = h("button", { class: "button ghost", type: "button", hidden: true }, "Load more");
+  let lastBody = "";
+  let extra = [];
+  let extraCursor = null;
+
+  replace(root,
+    h("div", { class: "page-head" }, h("h1", {}, "Jobs"),
+      h("div", { class: "filters" }, status, batch)),
+    jobForm((job) => { window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`; }),
+    h("section", { class: "card" }, errorBox, listBox, h("div", { class: "actions" }, more)));
+
+  async function tick() {
+    const page = await api.get("/jobs", { ...filters, limit: PAGE });
+    const body = JSON.stringify(page);
+    if (body === lastBody) return UNCHANGED;
+    lastBody = body;
+    if (!extra.length) extraCursor = page.next_cursor;
+    replace(listBox, jobsTable([...page.items, ...extra]));
+    more.hidden = !extraCursor;
+    return CHANGED;
+  }
+
+  more.addEventListener("click", async () => {
+    const page = await api.get("/jobs", { ...filters, limit: PAGE, cursor: extraCursor });
+    extra = [...extra, ...page.items];
+    extraCursor = page.next_cursor;
+    lastBody = "";
+    poller.poke();
+  });
+
+  const poller = new Poller(tick, {
+    minDelay: 1500,
+    maxDelay: 15000,
+    onError: (error) => {
+      errorBox.hidden = !error;
+      errorBox.textContent = error ? `Could not load jobs: ${errorMessage(error)}` : "";
+    },
+  }).start();
+  return () => poller.stop();
+}

@@ -1,0 +1,547 @@
+"""The batch domain: expand a sweep into jobs, summarise them, stream their curves, cancel.
+
+Kernel code (no Flask, no Celery). Functions take a session and raise ``service.problems``
+errors; the caller owns the transaction. A batch and all its jobs are created in one
+transaction after every expanded spec validated, so a bad combination stores nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.config import Limits
+from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
+from service.models import FINISHED, UNFINISHED, Batch, CurvePoint, Job, JobStatus, Queue
+from service.problems import Conflict, Invalid, NotFound
+from service.runs import POINT_FIELDS, as_utc
+from service.schemas import JobSpec
+from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
+
+METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+MODES = ("min", "max")
+# Jobs per curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
+CURVE_QUERY_CHUNK = 100
+
+
+# --- creating -------------------------------------------------------------------------
+
+KINDS = ("grid", "random", "jobs")
+# A rejected batch lists at most this many invalid jobs (the first ones, in batch order).
+MAX_REPORTED_JOBS = 20
+
+
+class BatchSubmit(BaseModel):
+    """The body of ``POST /batches``: a ``base`` spec with a ``grid`` or ``random`` sweep,
+    or an explicit ``jobs`` list. Expanded specs are validated one by one afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    base: dict[str, Any] | None = Field(
+        default=None, description="A job spec (network, dataset, training) the sweep writes into."
+    )
+    grid: dict[str, list[Any]] | None = Field(
+        default=None,
+        description="Dotted path -> values; the batch is their cartesian product, e.g. "
+        "{'training.optimizer.learning_rate': [0.01, 0.1], 'network.layers.0.units': [4, 8]}.",
+    )
+    random: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="Dotted path -> one of {'uniform': [a, b]}, {'loguniform': [a, b]}, "
+        "{'randint': [lo, hi]} (both included), {'choice': [v, ...]}.",
+    )
+    samples: int | None = Field(default=None, ge=1, description="How many random draws.")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**32 - 1, description="Seed of the draws (chosen if omitted)."
+    )
+    jobs: list[dict[str, Any]] | None = Field(
+        default=None, description="Explicit job specs, each like the body of POST /jobs."
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A batch request expanded into specs, before validation."""
+
+    kind: str
+    record: dict[str, Any]  # what ``batches.spec`` stores (the seed is always recorded)
+    varied: list[str]
+    expanded: list[Expanded]
+    names: list[str | None]
+
+
+def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
+    """Check the request's shape and expand it; raises ``Invalid`` naming the field."""
+    given = [kind for kind in KINDS if getattr(request, kind) is not None]
+    if len(given) != 1:
+        raise Invalid.at(["body"], "give exactly one of grid, random or jobs")
+    kind = given[0]
+    if kind != "random" and (request.samples is not None or request.seed is not None):
+        raise Invalid.at(["body", "samples" if request.samples else "seed"], "only with random")
+    try:
+        if kind == "jobs":
+            return _plan_jobs(request, limits)
+        if request.base is None:
+            raise Invalid.at(["body", "base"], f"a {kind} sweep needs a base job spec")
+        if kind == "grid":
+            assert request.grid is not None
+            expanded = expand_grid(request.base, request.grid, limits.batch_jobs)
+            record = {"kind": kind, "base": request.base, "grid": request.grid}
+            varied = list(request.grid)
+        else:
+            assert request.random is not None
+            if request.samples is None:
+                raise Invalid.at(["body", "samples"], "a random sweep needs samples")
+            seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
+            expanded = expand_random(
+                request.base, request.random, request.samples, seed, limits.batch_jobs
+            )
+            record = {
+                "kind": kind,
+                "base": request.base,
+                "random": request.random,
+                "samples": request.samples,
+                "seed": seed,
+            }
+            varied = list(request.random)
+    except SweepError as err:
+        raise Invalid.at(err.loc, err.msg) from None
+    return Plan(kind, record, varied, expanded, [None] * len(expanded))
+
+
+def _plan_jobs(request: BatchSubmit, limits: Limits) -> Plan:
+    assert request.jobs is not None
+    if request.base is not None:
+        raise Invalid.at(["body", "base"], "base is for grid and random sweeps, not a jobs list")
+    if not request.jobs:
+        raise Invalid.at(["body", "jobs"], "give at least one job")
+    if len(request.jobs) > limits.batch_jobs:
+        raise Invalid.at(["body", "jobs"], f"at most {limits.batch_jobs} jobs in a batch")
+    names: list[str | None] = []
+    specs = []
+    for index, item in enumerate(request.jobs):
+        spec = dict(item)
+        name = spec.pop("name", None)
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            raise Invalid.at(["body", "jobs", index, "name"], "a string of at most 200 characters")
+        names.append((name.strip() or None) if name else None)
+        specs.append(spec)
+    # Params are filled in after validation, from the canonical specs (see ``submit_batch``).
+    expanded = [Expanded(spec) for spec in specs]
+    return Plan("jobs", {"kind": "jobs", "size": len(specs)}, [], expanded, names)
+
+
+def _invalid_job(plan: Plan, index: int, err: Invalid) -> list[tuple[list[Any], str]]:
+    """Re-state a job's errors so they name the job (and, for sweeps, its combination)."""
+    if plan.kind == "jobs":
+        return [(loc, msg) for loc, msg in err.errors]
+    combination = ", ".join(f"{p}={v!r}" for p, v in plan.expanded[index].params.items())
+    return [(loc, f"job {index} ({combination}): {msg}") for loc, msg in err.errors]
+
+
+def _job_loc(plan: Plan, index: int) -> tuple[str | int, ...]:
+    return ("body", "jobs", index) if plan.kind == "jobs" else ("body", "base")
+
+
+def submit_batch(
+    session: Session,
+    tenant_id: str,
+    body: BatchSubmit,
+    limits: Limits,
+    idempotency_key: str | None = None,
+) -> tuple[Batch, list[str], bool]:
+    """Validate every expanded spec, then create the batch and its jobs and COMMIT.
+
+    Returns (batch, job ids in batch order, created). Nothing is stored if any job is
+    invalid: the 422 lists the first invalid jobs with their locations. The
+    Idempotency-Key behaves as for single jobs (repeat → the first batch, created False;
+    another body → 422; concurrent repeats → one batch).
+    """
+    fingerprint = request_fingerprint(body.model_dump(mode="json", exclude_none=True))
+    if idempotency_key:
+        existing = _batch_by_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return *_replay_batch(session, existing, fingerprint), False
+    plan = plan_batch(body, limits)
+    # Pass 1 (no database): the pydantic model of every spec, reporting every bad job.
+    models: list[JobSpec] = []
+    errors: list[tuple[list[Any], str]] = []
+    bad_jobs = 0
+    for index, item in enumerate(plan.expanded):
+        try:
+            models.append(parse_spec(item.spec, _job_loc(plan, index)))
+        except Invalid as err:
+            bad_jobs += 1
+            if bad_jobs <= MAX_REPORTED_JOBS:
+                errors.extend(_invalid_job(plan, index, err))
+    if errors:
+        raise _rejected(plan, bad_jobs, errors)
+    params = [item.params for item in plan.expanded]
+    varied = plan.varied
+    if plan.kind == "jobs":
+        params = varied_params([m.model_dump(mode="json") for m in models])
+        varied = list(dict.fromkeys(p for ps in params for p in ps))
+    # Pass 2: dataset-aware checks and inserts in one transaction; the first error rolls
+    # everything back.
+    batch = Batch(
+        tenant_id=tenant_id,
+        name=body.name,
+        spec=plan.record,
+        varied=varied,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint if idempotency_key else None,
+    )
+    job_ids = []
+    try:
+        session.add(batch)
+        session.flush()
+        for index, model in enumerate(models):
+            try:
+                job = create_job(
+                    session,
+                    tenant_id,
+                    model,
+                    name=plan.names[index] or f"{body.name} #{index}",
+                    batch_id=batch.id,
+                    queue=Queue.batch.value,
+                    params=params[index],
+                    limits=limits,
+                    loc=_job_loc(plan, index),
+                )
+            except Invalid as err:
+                raise _rejected(plan, 1, _invalid_job(plan, index, err)) from None
+            job.batch_index = index
+            job_ids.append(job.id)
+        session.flush()
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        winner = _batch_by_key(session, tenant_id, idempotency_key) if idempotency_key else None
+        if winner is None:
+            raise
+        return *_replay_batch(session, winner, fingerprint), False
+    except BaseException:
+        session.rollback()
+        raise
+    return batch, job_ids, True
+
+
+def _rejected(plan: Plan, bad_jobs: int, errors: list[tuple[list[Any], str]]) -> Invalid:
+    shown = f" (the first {MAX_REPORTED_JOBS} are listed)" if bad_jobs > MAX_REPORTED_JOBS else ""
+    noun = "job is" if bad_jobs == 1 else "jobs are"
+    first_loc, first_msg = errors[0]
+    detail = (
+        f"{bad_jobs} of {len(plan.expanded)} {noun} invalid{shown}; nothing was stored. "
+        f"{'.'.join(str(p) for p in first_loc)}: {first_msg}"
+    )
+    return Invalid(detail, errors=errors)
+
+
+def _batch_by_key(session: Session, tenant_id: str, key: str) -> Batch | None:
+    return session.scalar(
+        select(Batch).where(Batch.tenant_id == tenant_id, Batch.idempotency_key == key)
+    )
+
+
+def _replay_batch(session: Session, batch: Batch, fingerprint: str) -> tuple[Batch, list[str]]:
+    if batch.request_hash != fingerprint:
+        raise Invalid.at(
+            ["header", "Idempotency-Key"],
+            "this Idempotency-Key was used with a different request body",
+        )
+    return batch, [job.id for job in batch_jobs(session, batch.id)]
+
+
+def undispatched(session: Session, job_ids: Sequence[str]) -> list[str]:
+    """The queued jobs among ``job_ids`` that were never sent (a replay re-sends those)."""
+    if not job_ids:
+        return []
+    rows = session.scalars(
+        select(Job.id).where(
+            Job.id.in_(list(job_ids)),
+            Job.status == JobStatus.queued.value,
+            Job.dispatched_at.is_(None),
+        )
+    )
+    wanted = set(rows)
+    return [job_id for job_id in job_ids if job_id in wanted]
+
+
+# --- the curves cursor --------------------------------------------------------------
+#
+# Jobs progress at different speeds, so the cursor holds one last-seen epoch per job, in
+# batch order (``jobs.batch_index``). A run writes each job's epochs in increasing order
+# and commits ``jobs.epoch`` with its points, so "epoch > last seen" per job is exact.
+# Encoding: version byte, 4 bytes binding the cursor to its batch, then the epochs as
+# unsigned LEB128 varints, zlib-compressed (equal epochs compress to almost nothing),
+# base64url without padding. 1000 jobs at epoch 5000 take ~40 characters.
+
+CURSOR_VERSION = 1
+
+
+def encode_cursor(batch_id: str, epochs: Sequence[int]) -> str:
+    payload = bytearray()
+    for epoch in epochs:
+        value = int(epoch)
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            payload.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+    raw = bytes([CURSOR_VERSION]) + _batch_tag(batch_id) + zlib.compress(bytes(payload), 9)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(batch_id: str, cursor: str | None, size: int) -> list[int]:
+    """Last-seen epochs for ``size`` jobs; no cursor means nothing seen yet.
+
+    Raises ``Invalid`` (422 at ``["query", "cursor"]``) for a cursor that was not issued
+    for this batch.
+    """
+    if not cursor:
+        return [0] * size
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        if raw[:1] != bytes([CURSOR_VERSION]) or raw[1:5] != _batch_tag(batch_id):
+            raise ValueError("foreign cursor")
+        payload = zlib.decompressobj().decompress(raw[5:], 16 * size + 16)
+        epochs: list[int] = []
+        value = shift = 0
+        for byte in payload:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                epochs.append(value)
+                value = shift = 0
+    except (ValueError, zlib.error) as exc:
+        raise Invalid.at(("query", "cursor"), "not a cursor of this batch") from exc
+    # Positions past the end (none today: batches never grow) start unseen.
+    return (epochs + [0] * size)[:size]
+
+
+def _batch_tag(batch_id: str) -> bytes:
+    return hashlib.blake2b(batch_id.encode("utf-8"), digest_size=4).digest()
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
+    """The tenant's batch; another tenant's id is exactly as missing as an unknown one."""
+    batch = session.scalar(select(Batch).where(Batch.id == batch_id, Batch.tenant_id == tenant_id))
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    return batch
+
+
+def batch_jobs(session: Session, batch_id: str) -> list[Job]:
+    return list(
+        session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index))
+    )
+
+
+def status_counts(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``{batch_id: {status: count}}`` with every status present (zeros included)."""
+    counts = {bid: dict.fromkeys(JobStatus.__members__, 0) for bid in batch_ids}
+    if batch_ids:
+        rows = session.execute(
+            select(Job.batch_id, Job.status, func.count())
+            .where(Job.batch_id.in_(list(batch_ids)))
+            .group_by(Job.batch_id, Job.status)
+        )
+        for batch_id, status, count in rows:
+            counts[batch_id][status] = count
+    return counts
+
+
+def check_metric(metric: str | None, mode: str | None) -> tuple[str, str]:
+    """Default ``val_loss``; losses default to ``min`` and accuracies to ``max``."""
+    metric = metric or "val_loss"
+    if metric not in METRICS:
+        raise Invalid.at(("query", "metric"), f"metric must be one of {list(METRICS)}")
+    mode = mode or ("max" if metric.endswith("accuracy") else "min")
+    if mode not in MODES:
+        raise Invalid.at(("query", "mode"), "mode must be 'min' or 'max'")
+    return metric, mode
+
+
+@dataclass(frozen=True)
+class Best:
+    id: str
+    value: float
+
+
+def best_job(jobs: Sequence[Job], metric: str, mode: str) -> Best | None:
+    """The succeeded job with the lowest (``min``) or highest (``max``) final ``metric``.
+
+    Jobs without that metric (e.g. ``val_loss`` with no validation split) do not compete;
+    ties go to the earlier job in batch order.
+    """
+    best: Best | None = None
+    for job in jobs:
+        value = (job.metrics or {}).get(metric)
+        if job.status != JobStatus.succeeded or not isinstance(value, int | float):
+            continue
+        if best is None or (value < best.value if mode == "min" else value > best.value):
+            best = Best(job.id, float(value))
+    return best
+
+
+def progress(jobs: Sequence[Job]) -> dict[str, Any]:
+    """A finished job counts as done whatever its epoch (early stopping, failure, cancel)."""
+    done = sum(1 for job in jobs if job.status in FINISHED)
+    fraction = sum(
+        1.0 if job.status in FINISHED else min(1.0, job.epoch / max(job.epochs, 1)) for job in jobs
+    )
+    return {
+        "finished": done,
+        "total": len(jobs),
+        "fraction": round(fraction / len(jobs), 6) if jobs else 1.0,
+    }
+
+
+def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[str, Any]:
+    """Counts by status, progress, the best job and every job's varied params and metrics."""
+    jobs = batch_jobs(session, batch.id)
+    counts = dict.fromkeys(JobStatus.__members__, 0)
+    for job in jobs:
+        counts[job.status] += 1
+    best = best_job(jobs, metric, mode)
+    return {
+        **describe(batch, [job.id for job in jobs], counts),
+        "progress": progress(jobs),
+        "metric": metric,
+        "mode": mode,
+        "best": None if best is None else {"id": best.id, "value": best.value},
+        "jobs": [
+            {
+                "id": job.id,
+                "index": job.batch_index,
+                "name": job.name,
+                "status": job.status,
+                "params": job.params or {},
+                "epoch": job.epoch,
+                "epochs": job.epochs,
+                "metrics": job.metrics,
+                "error": job.error,
+            }
+            for job in jobs
+        ],
+    }
+
+
+def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
+    """The fields every batch representation shares."""
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "kind": batch.spec.get("kind"),
+        "size": len(job_ids),
+        "varied": list(batch.varied),
+        "created_at": _iso(batch.created_at),
+        "job_ids": list(job_ids),
+        "counts": counts,
+    }
+
+
+def _iso(value: Any) -> str:
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+# --- curves ---------------------------------------------------------------------------
+
+
+def batch_curves(
+    session: Session, batch: Batch, cursor: str | None, max_points: int
+) -> dict[str, Any]:
+    """Every job's curve points after the cursor, at most ``max_points`` in all.
+
+    The budget is shared fairly: each job with new points gets up to
+    ``max_points // jobs_with_new_points`` (at least one) of its oldest unseen epochs.
+    ``truncated`` says some job has more already stored: ask again with ``next_cursor``
+    at once. ``complete`` says every job finished and every point was returned: stop.
+    """
+    rows = session.execute(
+        select(Job.id, Job.batch_index, Job.status, Job.epoch)
+        .where(Job.batch_id == batch.id)
+        .order_by(Job.batch_index)
+    ).all()
+    size = max((row.batch_index for row in rows), default=-1) + 1
+    seen = decode_cursor(batch.id, cursor, size)
+    pending = [row for row in rows if row.epoch > seen[row.batch_index]]
+    per_job = max(1, max_points // max(len(pending), 1))
+    windows = {row.id: (seen[row.batch_index], seen[row.batch_index] + per_job) for row in pending}
+    points: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
+    ids = list(windows)
+    for start in range(0, len(ids), CURVE_QUERY_CHUNK):
+        chunk = ids[start : start + CURVE_QUERY_CHUNK]
+        condition = or_(
+            *(
+                and_(
+                    CurvePoint.job_id == job_id,
+                    CurvePoint.epoch > windows[job_id][0],
+                    CurvePoint.epoch <= windows[job_id][1],
+                )
+                for job_id in chunk
+            )
+        )
+        query = select(CurvePoint).where(condition).order_by(CurvePoint.job_id, CurvePoint.epoch)
+        for point in session.scalars(query):
+            points[point.job_id].append({k: getattr(point, k) for k in POINT_FIELDS})
+    truncated = False
+    jobs = []
+    for row in rows:
+        got = points[row.id]
+        if got:
+            seen[row.batch_index] = got[-1]["epoch"]
+        truncated = truncated or row.epoch > seen[row.batch_index]
+        jobs.append({"id": row.id, "status": row.status, "points": got})
+    return {
+        "jobs": jobs,
+        "next_cursor": encode_cursor(batch.id, seen),
+        "truncated": truncated,
+        "complete": not truncated and all(row.status in FINISHED for row in rows),
+    }
+
+
+# --- cancelling -----------------------------------------------------------------------
+
+
+def cancel_batch(session: Session, tenant_id: str, batch_id: str) -> dict[str, Any]:
+    """Cancel every unfinished job with the jobs domain's compare-and-set; commits per job.
+
+    Queued jobs become ``cancelled`` at once, running ones ``cancelling`` (their run stops
+    at its next flush). A job that finishes meanwhile is simply left as it ended.
+    Returns the batch description with ``cancelled`` (ids whose cancel this call won or
+    that were already cancelling).
+    """
+    batch = get_batch(session, tenant_id, batch_id)
+    open_ids = session.scalars(
+        select(Job.id)
+        .where(Job.batch_id == batch.id, Job.status.in_([s.value for s in UNFINISHED]))
+        .order_by(Job.batch_index)
+    ).all()
+    cancelled = []
+    for job_id in open_ids:
+        try:
+            cancel_job(session, tenant_id, job_id)
+        except Conflict:  # it finished (or kept moving) while we were cancelling
+            continue
+        cancelled.append(job_id)
+    session.commit()
+    jobs = batch_jobs(session, batch.id)
+    counts = dict.fromkeys(JobStatus.__members__, 0)
+    for job in jobs:
+        counts[job.status] += 1
+    return {**describe(batch, [job.id for job in jobs], counts), "cancelled": cancelled}

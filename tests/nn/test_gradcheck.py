@@ -155,3 +155,37 @@ def test_epsilon_must_be_positive():
     net, X, Y = ng_check_problem()
     with pytest.raises(ValueError, match="epsilon"):
         gradient_check(net, X, Y, epsilon=0.0)
+
+
+class ShiftedLayer(BrokenGradients):
+    """Every weight gradient of one layer is off by the same amount."""
+
+    def gradients(self, X, Y, l2):
+        cost, dW, db = self.net.gradients(X, Y, l2)
+        dW = [w.copy() for w in dW]
+        dW[self.layer] += self.error
+        return cost, dW, db
+
+
+def test_a_sample_of_parameters_is_checked_when_asked():
+    net, X, Y = ng_check_problem()
+    report = gradient_check(net, X, Y, max_parameters=10, rng=np.random.default_rng(4))
+    assert 2 <= report.n_checked <= 11
+    assert report.n_checked == sum(int((~np.isnan(n)).sum()) for n in report.numerical)
+    assert all((~np.isnan(n)).any() for n in report.numerical)  # every layer sampled
+    assert report.passed
+    again = gradient_check(net, X, Y, max_parameters=10, rng=np.random.default_rng(4))
+    for a, b in zip(report.numerical, again.numerical, strict=True):
+        np.testing.assert_array_equal(a, b)
+    wrong = gradient_check(
+        ShiftedLayer(net, 0, 0, 0, 1e-3), X, Y, max_parameters=10, rng=np.random.default_rng(4)
+    )
+    assert not wrong.passed
+    assert wrong.worst.layer == 1
+    assert wrong.worst.index[1] != 0  # only weights were shifted, never a bias
+
+
+def test_sampling_needs_a_generator():
+    net, X, Y = ng_check_problem()
+    with pytest.raises(ValueError, match="rng"):
+        gradient_check(net, X, Y, max_parameters=3)

@@ -62,8 +62,9 @@ class GradientCheckReport:
     l2: float
     n_parameters: int
     n_examples: int
-    numerical: list[np.ndarray] = field(repr=False)  # Θ layout, one per layer
+    numerical: list[np.ndarray] = field(repr=False)  # Θ layout, one per layer; NaN = unchecked
     analytic: list[np.ndarray] = field(repr=False)
+    n_checked: int = 0  # parameters actually perturbed (all of them unless sampled)
 
     @property
     def passed(self) -> bool:
@@ -79,6 +80,7 @@ class GradientCheckReport:
             "epsilon": self.epsilon,
             "l2": self.l2,
             "n_parameters": self.n_parameters,
+            "n_checked": self.n_checked,
             "n_examples": self.n_examples,
             "per_layer": [
                 {"layer": i + 1, "relative_difference": _json_float(r)}
@@ -87,7 +89,7 @@ class GradientCheckReport:
             "worst": self.worst.to_dict(),
         }
         if include_gradients:
-            out["numerical"] = [g.tolist() for g in self.numerical]
+            out["numerical"] = [_json_matrix(g) for g in self.numerical]
             out["analytic"] = [g.tolist() for g in self.analytic]
         return out
 
@@ -99,6 +101,8 @@ def gradient_check(
     l2: float = 0.0,
     epsilon: float = DEFAULT_EPSILON,
     threshold: float = DEFAULT_THRESHOLD,
+    max_parameters: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> GradientCheckReport:
     """Compare ``net.gradients`` with centered differences of ``net.cost``.
 
@@ -117,6 +121,13 @@ def gradient_check(
         The step ε of the centered difference.
     threshold : float
         ``passed`` is ``relative_difference < threshold``.
+    max_parameters : int, optional
+        Check at most this many parameters, drawn from ``rng`` in proportion to each layer's
+        size (at least one per layer); the others are NaN in ``numerical`` and left out of
+        every relative difference. Two cost evaluations per parameter make a full check of
+        a large network slow; a sample still catches a wrong layer.
+    rng : numpy.random.Generator, optional
+        Needed only when sampling.
 
     Returns
     -------
@@ -126,19 +137,24 @@ def gradient_check(
         raise ValueError("epsilon must be positive")
     _, dW, db = net.gradients(X, Y, l2)
     analytic = [_to_theta(W, b) for W, b in zip(dW, db, strict=True)]
-    numerical = [np.zeros_like(t, dtype=np.float64) for t in analytic]
+    numerical = [np.full(t.shape, np.nan) for t in analytic]
+    chosen = _chosen_positions([t.size for t in analytic], max_parameters, rng)
 
     for layer, (W, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        n_in, n_out = W.shape
-        for unit in range(n_out):
-            numerical[layer][unit, 0] = _centered(net, X, Y, l2, epsilon, b, (unit,))
-            for inp in range(n_in):
-                numerical[layer][unit, inp + 1] = _centered(net, X, Y, l2, epsilon, W, (inp, unit))
+        n_cols = W.shape[0] + 1
+        for flat in chosen[layer]:
+            row, col = divmod(int(flat), n_cols)
+            # Θ[row, 0] is the bias of unit `row`; Θ[row, col] is W[col - 1, row].
+            param, index = (b, (row,)) if col == 0 else (W, (col - 1, row))
+            numerical[layer][row, col] = _centered(net, X, Y, l2, epsilon, param, index)
 
-    per_layer = [_relative_difference(n, a) for n, a in zip(numerical, analytic, strict=True)]
+    masks = [~np.isnan(n) for n in numerical]
+    per_layer = [
+        _relative_difference(n[k], a[k]) for n, a, k in zip(numerical, analytic, masks, strict=True)
+    ]
     overall = _relative_difference(
-        np.concatenate([n.ravel() for n in numerical]),
-        np.concatenate([a.ravel() for a in analytic]),
+        np.concatenate([n[k] for n, k in zip(numerical, masks, strict=True)]),
+        np.concatenate([a[k] for a, k in zip(analytic, masks, strict=True)]),
     )
     return GradientCheckReport(
         relative_difference=overall,
@@ -151,7 +167,24 @@ def gradient_check(
         n_examples=int(X.shape[0]),
         numerical=numerical,
         analytic=analytic,
+        n_checked=int(sum(k.sum() for k in masks)),
     )
+
+
+def _chosen_positions(
+    sizes: list[int], max_parameters: int | None, rng: np.random.Generator | None
+) -> list[np.ndarray]:
+    """Flat Θ indices to check per layer: all of them, or a seeded proportional sample."""
+    total = sum(sizes)
+    if max_parameters is None or total <= max_parameters:
+        return [np.arange(size) for size in sizes]
+    if rng is None:
+        raise ValueError("sampling parameters (max_parameters) needs rng")
+    chosen = []
+    for size in sizes:
+        quota = min(size, max(1, round(max_parameters * size / total)))
+        chosen.append(np.sort(rng.choice(size, size=quota, replace=False)))
+    return chosen
 
 
 def _centered(
@@ -192,7 +225,7 @@ def _relative_difference(numerical: np.ndarray, analytic: np.ndarray) -> float:
 def _worst(numerical: list[np.ndarray], analytic: list[np.ndarray]) -> WorstParameter:
     best: WorstParameter | None = None
     for layer, (n, a) in enumerate(zip(numerical, analytic, strict=True)):
-        diff = np.abs(n - a)
+        diff = np.where(np.isnan(n), -1.0, np.abs(n - a))  # unchecked entries never win
         row, col = np.unravel_index(int(np.argmax(diff)), diff.shape)
         if best is None or diff[row, col] > best.abs_diff:
             best = WorstParameter(
@@ -209,3 +242,8 @@ def _worst(numerical: list[np.ndarray], analytic: list[np.ndarray]) -> WorstPara
 def _json_float(value: float) -> float | None:
     """JSON has no infinity: a relative difference that is not finite is reported as null."""
     return value if math.isfinite(value) else None
+
+
+def _json_matrix(values: np.ndarray) -> list[list[float | None]]:
+    """Rows of floats, unchecked (NaN) entries as null."""
+    return [[None if math.isnan(v) else v for v in row] for row in values.tolist()]

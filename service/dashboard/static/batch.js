@@ -224,10 +224,9 @@ export function renderBatch(root, route) {
     }
     if (curves.next_cursor) cursor = curves.next_cursor;
     if (added || changed) renderChart();
-    if (added) changed = true;
-    const allFinished = jobsOf().length > 0 && jobsOf().every((j) => FINISHED.has(j.status));
-    if (allFinished && !added) return DONE;
-    return changed ? CHANGED : UNCHANGED;
+    // complete: every job finished and every point delivered; truncated: more already stored.
+    if (curves.complete && jobsOf().every((j) => FINISHED.has(j.status))) return DONE;
+    return added || changed || curves.truncated ? CHANGED : UNCHANGED;
   }
 
   const poller = new Poller(tick, {

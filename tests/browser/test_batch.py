@@ -1,0 +1,92 @@
+"""A sweep in one view: every job's curve overlaid, the results table, the best job."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+RATES = [0.003, 0.03, 0.3]
+EPOCHS = 40
+
+
+def test_batch_view_shows_every_job(page, server):
+    base = {
+        "network": {
+            "layers": [{"units": 8, "activation": "tanh"}],
+            "output": {"activation": "softmax"},
+            "loss": "cross_entropy",
+        },
+        "dataset": {"generator": "moons", "n_samples": 200, "seed": 0, "validation_split": 0.25},
+        "training": {"optimizer": {"name": "adam"}, "epochs": EPOCHS},
+    }
+    created = server.api(
+        "POST",
+        "/batches",
+        json={
+            "name": "learning rates",
+            "base": base,
+            "grid": {"training.optimizer.learning_rate": RATES},
+        },
+    )
+    assert created.status_code == 202, created.text
+    batch = created.json()
+    assert len(batch["job_ids"]) == len(RATES)
+
+    curve_requests: list[str] = []
+    summary_requests: list[str] = []
+
+    def on_request(request) -> None:
+        path = request.url.split("?")[0]
+        if path.endswith(f"/batches/{batch['id']}/curves"):
+            curve_requests.append(request.url)
+        elif path.endswith(f"/batches/{batch['id']}"):
+            summary_requests.append(request.url)
+        assert "/jobs/" not in request.url, "the batch view must not poll jobs one by one"
+
+    page.on("request", on_request)
+    page.goto(f"{server.url}/#/batches/{batch['id']}")
+    rows = page.locator("#batch-table tbody tr")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#batch-table tbody tr')]"
+        f".filter(r => r.dataset.status === 'succeeded').length === {len(RATES)}",
+        timeout=180_000,
+    )
+    # Every job is in the table and on the chart, each with its whole curve.
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.jobId)")) == sorted(
+        batch["job_ids"]
+    )
+    page.wait_for_function(
+        f"document.querySelector('#batch-chart').dataset.points === '{EPOCHS * len(RATES)}'"
+    )
+    lengths = page.eval_on_selector("#batch-chart", "el => el.data.map(t => t.x.length)")
+    assert lengths == [EPOCHS] * len(RATES)
+
+    # The best job by validation loss, as the API ranks it, is the highlighted row.
+    summary = server.api(
+        "GET", f"/batches/{batch['id']}", params={"metric": "val_loss", "mode": "min"}
+    ).json()
+    assert (
+        page.locator("#batch-table tr.best").get_attribute("data-job-id") == summary["best"]["id"]
+    )
+    widths = page.eval_on_selector("#batch-chart", "el => el.data.map(t => t.line.width)")
+    assert sorted(widths) == [1.5, 1.5, 4]
+
+    # Sorting by the varied parameter orders the rows by it, both ways.
+    header = "th[data-key='param:training.optimizer.learning_rate']"
+    by_id = {
+        job["id"]: job["params"]["training.optimizer.learning_rate"] for job in summary["jobs"]
+    }
+    page.click(header)
+    ascending = [by_id[i] for i in rows.evaluate_all("rs => rs.map(r => r.dataset.jobId)")]
+    assert ascending == sorted(RATES)
+    page.click(header)
+    descending = [by_id[i] for i in rows.evaluate_all("rs => rs.map(r => r.dataset.jobId)")]
+    assert descending == sorted(RATES, reverse=True)
+    screenshot(page, "batch")
+
+    # One batch-curves request per poll for the whole sweep, never one per job.
+    assert curve_requests
+    assert abs(len(curve_requests) - len(summary_requests)) <= 1

@@ -1,0 +1,170 @@
+"""The job pages against a real worker: the key, live curves, cancel, model, escaping, the form."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from .conftest import KEY_STORAGE, screenshot
+from .specs import inline_job, long_job, quick_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def points_on(page, selector: str) -> int:
+    return int(page.get_attribute(selector, "data-points") or 0)
+
+
+def test_key_is_entered_once_and_kept(anonymous_page, server):
+    page = anonymous_page
+    page.goto(server.url + "/")
+    dialog = page.locator("#key-dialog")
+    dialog.wait_for(state="visible")
+    screenshot(page, "key-dialog")
+    page.fill("#key-input", server.key)
+    page.click("#key-save")
+    page.wait_for_selector("h1:text('Jobs')")
+    assert page.evaluate(f"localStorage.getItem('{KEY_STORAGE}')") == server.key
+
+    page.reload()
+    page.wait_for_selector("h1:text('Jobs')")
+    assert not dialog.is_visible()
+    assert page.text_content("#key-button").startswith("Key ")
+
+
+def test_curve_grows_while_a_real_worker_trains(page, server):
+    job = server.submit_job(long_job("growing curve"))
+    curve_urls: list[str] = []
+    page.on("request", lambda r: curve_urls.append(r.url) if "/curve" in r.url else None)
+    try:
+        page.goto(f"{server.url}/#/jobs/{job['id']}")
+        page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) >= 2")
+        first = points_on(page, "#loss-chart")
+        page.wait_for_function(
+            f"Number(document.querySelector('#loss-chart').dataset.points) > {first}"
+        )
+        page.wait_for_selector("#grad-chart >> visible=true")
+        screenshot(page, "job-running")
+
+        grown, drawn = page.eval_on_selector(
+            "#loss-chart", "el => [Number(el.dataset.points), el.data.map(t => t.x.length)]"
+        )
+        assert grown > first
+        # Train and validation lines, one point per epoch received.
+        assert drawn == [grown, grown]
+        epochs = page.eval_on_selector("#loss-chart", "el => el.data[0].x")
+        assert epochs == list(range(1, len(epochs) + 1)), "each epoch exactly once, in order"
+        # Two hidden layers and the output: one gradient-norm line per layer, plus ratios.
+        assert page.get_attribute("#grad-chart", "data-layers") == "3"
+        assert page.locator("text=/ETA/").count() >= 1
+
+        # Only new points are asked for: after the first request every one carries `since`.
+        sinces = [parse_qs(urlparse(u).query).get("since", [None])[0] for u in curve_urls]
+        assert sinces[0] is None
+        assert all(s is not None for s in sinces[1:])
+        assert [int(s) for s in sinces[1:]] == sorted(int(s) for s in sinces[1:])
+    finally:
+        server.cancel_quietly(job["id"])
+    server.wait_job(job["id"], {"cancelled"})
+
+
+def test_cancel_from_the_page(page, server):
+    job = server.submit_job(long_job("cancel me"))
+    try:
+        page.goto(f"{server.url}/#/jobs/{job['id']}")
+        page.wait_for_selector("#job-title + span .pill[data-status='running']", timeout=60_000)
+        page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) >= 1")
+        page.click("#cancel-job")
+        page.wait_for_selector(".pill[data-status='cancelled']", timeout=60_000)
+        assert server.job(job["id"])["status"] == "cancelled"
+        assert page.locator("#cancel-job").is_hidden()
+        screenshot(page, "job-cancelled")
+    finally:
+        server.cancel_quietly(job["id"])
+
+
+def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
+    spec = inline_job("two blobs")
+    job = server.submit_job(spec)
+    server.wait_job(job["id"], {"succeeded"})
+    page.goto(f"{server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#boundary-chart .main-svg")
+    assert page.get_attribute("#boundary-chart", "data-grid-points") == str(80 * 80)
+    heatmap, scatter = page.eval_on_selector(
+        "#boundary-chart", "el => el.data.map(t => t.type + ':' + (t.z ? t.z.length : t.x.length))"
+    )
+    assert heatmap == "heatmap:80"
+    assert scatter == f"scatter:{len(spec['dataset']['X'])}"
+    assert page.get_attribute("#loss-chart", "data-points") == str(spec["training"]["epochs"])
+    spec_text = json.loads(page.text_content("#job-spec"))
+    assert spec_text == server.job(job["id"])["spec"]
+    screenshot(page, "job-succeeded")
+
+    with page.expect_download() as download_info:
+        page.click("#download-model")
+    downloaded = json.loads(download_info.value.path().read_text())
+    assert downloaded == server.api("GET", f"/jobs/{job['id']}/model").json()
+
+
+def test_a_name_with_markup_is_shown_as_text(page, server):
+    name = "<img src=x onerror=alert(1)><b>bold</b>"
+    job = server.submit_job(quick_job(name, epochs=3))
+    server.wait_job(job["id"], {"succeeded", "failed"})
+    page.goto(f"{server.url}/#/jobs")
+    row = page.locator(f"#jobs-table tr[data-job-id='{job['id']}']")
+    row.wait_for()
+    assert row.locator(".job-link").text_content() == name
+    assert row.locator("img, b").count() == 0
+    screenshot(page, "jobs")
+
+    page.click(f"#jobs-table tr[data-job-id='{job['id']}'] .job-link")
+    page.wait_for_function("document.querySelector('#job-title').textContent !== 'Loading…'")
+    assert page.text_content("#job-title") == name
+    assert page.locator("main img").count() == 0
+
+
+def test_jobs_are_filtered_by_status(page, server):
+    done = server.submit_job(quick_job("filter target", epochs=2))
+    server.wait_job(done["id"], {"succeeded"})
+    page.goto(f"{server.url}/#/jobs")
+    page.wait_for_selector(f"tr[data-job-id='{done['id']}']")
+    page.select_option("#status-filter", "succeeded")
+    page.wait_for_url(re.compile(r".*#/jobs\?status=succeeded$"))
+    page.wait_for_selector(f"tr[data-job-id='{done['id']}']")
+    statuses = page.eval_on_selector_all(
+        "#jobs-table tbody tr", "rows => rows.map(r => r.dataset.status)"
+    )
+    assert statuses
+    assert set(statuses) == {"succeeded"}
+
+    page.select_option("#status-filter", "failed")
+    page.wait_for_url(re.compile(r".*status=failed$"))
+    page.wait_for_function("!document.querySelector(\"tr[data-job-id='" + done["id"] + "']\")")
+    statuses = page.eval_on_selector_all(
+        "#jobs-table tbody tr", "rows => rows.map(r => r.dataset.status)"
+    )
+    assert set(statuses) <= {"failed"}
+
+
+def test_a_job_submitted_from_the_form_trains(page, server):
+    page.goto(f"{server.url}/#/jobs")
+    page.click("summary:text('New training job')")
+    page.fill("input[name=name]", "from the form")
+    page.select_option("select[name=generator]", "moons")
+    page.fill("input[name=layers]", "8")
+    page.fill("input[name=epochs]", "25")
+    page.click("button:text('Submit job')")
+    page.wait_for_url(re.compile(r".*#/jobs/[0-9a-f]+$"))
+    job_id = page.url.rsplit("/", 1)[-1]
+    page.wait_for_selector(".pill[data-status='succeeded']", timeout=120_000)
+    job = server.job(job_id)
+    assert job["name"] == "from the form"
+    assert job["spec"]["dataset"]["generator"] == "moons"
+    assert job["spec"]["training"]["epochs"] == 25
+    assert [layer["units"] for layer in job["spec"]["network"]["layers"]] == [8]
+    page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) === 25")
+    page.wait_for_selector("#boundary-chart .main-svg")
+    screenshot(page, "job-from-form")

@@ -1,0 +1,68 @@
+"""The reaper: a loop in each worker's main process that recovers lost work.
+
+Every ``reaper_interval_seconds`` it asks ``service.runs.sweep`` to requeue runs whose
+lease expired (their worker died), finish ``cancelling`` jobs whose run is gone, fail
+jobs that used up ``max_attempts`` (a poison pill never loops), and re-send queued jobs
+whose message may have been lost (broker down at submit, a fetched message of a killed
+worker on the filesystem broker). All of it is compare-and-set in the database, so one
+reaper per worker on any number of hosts is harmless: each job is recovered once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from service import runs
+from service.queue import send_train
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(rt: Runtime) -> runs.Sweep:
+    """One pass: fix the database, then send the messages it asks for."""
+    settings = rt.settings
+    result = runs.sweep(
+        rt.factory,
+        max_attempts=settings.max_attempts,
+        requeue_after_seconds=settings.requeue_after_seconds,
+    )
+    for job_id, queue in result.dispatch:
+        if not send_train(settings, job_id, queue):
+            log.warning("reaper could not dispatch job=%s; will retry", job_id)
+    if result.requeued or result.exhausted or result.cancelled or result.dispatch:
+        log.info(
+            "reaper requeued=%d exhausted=%d cancelled=%d dispatched=%d",
+            len(result.requeued),
+            len(result.exhausted),
+            len(result.cancelled),
+            len(result.dispatch),
+        )
+    return result
+
+
+class Reaper(threading.Thread):
+    """Runs ``sweep_once`` now and then every interval until stopped."""
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(name="deltaflow-reaper", daemon=True)
+        self.rt = rt
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        interval = self.rt.settings.reaper_interval_seconds
+        while True:
+            try:
+                sweep_once(self.rt)
+            except SQLAlchemyError:
+                log.warning("reaper pass failed (database unavailable?)", exc_info=True)
+            except Exception:  # the loop must survive anything; the next pass retries
+                log.exception("reaper pass failed")
+            if self._halt.wait(interval):
+                return
+
+    def stop(self) -> None:
+        self._halt.set()

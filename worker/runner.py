@@ -1,0 +1,446 @@
+"""One training run: claim the job, load its data, train, flush progress, checkpoint, finish.
+
+The database is the source of truth (docs/architecture.md, "Job lifecycle"):
+
+- the claim is a compare-and-set that bumps ``attempt``; a second delivery of the same
+  message finds the job taken and does nothing;
+- every write is fenced by that attempt; a write that loses the fence stops the run
+  silently (another run owns the job now);
+- curve points are buffered and flushed by time or count (always the last epoch); every
+  flush extends the lease and reads the cancel flag, and a small thread keeps the lease
+  alive during long epochs;
+- a checkpoint (weights, optimizer, generator state, epoch) is written in the same
+  transaction as the points it covers, so a resumed run continues where the stored curve
+  ends and reproduces an uninterrupted run bit for bit.
+
+No database session is held while computing: each write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from service import runs
+from service.datasets import DatasetArrays
+from service.queue import send_train
+from service.runs import Claim, Pulse
+from worker import gradient_gate
+from worker.datasets import DatasetUnavailable, load_dataset
+from worker.nn import (
+    EpochStats,
+    Network,
+    NonFiniteError,
+    SpecError,
+    Trainer,
+    TrainingConfig,
+    network_from_spec,
+)
+from worker.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+FLUSH_MAX_POINTS = 500  # flush at least this often, whatever the time
+DB_PATIENCE_SECONDS = 60.0  # how long a final write waits for the database to come back
+T = TypeVar("T")
+
+
+class Outcome:
+    """What ``run_job`` did, for logs and tests."""
+
+    skipped = "skipped"  # not claimable: a duplicate delivery, or already finished
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    released = "released"  # warm shutdown: checkpointed and handed back to the queue
+    lost = "lost"  # the fence moved: another run owns the job
+
+
+def run_job(job_id: str, *, stop: threading.Event | None = None, rt: Runtime | None = None) -> str:
+    """Run one delivery of a training message. ``stop`` is set on warm shutdown."""
+    rt = rt or runtime()
+    settings = rt.settings
+    claim = runs.claim(
+        rt.factory,
+        job_id,
+        rt.owner,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
+    if claim is None:
+        log.info("job=%s not claimable (duplicate delivery or finished); nothing to do", job_id)
+        return Outcome.skipped
+    log.info(
+        "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
+    )
+    run = _Run(rt, claim, stop or threading.Event())
+    return run.execute()
+
+
+@dataclass
+class Prepared:
+    """The engine objects of a run, built from the job's validated spec."""
+
+    net: Network
+    trainer: Trainer
+    data: DatasetArrays
+    standardization: dict[str, list[float]] | None
+
+
+def prepare(spec: dict[str, Any], data: DatasetArrays) -> Prepared:
+    """Build network and trainer; one-hot encode classes; standardize if asked.
+
+    X : ndarray of shape (n_samples, n_features); Y : (n_samples, K) one-hot for
+    classification (K = number of classes) or the targets as a matrix for regression.
+    """
+    training = spec["training"]
+    dataset = spec["dataset"]
+    classification = data.task == "classification"
+    if classification:
+        n_classes = len(data.classes or [])
+        Y = np.zeros((data.n_samples, n_classes), dtype=np.float64)
+        Y[np.arange(data.n_samples), data.y] = 1.0
+    else:
+        Y = data.y.reshape(data.n_samples, -1).astype(np.float64, copy=False)
+    seed = int(training.get("seed", 0))
+    net = network_from_spec(
+        spec["network"],
+        data.n_features,
+        Y.shape[1],
+        rng=np.random.default_rng(seed),
+        dtype=training.get("dtype", "float64"),
+    )
+    config = TrainingConfig.from_spec(
+        training,
+        validation_split=float(dataset.get("validation_split", 0.0)),
+        classification=classification,
+    )
+    trainer = Trainer(net, data.X, Y, config)
+    standardization = _standardize(trainer) if dataset.get("standardize") else None
+    return Prepared(net, trainer, data, standardization)
+
+
+def _standardize(trainer: Trainer) -> dict[str, list[float]]:
+    """Scale features by the training split's mean and std (the validation split too).
+
+    The trainer draws its validation split, so the statistics can only be taken after it
+    is built; they are stored with the model and applied again at prediction.
+    """
+    X_train = trainer.X_train
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    dtype = X_train.dtype
+    trainer.X_train = ((X_train - mean) / std).astype(dtype)
+    if trainer.X_val is not None:
+        trainer.X_val = ((trainer.X_val - mean) / std).astype(dtype)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def model_weights(net: Network) -> bytes:
+    """NPZ bytes with W0, b0, W1, b1, … (W of shape (n_in, n_out), b of shape (n_out,))."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, layer in enumerate(net.wb()):
+        arrays[f"W{index}"] = layer["W"]
+        arrays[f"b{index}"] = layer["b"]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def model_meta(prepared: Prepared) -> dict[str, Any]:
+    net, trainer, data = prepared.net, prepared.trainer, prepared.data
+    return {
+        "layer_sizes": list(net.layer_sizes),
+        "activations": list(net.activations),
+        "loss": net.loss,
+        "dtype": net.dtype.name,
+        "task": data.task,
+        "classes": data.classes,
+        "standardization": prepared.standardization,
+        "stop_reason": trainer.stop_reason,
+        "epochs_run": trainer.epoch,
+    }
+
+
+def check_gradients_before_training(
+    prepared: Prepared, spec: dict[str, Any], rt: Runtime, claim: Claim
+) -> None:
+    """``training.gradient_check: true``: check backprop numerically before the first epoch.
+
+    The report is stored on the job (fenced); a failed check fails the job with
+    ``gradient_check_failed`` (see worker.gradient_gate).
+    """
+    training = spec["training"]
+    if not training.get("gradient_check"):
+        return
+    trainer, limits = prepared.trainer, rt.settings.limits
+    report = gradient_gate.check_before_training(
+        prepared.net,
+        trainer.X_train,
+        trainer.Y_train,
+        float(training.get("l2", 0.0)),
+        max_examples=limits.gradcheck_examples,
+        max_parameters=limits.gradcheck_parameters,
+        seed=int(training.get("seed", 0)),
+    )
+    if not gradient_gate.store_report(rt.factory, claim.job_id, claim.attempt, report):
+        raise _Stop(Outcome.lost)
+    if not report["passed"]:
+        raise GradientCheckFailed(gradient_gate.failure_message(report))
+
+
+class GradientCheckFailed(Exception):
+    """The job asked for a gradient check and backprop did not match the numbers."""
+
+
+def point_from_stats(stats: EpochStats) -> dict[str, Any]:
+    grad_norms = None
+    if stats.grad_norms is not None:
+        grad_norms = {"D": stats.grad_norms, "update_ratio": stats.update_ratios}
+    return {
+        "epoch": stats.epoch,
+        "train_loss": stats.train_loss,
+        "val_loss": stats.val_loss,
+        "train_accuracy": stats.train_accuracy,
+        "val_accuracy": stats.val_accuracy,
+        "learning_rate": stats.learning_rate,
+        "grad_norms": grad_norms,
+        "seconds": stats.seconds,
+    }
+
+
+class _Stop(Exception):
+    """Ends the training loop early with an outcome already recorded."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+@dataclass
+class _Run:
+    rt: Runtime
+    claim: Claim
+    stop: threading.Event
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    last_flush: float = field(default_factory=time.monotonic)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    checkpoint_epoch: int = 0
+
+    def execute(self) -> str:
+        keeper = LeaseKeeper(self.rt, self.claim)
+        keeper.start()
+        self.keeper = keeper
+        try:
+            return self._train()
+        except _Stop as stopped:
+            return stopped.outcome
+        except SoftTimeLimitExceeded:
+            limit = self.rt.settings.soft_time_limit_seconds
+            return self._fail("time_limit", f"stopped after the time limit of {limit:g} s")
+        except DatasetUnavailable as exc:
+            return self._fail("dataset", str(exc), epoch=None)
+        except NonFiniteError as exc:
+            message = (
+                f"training diverged at epoch {exc.epoch} (non-finite {exc.what}); "
+                "lower the learning rate or check the data"
+            )
+            return self._fail("non_finite", message, epoch=exc.epoch)
+        except GradientCheckFailed as exc:
+            return self._fail("gradient_check_failed", str(exc), epoch=None)
+        except SpecError as exc:
+            return self._fail("internal", f"the engine rejected the spec: {exc}", epoch=None)
+        except (OperationalError, InterfaceError):
+            # The database stayed away longer than our patience: leave the job running;
+            # its lease expires and the reaper hands it to another run.
+            log.exception("job=%s database unavailable; leaving it to the reaper", self.job_id)
+            raise
+        except Exception as exc:
+            log.exception("job=%s failed unexpectedly", self.job_id)
+            return self._fail("internal", f"{type(exc).__name__}: {exc}", epoch=None)
+        finally:
+            keeper.stop()
+
+    @property
+    def job_id(self) -> str:
+        return self.claim.job_id
+
+    def _train(self) -> str:
+        claim, rt = self.claim, self.rt
+        data = load_dataset(claim.spec["dataset"], claim.tenant_id, rt.factory, rt.settings)
+        prepared = prepare(claim.spec, data)
+        trainer = prepared.trainer
+        if claim.checkpoint is not None:
+            trainer.load_state_bytes(claim.checkpoint)
+            self.checkpoint_epoch = trainer.epoch
+        else:
+            check_gradients_before_training(prepared, claim.spec, rt, claim)
+        for stats in trainer.epochs():
+            self.buffer.append(point_from_stats(stats))
+            self._after_epoch(trainer)
+        pulse = self._final(lambda: self._flush(None))
+        self._obey(pulse)
+        done = self._final(
+            lambda: runs.finish_succeeded(
+                rt.factory,
+                self.job_id,
+                claim.attempt,
+                weights=model_weights(prepared.net),
+                meta=model_meta(prepared),
+            )
+        )
+        if not done:
+            return Outcome.lost
+        log.info("job=%s succeeded epochs=%d", self.job_id, trainer.epoch)
+        return Outcome.succeeded
+
+    def _after_epoch(self, trainer: Trainer) -> None:
+        """Flush, checkpoint, or stop between two epochs, as the policy and flags say."""
+        settings = self.rt.settings
+        if self.keeper.lost:
+            raise _Stop(self._lost())
+        if trainer.stop_reason is not None:
+            return  # the last epoch: flushed by _train together with the finish
+        if self.stop.is_set():
+            raise _Stop(self._release(trainer))
+        now = time.monotonic()
+        checkpoint_due = (
+            trainer.epoch - self.checkpoint_epoch >= settings.checkpoint_epochs
+            or now - self.last_checkpoint >= settings.checkpoint_seconds
+        )
+        flush_due = (
+            now - self.last_flush >= settings.flush_seconds
+            or len(self.buffer) >= FLUSH_MAX_POINTS
+            or self.keeper.cancel_requested
+        )
+        if not (checkpoint_due or flush_due):
+            return
+        state = (trainer.epoch, trainer.state_bytes()) if checkpoint_due else None
+        try:
+            pulse = self._flush(state)
+        except (OperationalError, InterfaceError):
+            log.warning("job=%s flush failed; keeping %d points", self.job_id, len(self.buffer))
+            self.last_flush = now  # try again after another interval
+            return
+        if state is not None:
+            self.checkpoint_epoch, self.last_checkpoint = trainer.epoch, now
+        self._obey(pulse)
+
+    def _flush(self, checkpoint: tuple[int, bytes] | None) -> Pulse:
+        pulse = runs.flush(
+            self.rt.factory,
+            self.job_id,
+            self.claim.attempt,
+            self.buffer,
+            lease_seconds=self.rt.settings.lease_seconds,
+            checkpoint=checkpoint,
+        )
+        if pulse.alive:
+            self.buffer = []
+            self.last_flush = time.monotonic()
+        return pulse
+
+    def _obey(self, pulse: Pulse) -> None:
+        if not pulse.alive:
+            raise _Stop(self._lost())
+        if pulse.cancel_requested or self.keeper.cancel_requested:
+            done = self._final(
+                lambda: runs.finish_cancelled(self.rt.factory, self.job_id, self.claim.attempt)
+            )
+            log.info("job=%s cancelled", self.job_id)
+            raise _Stop(Outcome.cancelled if done else Outcome.lost)
+
+    def _release(self, trainer: Trainer) -> str:
+        """Warm shutdown: checkpoint what is done and hand the job back to the queue."""
+        state = (trainer.epoch, trainer.state_bytes())
+        pulse = self._final(lambda: self._flush(state))
+        if not pulse.alive:
+            return self._lost()
+        status = self._final(lambda: runs.release(self.rt.factory, self.job_id, self.claim.attempt))
+        if status is None:
+            return self._lost()
+        if status == "queued":
+            send_train(self.rt.settings, self.job_id, self.claim.queue)
+        log.info("job=%s released at epoch=%d status=%s", self.job_id, trainer.epoch, status)
+        return Outcome.released
+
+    def _fail(self, kind: str, message: str, epoch: int | None = None) -> str:
+        if self.buffer:
+            try:  # keep the epochs that did complete before the failure
+                self._flush(None)
+            except (OperationalError, InterfaceError):
+                log.warning("job=%s could not flush the points before failing", self.job_id)
+        error = {"type": kind, "message": message, "epoch": epoch}
+        done = self._final(
+            lambda: runs.finish_failed(self.rt.factory, self.job_id, self.claim.attempt, error)
+        )
+        log.info("job=%s failed type=%s message=%s", self.job_id, kind, message)
+        return Outcome.failed if done else Outcome.lost
+
+    def _lost(self) -> str:
+        log.info("job=%s attempt=%d lost its fence; stopping", self.job_id, self.claim.attempt)
+        return Outcome.lost
+
+    def _final(self, write: Callable[[], T]) -> T:
+        """A write the run cannot skip: retry while the database is unreachable."""
+        deadline = time.monotonic() + DB_PATIENCE_SECONDS
+        pause = 0.2
+        while True:
+            try:
+                return write()
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("job=%s database unavailable; retrying in %.1fs", self.job_id, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+
+class LeaseKeeper(threading.Thread):
+    """Extends the lease between flushes (long epochs) and notices cancel or a lost fence.
+
+    It only sets flags; the training loop reads them between epochs.
+    """
+
+    def __init__(self, rt: Runtime, claim: Claim) -> None:
+        super().__init__(name=f"lease-{claim.job_id[:8]}", daemon=True)
+        self.rt = rt
+        self.claim = claim
+        # Often enough that two missed beats still leave the lease alive; at most every
+        # 5 s so a pending cancel is noticed during long epochs too.
+        self.interval = max(0.1, min(rt.settings.lease_seconds / 3, 5.0))
+        self.lost = False
+        self.cancel_requested = False
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            try:
+                pulse = runs.heartbeat(
+                    self.rt.factory,
+                    self.claim.job_id,
+                    self.claim.attempt,
+                    lease_seconds=self.rt.settings.lease_seconds,
+                )
+            except (OperationalError, InterfaceError):
+                log.warning("job=%s heartbeat failed; retrying", self.claim.job_id)
+                continue
+            if not pulse.alive:
+                self.lost = True
+                return
+            self.cancel_requested = self.cancel_requested or pulse.cancel_requested
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=5.0)

@@ -410,8 +410,8 @@ def list_jobs_query(
 
 
 def etag(job: Job, kind: str = "job") -> str:
-    """A strong ETag that changes exactly when the job row is written."""
-    return f'"{kind}-{job.id}-{job.version}"'
+    """An entity tag (unquoted) that changes exactly when the job row is written."""
+    return f"{kind}-{job.id}-{job.version}"
 
 
 def progress(session: Session, job: Job) -> dict[str, Any]:

@@ -1,0 +1,3 @@
+"""The HTTP API: one blueprint per resource under ``/api/v1`` (see ``service.app``)."""
+
+API_PREFIX = "/api/v1"

@@ -1,0 +1,164 @@
+"""``/api/v1/datasets``: upload (JSON, CSV or NPZ), list, read, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request, url_for
+from pydantic import BaseModel, Field, ValidationError
+
+from service import datasets
+from service.api import deps
+from service.api.blueprint import api_blueprint
+from service.api.http import no_content, respond
+from service.api.openapi import document_body, json_response, problems, register_models
+from service.api.pagination import PageQuery, paginate
+from service.api.representations import DatasetList, DatasetOut, dataset_dict
+from service.models import Dataset
+from service.problems import Invalid, from_validation_error
+from service.schemas import Label, Matrix, Task
+
+bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")
+register_models(bp, DatasetOut)
+
+NPZ_MAGIC = b"PK"
+
+
+class DatasetPath(BaseModel):
+    dataset_id: str = Field(max_length=64)
+
+
+class DatasetListQuery(PageQuery):
+    pass
+
+
+class DatasetMeta(BaseModel):
+    """The name and task of an upload (validated before the arrays, which numpy checks)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    task: Task = "classification"
+
+
+class DatasetCreate(BaseModel):
+    """JSON upload: X of shape (n_samples, n_features) and labels or targets y."""
+
+    name: str = Field(min_length=1, max_length=200)
+    task: Task = "classification"
+    X: Matrix
+    y: list[Label] | Matrix
+
+
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": ".csv (header + a 'target' column) or .npz (arrays X and y)",
+        },
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "task": {"type": "string", "enum": ["classification", "regression"]},
+    },
+}
+
+
+@bp.post(
+    "",
+    summary="Store a dataset (JSON body, or a multipart .csv / .npz file)",
+    responses={
+        201: json_response(DatasetOut, "Stored", {"Location": "The dataset's URL"}),
+        **problems(400, 413),
+    },
+)
+def create_dataset() -> Response:
+    settings = deps.settings()
+    if request.mimetype == "multipart/form-data":
+        meta, arrays = _from_upload(settings.limits)
+    else:
+        meta, arrays = _from_json(settings.limits)
+    session = deps.db()
+    dataset = datasets.store_dataset(session, deps.tenant_id(), meta.name, arrays)
+    session.commit()
+    location = url_for("datasets.get_dataset", dataset_id=dataset.id)
+    return respond(dataset_dict(dataset), 201, headers={"Location": location})
+
+
+document_body(
+    bp, "", "post", {"application/json": DatasetCreate, "multipart/form-data": UPLOAD_SCHEMA}
+)
+
+
+def _meta(values: dict[str, Any]) -> DatasetMeta:
+    try:
+        return DatasetMeta.model_validate(values)
+    except ValidationError as error:
+        raise from_validation_error(error, prefix=("body",)) from None
+
+
+def _from_json(limits: Any) -> tuple[DatasetMeta, datasets.DatasetArrays]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid.at(["body"], "send a JSON object {name, task, X, y} or a multipart file")
+    meta = _meta({k: body[k] for k in ("name", "task") if k in body})
+    missing = [field for field in ("X", "y") if field not in body]
+    if missing:
+        raise Invalid("missing " + ", ".join(missing), [(["body", f], "required") for f in missing])
+    unknown = sorted(set(body) - {"name", "task", "X", "y"})
+    if unknown:
+        raise Invalid.at(["body", unknown[0]], "unknown field")
+    # Large arrays skip pydantic: numpy checks shape, type and finiteness far faster.
+    return meta, datasets.build_arrays(body["X"], body["y"], meta.task, limits)
+
+
+def _from_upload(limits: Any) -> tuple[DatasetMeta, datasets.DatasetArrays]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise Invalid.at(["body", "file"], "a multipart upload needs a 'file' part")
+    filename = upload.filename or "upload"
+    form = {k: v for k, v in request.form.items() if k in ("name", "task")}
+    form.setdefault("name", filename.rsplit("/", 1)[-1][:200] or "upload")
+    meta = _meta(form)
+    data = upload.read()
+    is_npz = filename.lower().endswith(".npz") or (
+        not filename.lower().endswith(".csv") and data.startswith(NPZ_MAGIC)
+    )
+    if is_npz:
+        return meta, datasets.parse_npz(data, meta.task, limits)
+    return meta, datasets.parse_csv(data, meta.task, limits)
+
+
+@bp.get("", summary="List datasets, newest first", responses={200: DatasetList, **problems()})
+def list_datasets(query: DatasetListQuery) -> Response:
+    session = deps.db()
+    items, next_cursor = paginate(
+        session,
+        datasets.list_datasets_query(deps.tenant_id()),
+        Dataset,
+        query.limit,
+        query.cursor,
+        deps.settings().limits.page_size,
+    )
+    return respond({"items": [dataset_dict(d) for d in items], "next_cursor": next_cursor})
+
+
+@bp.get(
+    "/<dataset_id>",
+    summary="A dataset's metadata",
+    responses={200: DatasetOut, **problems(404)},
+)
+def get_dataset(path: DatasetPath) -> Response:
+    dataset = datasets.get_dataset(deps.db(), deps.tenant_id(), path.dataset_id)
+    return respond(dataset_dict(dataset))
+
+
+@bp.delete(
+    "/<dataset_id>",
+    summary="Delete a dataset no job uses",
+    responses={204: None, **problems(404, 409)},
+)
+def delete_dataset(path: DatasetPath) -> Response:
+    session = deps.db()
+    datasets.delete_dataset(session, deps.tenant_id(), path.dataset_id)
+    session.commit()
+    return no_content()

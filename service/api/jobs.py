@@ -1,0 +1,178 @@
+"""``/api/v1/jobs``: submit, list, read, curve, cancel, delete, model, predict."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Response, url_for
+from pydantic import BaseModel, Field
+
+from service import jobs
+from service.api import deps
+from service.api.blueprint import api_blueprint
+from service.api.dispatch import dispatch
+from service.api.http import ConditionalHeaders, no_content, not_modified, respond
+from service.api.model import model_dict, predict
+from service.api.openapi import json_response, problems, register_models
+from service.api.pagination import PageQuery, paginate
+from service.api.representations import (
+    CurveOut,
+    JobList,
+    JobOut,
+    ModelOut,
+    PredictOut,
+    job_dict,
+)
+from service.models import Job
+from service.schemas import JobSubmit, Matrix
+
+bp = api_blueprint("jobs", __name__, "/jobs", tag="jobs")
+register_models(bp, JobOut, CurveOut)
+
+StatusName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(max_length=64)
+
+
+class SubmitHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a submit safely: the same key and body return the same job.",
+    )
+
+
+class JobListQuery(PageQuery):
+    status: StatusName | None = None
+    batch_id: str | None = Field(default=None, max_length=64)
+
+
+class CurveQuery(BaseModel):
+    since: int = Field(default=0, ge=0, description="Return only epochs after this one.")
+    max_points: int | None = Field(
+        default=None,
+        ge=2,
+        description="Downsample to at most this many points (first and last kept).",
+    )
+
+
+class PredictIn(BaseModel):
+    X: Matrix = Field(min_length=1, description="Shape (n_samples, n_features).")
+
+
+def _job_response(job: Job, status: int = 200, location: bool = False) -> Response:
+    headers = {"Location": url_for("jobs.get_job", job_id=job.id)} if location else None
+    return respond(job_dict(deps.db(), job), status, headers=headers, etag=jobs.etag(job))
+
+
+@bp.post(
+    "",
+    summary="Submit a training job",
+    responses={
+        202: json_response(
+            JobOut, "Accepted and queued", {"Location": "The job's URL", "ETag": ""}
+        ),
+        **problems(400, 413),
+    },
+)
+def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
+    session, settings = deps.db(), deps.settings()
+    job, created = jobs.submit_job(
+        session,
+        deps.tenant_id(),
+        body.spec(),
+        body.name,
+        settings.limits,
+        idempotency_key=header.idempotency_key,
+    )
+    if created:
+        dispatch(settings, session, [job])
+    return _job_response(job, 202, location=True)
+
+
+@bp.get("", summary="List jobs, newest first", responses={200: JobList, **problems()})
+def list_jobs(query: JobListQuery) -> Response:
+    session, settings = deps.db(), deps.settings()
+    select_jobs = jobs.list_jobs_query(deps.tenant_id(), query.status, query.batch_id)
+    items, next_cursor = paginate(
+        session, select_jobs, Job, query.limit, query.cursor, settings.limits.page_size
+    )
+    return respond({"items": [job_dict(session, j) for j in items], "next_cursor": next_cursor})
+
+
+@bp.get(
+    "/<job_id>",
+    summary="Read a job: status, progress, latest metrics",
+    responses={
+        200: json_response(JobOut, "The job", {"ETag": "Changes whenever the job does"}),
+        304: {"description": "Not modified since the given ETag"},
+        **problems(404),
+    },
+)
+def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
+    job = jobs.get_job(deps.db(), deps.tenant_id(), path.job_id)
+    return not_modified(jobs.etag(job)) or _job_response(job)
+
+
+@bp.get(
+    "/<job_id>/curve",
+    summary="The loss curve after epoch `since`",
+    responses={
+        200: json_response(CurveOut, "Curve points", {"ETag": ""}),
+        304: {"description": "Not modified since the given ETag"},
+        **problems(404),
+    },
+)
+def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> Response:
+    session = deps.db()
+    job = jobs.get_job(session, deps.tenant_id(), path.job_id)
+    tag = f"{jobs.etag(job, 'curve')}-{query.since}-{query.max_points or 0}"
+    cached = not_modified(tag)
+    if cached is not None:
+        return cached
+    data = jobs.curve(session, job, query.since, query.max_points, deps.settings().limits)
+    return respond(data, etag=tag)
+
+
+@bp.post(
+    "/<job_id>/cancel",
+    summary="Request cancellation (effective within one epoch)",
+    responses={202: JobOut, **problems(404, 409)},
+)
+def cancel_job(path: JobPath) -> Response:
+    job = jobs.cancel_job(deps.db(), deps.tenant_id(), path.job_id)
+    return _job_response(job, 202)
+
+
+@bp.delete(
+    "/<job_id>",
+    summary="Delete a finished job with its curve and model",
+    responses={204: None, **problems(404, 409)},
+)
+def delete_job(path: JobPath) -> Response:
+    jobs.delete_job(deps.db(), deps.tenant_id(), path.job_id)
+    return no_content()
+
+
+@bp.get(
+    "/<job_id>/model",
+    summary="The trained weights in both layouts, classes and standardization",
+    responses={200: ModelOut, **problems(404, 409)},
+)
+def get_model(path: JobPath) -> Response:
+    job, model = jobs.trained_model(deps.db(), deps.tenant_id(), path.job_id)
+    return respond(model_dict(job, model))
+
+
+@bp.post(
+    "/<job_id>/predict",
+    summary="Predict with the trained model",
+    responses={200: PredictOut, **problems(400, 404, 409, 413)},
+)
+def predict_job(path: JobPath, body: PredictIn) -> Response:
+    _, model = jobs.trained_model(deps.db(), deps.tenant_id(), path.job_id)
+    return respond(predict(model, body.X))

@@ -1,0 +1,101 @@
+"""OpenAPI helpers: problem responses, response headers and hand-documented request bodies.
+
+flask-openapi3 documents models as ``application/json``; errors are
+``application/problem+json``, so their responses are declared here as plain dicts that
+reference the ``Problem`` component (added to the document by ``service.app``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3 import APIBlueprint
+from flask_openapi3.models import MediaType, RequestBody, Schema
+from flask_openapi3.utils import get_model_schema
+from pydantic import BaseModel
+
+from service.problems import PROBLEM_MEDIA_TYPE, ProblemModel
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_DESCRIPTIONS = {
+    400: "Malformed JSON",
+    401: "Missing or invalid API key",
+    404: "No such resource for this tenant",
+    409: "The resource is in the wrong state",
+    413: "The request body is over the size limit",
+    422: "Wrong shape or values (with field locations)",
+    500: "Unexpected error",
+    503: "The database (or broker) is unavailable; retry later",
+}
+# Every authenticated operation can answer these.
+COMMON = (401, 422, 500, 503)
+
+
+def problem_components() -> dict[str, Schema]:
+    schema = get_model_schema(ProblemModel, mode="serialization")
+    definitions = schema.pop("$defs", {})
+    components = {"Problem": Schema(**schema)}
+    components.update({name: Schema(**value) for name, value in definitions.items()})
+    return components
+
+
+def problems(*codes: int) -> dict[int, dict[str, Any]]:
+    """Problem responses for ``codes`` plus the common ones, ready for ``responses=``."""
+    out: dict[int, dict[str, Any]] = {}
+    for code in sorted({*COMMON, *codes}):
+        response: dict[str, Any] = {
+            "description": _DESCRIPTIONS.get(code, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
+        }
+        if code == 401:
+            response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if code == 503:
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+        out[code] = response
+    return out
+
+
+def json_response(
+    model: type[BaseModel], description: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A documented JSON response with optional response headers (name -> description)."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        },
+        "headers": {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in (headers or {}).items()
+        },
+    }
+
+
+def register_models(bp: APIBlueprint, *models: type[BaseModel]) -> None:
+    """Put models referenced by hand-written responses into the document's components."""
+    for model in models:
+        schema = get_model_schema(model, mode="serialization")
+        for name, value in schema.pop("$defs", {}).items():
+            bp.components_schemas[name] = Schema(**value)
+        bp.components_schemas[model.__name__] = Schema(**schema)
+
+
+def document_body(
+    bp: APIBlueprint, rule: str, method: str, content: dict[str, type[BaseModel] | dict[str, Any]]
+) -> None:
+    """Describe a request body that the view parses itself (e.g. JSON or multipart)."""
+    media: dict[str, MediaType] = {}
+    for media_type, model in content.items():
+        if isinstance(model, dict):
+            media[media_type] = MediaType(schema=Schema(**model))
+            continue
+        schema = get_model_schema(model, mode="validation")
+        for name, value in schema.pop("$defs", {}).items():
+            bp.components_schemas[name] = Schema(**value)
+        bp.components_schemas[model.__name__] = Schema(**schema)
+        media[media_type] = MediaType(
+            schema=Schema(**{"$ref": f"#/components/schemas/{model.__name__}"})
+        )
+    path = (bp.url_prefix or "") + rule
+    operation = getattr(bp.paths[path], method.lower())
+    operation.requestBody = RequestBody(content=media, required=True)

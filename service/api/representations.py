@@ -1,0 +1,189 @@
+"""Response models (documented in OpenAPI) and the functions that fill them."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from service import jobs
+from service.api.pagination import as_utc
+from service.models import Dataset, Job
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, or None."""
+    if value is None:
+        return None
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: turn them into null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+# --- datasets ------------------------------------------------------------------------
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    task: str = Field(description="classification | regression")
+    n_samples: int
+    n_features: int
+    n_outputs: int
+    classes: list[int | str | float] | None = Field(description="Original labels, index order.")
+    sha256: str = Field(description="Content address of the stored arrays (NPZ).")
+    size_bytes: int
+    created_at: str
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None
+
+
+def dataset_dict(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "task": dataset.task,
+        "n_samples": dataset.n_samples,
+        "n_features": dataset.n_features,
+        "n_outputs": dataset.n_outputs,
+        "classes": dataset.classes,
+        "sha256": dataset.sha256,
+        "size_bytes": dataset.size_bytes,
+        "created_at": iso(dataset.created_at),
+    }
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="Last persisted epoch.")
+    epochs: int = Field(description="Planned epochs.")
+    fraction: float
+    eta_seconds: float | None = Field(description="From the recent epochs' wall time.")
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    status: str = Field(
+        description="queued | running | cancelling | succeeded | failed | cancelled"
+    )
+    spec: dict[str, Any] = Field(description="The spec as validated, defaults filled in.")
+    progress: Progress
+    metrics: dict[str, Any] | None = Field(description="The latest curve point.")
+    error: dict[str, Any] | None = Field(description="{type, message, epoch} when failed.")
+    gradient_check: dict[str, Any] | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    attempt: int
+    batch_id: str | None
+    dataset_id: str | None
+    params: dict[str, Any] | None = Field(description="The varied values within a batch.")
+    cancel_requested: bool
+    queue: str
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+def job_dict(session: Session, job: Job) -> dict[str, Any]:
+    return finite(
+        {
+            "id": job.id,
+            "name": job.name,
+            "status": job.status,
+            "spec": job.spec,
+            "progress": jobs.progress(session, job),
+            "metrics": job.metrics,
+            "error": job.error,
+            "gradient_check": job.gradient_check,
+            "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at),
+            "attempt": job.attempt,
+            "batch_id": job.batch_id,
+            "dataset_id": job.dataset_id,
+            "params": job.params,
+            "cancel_requested": job.cancel_requested,
+            "queue": job.queue,
+        }
+    )
+
+
+class CurvePointOut(BaseModel):
+    epoch: int
+    train_loss: float | None
+    val_loss: float | None
+    train_accuracy: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+    grad_norms: dict[str, Any] | None = Field(description='{"D": [...], "update_ratio": [...]}')
+    seconds: float | None = Field(description="That epoch's wall time.")
+
+
+class CurveOut(BaseModel):
+    job_id: str
+    status: str
+    points: list[CurvePointOut]
+    next_since: int = Field(description="Pass as ?since= to get only newer points.")
+    complete: bool = Field(description="The job is finished and no points remain after next_since.")
+
+
+class WbLayerOut(BaseModel):
+    W: list[list[float]] = Field(description="Shape (n_in, n_out).")
+    b: list[float] = Field(description="Shape (n_out,).")
+
+
+class Standardization(BaseModel):
+    mean: list[float]
+    std: list[float]
+
+
+class ModelOut(BaseModel):
+    job_id: str
+    layer_sizes: list[int]
+    activations: list[str]
+    loss: str
+    dtype: str
+    task: str
+    classes: list[int | str | float] | None
+    standardization: Standardization | None
+    wb: list[WbLayerOut]
+    theta: list[list[list[float]]] = Field(
+        description="Ng's layout per layer: shape (n_out, n_in + 1), bias in column 0."
+    )
+    stop_reason: str | None
+    epochs_run: int | None
+
+
+class PredictOut(BaseModel):
+    predictions: list[Any] = Field(
+        description="Class labels (classification) or targets: a value or a row per example."
+    )
+    probabilities: list[list[float]] | None = Field(
+        default=None, description="Per-class output of a softmax or sigmoid classifier."
+    )
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -118,7 +118,8 @@ def ng_trace(
         for W, b in zip(net.weights, net.biases, strict=True)
     ]
     activations = list(net.activations)
-    pass_ = _backprop(thetas, activations, net.loss, X, Y)
+    with _quiet():
+        pass_ = _backprop(thetas, activations, net.loss, X, Y)
 
     layers: list[dict[str, Any]] = []
     n_layers = len(thetas) + 1
@@ -144,8 +145,9 @@ def ng_trace(
             entry["D"] = (D_data + D_reg).tolist()
         layers.append(entry)
 
-    data_cost = float(LOSSES[net.loss].value(pass_.a[-1], Y))
-    reg_cost = float(l2 / (2 * m) * sum(float(np.sum(t[:, 1:] ** 2)) for t in thetas))
+    with _quiet():
+        data_cost = float(LOSSES[net.loss].value(pass_.a[-1], Y))
+        reg_cost = float(l2 / (2 * m) * sum(float(np.sum(t[:, 1:] ** 2)) for t in thetas))
     result: dict[str, Any] = {
         "m": m,
         "lambda": float(l2),
@@ -158,11 +160,17 @@ def ng_trace(
         "notation": NOTATION,
     }
     if per_example:
-        result["examples"] = [
-            _example_entry(t, thetas, activations, net.loss, X[t : t + 1], Y[t : t + 1])
-            for t in range(m)
-        ]
+        with _quiet():
+            result["examples"] = [
+                _example_entry(t, thetas, activations, net.loss, X[t : t + 1], Y[t : t + 1])
+                for t in range(m)
+            ]
     return result
+
+
+def _quiet() -> Any:
+    """Overflow in a saturated network is the caller's to judge (the values say inf/nan)."""
+    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
 
 
 class _Pass:

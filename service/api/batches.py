@@ -1,0 +1,294 @@
+"""``/batches``: submit a sweep, list batches, summarise one, stream its curves, cancel it.
+
+Views parse, call one ``service.batches`` function and serialize. Jobs are sent to the
+``batch`` Celery queue only after the batch and all its jobs are committed; a failed
+send leaves them queued for the reaper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import Response
+from pydantic import BaseModel, Field
+from sqlalchemy import Float, case, cast, func, select
+
+from service import batches
+from service.api import API_PREFIX
+from service.api.blueprint import api_blueprint
+from service.api.deps import db, settings, tenant_id
+from service.api.dispatch import dispatch
+from service.api.http import ConditionalHeaders, not_modified, respond
+from service.api.openapi import json_response, problems, register_models
+from service.api.pagination import PageQuery, paginate
+from service.api.representations import CurvePointOut, finite
+from service.models import FINISHED, Batch, Job
+
+bp = api_blueprint("batches", __name__, "/batches", "Batches")
+
+# After a first send proves the broker answers, jobs are sent in chunks; a chunk with a
+# failed send stops the rest (the reaper sends them), so a broker outage costs one chunk
+# of timeouts, not one per job of a 1000-job batch.
+DISPATCH_CHUNK = 100
+
+
+class BatchPath(BaseModel):
+    batch_id: str = Field(max_length=64)
+
+
+class IdempotencyHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a request safely: the same key and body return the first batch.",
+    )
+
+
+class SummaryQuery(BaseModel):
+    metric: str | None = Field(
+        default=None,
+        description="train_loss | val_loss (default) | train_accuracy | val_accuracy",
+    )
+    mode: str | None = Field(
+        default=None, description="min | max (default: min for losses, max for accuracies)"
+    )
+
+
+class CurvesQuery(BaseModel):
+    cursor: str | None = Field(
+        default=None, max_length=20_000, description="next_cursor of the previous answer."
+    )
+    max_points: int | None = Field(
+        default=None, ge=1, description="Points in this answer, shared by the jobs (capped)."
+    )
+
+
+class Counts(BaseModel):
+    queued: int
+    running: int
+    cancelling: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class BatchProgress(BaseModel):
+    finished: int = Field(description="Jobs that ended (succeeded, failed or cancelled).")
+    total: int
+    fraction: float = Field(description="Mean of the jobs' epoch fractions; ended jobs count 1.")
+
+
+class BatchOut(BaseModel):
+    id: str
+    name: str
+    kind: str = Field(description="grid | random | jobs")
+    size: int
+    varied: list[str] = Field(description="The dotted paths whose values differ between jobs.")
+    created_at: str
+    job_ids: list[str] = Field(description="In batch order.")
+    counts: Counts
+
+
+class BatchListItem(BaseModel):
+    id: str
+    name: str
+    kind: str
+    size: int
+    varied: list[str]
+    created_at: str
+    counts: Counts
+    progress: BatchProgress
+
+
+class BatchList(BaseModel):
+    items: list[BatchListItem]
+    next_cursor: str | None
+
+
+class BatchJobOut(BaseModel):
+    id: str
+    index: int
+    name: str
+    status: str
+    params: dict[str, Any] = Field(description="This job's values of the varied paths.")
+    epoch: int
+    epochs: int
+    metrics: dict[str, Any] | None = Field(description="The latest (final once ended) point.")
+    error: dict[str, Any] | None
+
+
+class Best(BaseModel):
+    id: str
+    value: float
+
+
+class BatchSummary(BatchOut):
+    progress: BatchProgress
+    metric: str
+    mode: str
+    best: Best | None = Field(description="The succeeded job with the best final metric.")
+    jobs: list[BatchJobOut]
+
+
+class CancelOut(BatchOut):
+    cancelled: list[str] = Field(description="Jobs this request cancelled (or found cancelling).")
+
+
+class JobCurve(BaseModel):
+    id: str
+    status: str
+    points: list[CurvePointOut] = Field(description="Only epochs after the cursor, in order.")
+
+
+class BatchCurves(BaseModel):
+    jobs: list[JobCurve] = Field(description="Every job of the batch, in batch order.")
+    next_cursor: str = Field(description="Opaque: one last-seen epoch per job.")
+    truncated: bool = Field(description="More points are already stored: ask again at once.")
+    complete: bool = Field(description="Every job ended and every point was returned.")
+
+
+register_models(bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut)
+
+
+def _location(batch_id: str) -> str:
+    return f"{API_PREFIX}/batches/{batch_id}"
+
+
+@bp.post(
+    "",
+    summary="Submit a batch: a grid or random sweep over a base spec, or a list of jobs",
+    responses={
+        202: json_response(BatchOut, "Accepted; jobs queued", {"Location": "The batch URL"}),
+        **problems(400, 413),
+    },
+)
+def submit(body: batches.BatchSubmit, header: IdempotencyHeaders) -> Response:
+    session = db()
+    batch, job_ids, created = batches.submit_batch(
+        session, tenant_id(), body, settings().limits, header.idempotency_key
+    )
+    if created:
+        _dispatch(batches.batch_jobs(session, batch.id))
+    counts = batches.status_counts(session, [batch.id])[batch.id]
+    return respond(
+        batches.describe(batch, job_ids, counts),
+        status=202,
+        headers={"Location": _location(batch.id)},
+    )
+
+
+def _dispatch(jobs: list[Job]) -> None:
+    session = db()
+    chunks = [jobs[:1]] + [
+        jobs[i : i + DISPATCH_CHUNK] for i in range(1, len(jobs), DISPATCH_CHUNK)
+    ]
+    for chunk in chunks:
+        if chunk and dispatch(settings(), session, chunk) < len(chunk):
+            break
+
+
+@bp.get(
+    "",
+    summary="List batches, newest first",
+    responses={200: BatchList, **problems()},
+)
+def list_batches(query: PageQuery) -> Response:
+    session = db()
+    rows, next_cursor = paginate(
+        session,
+        select(Batch).where(Batch.tenant_id == tenant_id()),
+        Batch,
+        query.limit,
+        query.cursor,
+        settings().limits.page_size,
+    )
+    ids = [batch.id for batch in rows]
+    counts = batches.status_counts(session, ids)
+    progress = _progress_by_batch(ids)
+    items = []
+    for batch in rows:
+        described = batches.describe(batch, [], counts[batch.id])
+        del described["job_ids"]  # a list answer stays small; the batch itself has them
+        described["size"] = sum(counts[batch.id].values())
+        items.append({**described, "progress": progress[batch.id]})
+    return respond({"items": items, "next_cursor": next_cursor})
+
+
+def _progress_by_batch(batch_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The batch progress of ``service.batches.progress``, aggregated in one SQL query."""
+    ended = Job.status.in_([s.value for s in FINISHED])
+    # CASE rather than LEAST/MIN: scalar min differs between PostgreSQL and SQLite.
+    share = case(
+        (ended, 1.0),
+        (Job.epoch >= Job.epochs, 1.0),
+        else_=cast(Job.epoch, Float) / Job.epochs,
+    )
+    found = {
+        row.batch_id: row
+        for row in db().execute(
+            select(
+                Job.batch_id,
+                func.count().label("total"),
+                func.sum(case((ended, 1), else_=0)).label("finished"),
+                func.sum(share).label("done"),
+            )
+            .where(Job.batch_id.in_(batch_ids))
+            .group_by(Job.batch_id)
+        )
+    }
+    out = {}
+    for batch_id in batch_ids:
+        row = found.get(batch_id)
+        total = row.total if row else 0
+        out[batch_id] = {
+            "finished": int(row.finished) if row else 0,
+            "total": total,
+            "fraction": round(float(row.done) / total, 6) if total else 1.0,
+        }
+    return out
+
+
+@bp.get(
+    "/<batch_id>",
+    summary="A batch: counts by status, progress, best job by a metric, every job's params",
+    responses={
+        200: json_response(BatchSummary, "The batch", {"ETag": "Changes with the answer"}),
+        304: {"description": "Not modified since the If-None-Match ETag"},
+        **problems(404),
+    },
+)
+def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) -> Response:
+    session = db()
+    metric, mode = batches.check_metric(query.metric, query.mode)
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    summary = finite(batches.summarize(session, batch, metric, mode))
+    text = json.dumps(summary, sort_keys=True, separators=(",", ":"))
+    etag = f"batch-{batch.id}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    return not_modified(etag) or respond(summary, etag=etag)
+
+
+@bp.get(
+    "/<batch_id>/curves",
+    summary="Every job's curve points added since the cursor, in one answer",
+    responses={200: BatchCurves, **problems(404)},
+)
+def curves(path: BatchPath, query: CurvesQuery) -> Response:
+    session = db()
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    cap = settings().limits.curve_points
+    result = batches.batch_curves(session, batch, query.cursor, min(query.max_points or cap, cap))
+    return respond(finite(result))
+
+
+@bp.post(
+    "/<batch_id>/cancel",
+    summary="Cancel every unfinished job (queued at once, running within an epoch)",
+    responses={202: CancelOut, **problems(404)},
+)
+def cancel(path: BatchPath) -> Response:
+    result = batches.cancel_batch(db(), tenant_id(), path.batch_id)
+    return respond(result, status=202)

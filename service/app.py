@@ -55,7 +55,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.config.pop("settings", None)
 
     engine = make_engine(settings.database_url)
-    app.extensions[EXTENSION] = Context(settings=settings, sessions=make_sessionmaker(engine))
+    app.extensions[EXTENSION] = Context(
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine)
+    )
     app.teardown_appcontext(close_db)
 
     register_error_handlers(app)

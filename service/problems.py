@@ -112,6 +112,9 @@ def from_validation_error(
     seen: set[tuple[tuple[str | int, ...], str]] = set()
     for err in error.errors(include_url=False, include_input=False):
         loc = [*prefix, *clean_loc(err["loc"])]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # Point at the discriminating field itself, e.g. [..., "dataset", "generator"].
+            loc.append(str(err.get("ctx", {}).get("discriminator", "")).strip("'\""))
         key = (tuple(loc), err["msg"])
         if key not in seen:  # tagged unions can report the same field twice
             seen.add(key)

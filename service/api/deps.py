@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, g
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -17,6 +18,7 @@ class Context:
     """What create_app wires once per app and every request shares."""
 
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
 
 

@@ -17,6 +17,7 @@ from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
 
+from .api import Api
 from .procs import WorkerProcess
 
 # Short lease, flush, checkpoint and reaper periods, so faults heal within seconds.
@@ -74,6 +75,7 @@ class Stack:
         self.factory: sessionmaker[Session] = make_sessionmaker(self.engine)
         self.workers: list[WorkerProcess] = []
         upgrade(self.settings.database_url)
+        self.api = Api(self.settings, self.factory)
 
     def __repr__(self) -> str:
         return f"Stack({self.backend}, workers={len(self.workers)})"
@@ -122,4 +124,5 @@ class Stack:
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
+        self.api.close()
         self.engine.dispose()

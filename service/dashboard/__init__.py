@@ -21,9 +21,14 @@ def init_app(app: Flask) -> None:
     def dashboard_index() -> Response:
         return send_from_directory(STATIC_DIR, "index.html", max_age=0)
 
-    @app.get("/static/<path:filename>")
-    def dashboard_static(filename: str) -> Response:
-        return send_from_directory(STATIC_DIR, filename, max_age=0)
+    # Flask registers its own "/static/<path:filename>" route whenever the app has a static
+    # folder (the default), and that route wins the match: point it at the dashboard's files.
+    app.static_folder = str(STATIC_DIR)
+    if "static" not in app.view_functions:
+
+        @app.get("/static/<path:filename>")
+        def dashboard_static(filename: str) -> Response:
+            return send_from_directory(STATIC_DIR, filename, max_age=0)
 
     @app.get("/vendor/plotly.min.js")
     def dashboard_plotly() -> Response:

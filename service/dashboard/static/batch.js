@@ -8,11 +8,19 @@ import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
 const METRICS = [
-  ["val_loss", "validation loss", "min"],
-  ["train_loss", "training loss", "min"],
-  ["val_accuracy", "validation accuracy", "max"],
-  ["train_accuracy", "training accuracy", "max"],
+  ["val_loss", "validation loss", "min", "val loss"],
+  ["train_loss", "training loss", "min", "train loss"],
+  ["val_accuracy", "validation accuracy", "max", "val acc"],
+  ["train_accuracy", "training accuracy", "max", "train acc"],
 ];
+
+/** A short column title for a dotted path: its last segment, or its last three when they
+ * hold a list index ("layers.0.units"). The full path goes in the title attribute. */
+function shortPath(path) {
+  const parts = path.split(".");
+  const tail = parts.slice(-3);
+  return tail.some((part) => /^\d+$/.test(part)) ? tail.join(".") : parts[parts.length - 1];
+}
 
 function countsText(counts) {
   return Object.entries(counts || {})
@@ -45,7 +53,7 @@ export function renderBatches(root) {
           h("td", {}, h("a", { href: `#/batches/${encodeURIComponent(b.id)}` }, b.name || `batch ${shortId(b.id)}`),
             h("div", { class: "muted small mono" }, shortId(b.id))),
           h("td", {}, countsText(b.counts)),
-          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), "running")),
+          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), batchProgress(b) >= 1 ? "succeeded" : "running")),
           h("td", {}, dateTime(b.created_at))))))
       : h("p", { class: "empty" }, "No batches yet. Submit one with POST /api/v1/batches."));
     return CHANGED;
@@ -126,7 +134,11 @@ export function renderBatch(root, route) {
   function renderSummary() {
     title.textContent = batch.name || `batch ${shortId(batch.id)}`;
     counts.textContent = countsText(batch.counts);
-    replace(progressBox, progressBar(batchProgress(batch), "running"));
+    const allDone = jobsOf().length > 0 && jobsOf().every((j) => FINISHED.has(j.status));
+    replace(progressBox, h("div", { class: "progress-line" },
+      h("strong", {}, `${batch.progress?.finished ?? 0} of ${batch.progress?.total ?? jobsOf().length} jobs finished`),
+      h("span", { class: "muted" }, batch.kind ? `${batch.kind} sweep over ${(batch.varied || []).join(", ") || "—"}` : "")),
+    progressBar(batchProgress(batch), allDone ? "succeeded" : "running"));
     const unfinished = jobsOf().some((j) => !FINISHED.has(j.status));
     cancelButton.hidden = !unfinished;
     const best = batch.best;
@@ -145,11 +157,11 @@ export function renderBatch(root, route) {
     const columns = [
       { key: "index", label: "#", value: (j, i) => i + 1 },
       { key: "status", label: "Status", value: (j) => j.status, cell: (j) => statusPill(j.status) },
-      ...paramKeys.map((key) => ({ key: `param:${key}`, label: key, value: (j) => paramsOf(j)[key],
+      ...paramKeys.map((key) => ({ key: `param:${key}`, label: shortPath(key), title: key, value: (j) => paramsOf(j)[key],
         cell: (j) => formatParam(paramsOf(j)[key]), num: true })),
-      { key: "metric", label: METRICS.find(([k]) => k === metricKey)[1], value: (j) => j.metrics?.[metricKey],
+      { key: "metric", label: METRICS.find(([k]) => k === metricKey)[3], value: (j) => j.metrics?.[metricKey],
         cell: (j) => (metricKey.includes("accuracy") ? percent : number)(j.metrics?.[metricKey]), num: true },
-      ...METRICS.filter(([k]) => k !== metricKey).map(([k, label]) => ({ key: k, label,
+      ...METRICS.filter(([k]) => k !== metricKey).map(([k, , , label]) => ({ key: k, label,
         value: (j) => j.metrics?.[k], cell: (j) => (k.includes("accuracy") ? percent : number)(j.metrics?.[k]), num: true })),
       { key: "epoch", label: "Epochs", value: (j) => j.metrics?.epoch ?? j.epoch, num: true },
       { key: "job", label: "Job", value: (j) => j.id,
@@ -164,6 +176,7 @@ export function renderBatch(root, route) {
     const header = h("tr", {}, columns.map((c) => h("th", {
       class: `sortable${c.num ? " num" : ""}${c.key === sort.key ? " sorted" : ""}`,
       dataset: { key: c.key },
+      title: c.title || null,
       "aria-sort": c.key === sort.key ? (sort.descending ? "descending" : "ascending") : "none",
       onclick: () => {
         sort = { key: c.key, descending: c.key === sort.key ? !sort.descending : false };

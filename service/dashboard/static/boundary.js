@@ -83,7 +83,7 @@ export async function renderBoundary(card, job) {
   const plot = h("div", { class: "chart chart-square", id: "boundary-chart" });
   const note = h("p", { class: "muted small", id: "boundary-note" });
   replace(card, h("div", { class: "card-head" }, h("h2", {}, "Decision boundary (final model)"),
-    h("span", { class: "muted small" }, `${GRID}×${GRID} grid via POST /predict`)), plot, note);
+    h("span", { class: "muted small" }, `${GRID}×${GRID} grid, POST /predict`)), plot, note);
 
   const model = await api.get(`/jobs/${encodeURIComponent(job.id)}/model`);
   const [xRange, yRange] = window2d(dataset, model);
@@ -112,6 +112,7 @@ export async function renderBoundary(card, job) {
     colorscale: regression ? "Viridis" : binary ? [[0, PALETTE[0]], [0.5, "#f8fafc"], [1, PALETTE[1]]] : discreteScale(k),
     zmin: regression ? undefined : 0, zmax: regression ? undefined : binary ? 1 : k,
     showscale: Boolean(regression || binary), hoverinfo: "skip",
+    colorbar: { title: { text: regression ? "prediction" : `P(class ${classes[1] ?? 1})` }, thickness: 12 },
   }];
   if (Array.isArray(dataset.X) && Array.isArray(dataset.y)) {
     const colors = dataset.y.map((label) =>
@@ -130,6 +131,8 @@ export async function renderBoundary(card, job) {
   plot.dataset.gridPoints = String(grid.length);
   await draw(plot, traces, {
     hovermode: "closest", showlegend: false,
-    xaxis: { title: { text: "x₁" }, range: xRange }, yaxis: { title: { text: "x₂" }, range: yRange, scaleanchor: "x" },
+    // Equal units on both axes; the plot area shrinks to fit instead of padding the ranges.
+    xaxis: { title: { text: "x₁" }, range: xRange, constrain: "domain" },
+    yaxis: { title: { text: "x₂" }, range: yRange, scaleanchor: "x", constrain: "domain" },
   });
 }

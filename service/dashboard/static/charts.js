@@ -27,16 +27,29 @@ function merged(extra) {
   };
 }
 
+const resizeObserver = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    if (entry.target.data && entry.contentRect.width > 0) window.Plotly.Plots.resize(entry.target);
+  }
+});
+
 /** Draw or redraw `div` with `traces`; `revision` makes Plotly notice grown arrays. */
 export function draw(div, traces, layout = {}) {
   const full = merged(layout);
   full.datarevision = (Number(div.dataset.revision) || 0) + 1;
   div.dataset.revision = String(full.datarevision);
+  // Cards appear and grids reflow after the first draw: follow the div's size.
+  if (!div.dataset.observed) {
+    div.dataset.observed = "1";
+    resizeObserver.observe(div);
+  }
   return window.Plotly.react(div, traces, full, CONFIG);
 }
 
 export function purge(div) {
-  if (div && window.Plotly) window.Plotly.purge(div);
+  if (!div) return;
+  resizeObserver.unobserve(div);
+  if (window.Plotly) window.Plotly.purge(div);
 }
 
 export function line(name, x, y, color, extra = {}) {

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
 import { errorMessage } from "./format.js";
-import { addInto, fmt, matrixTable, vectorTable } from "./matrix.js";
+import { addInto, fmt, matrixTable, sup, vectorTable } from "./matrix.js";
 import { networkDiagram } from "./netdiagram.js";
 
 const HEADS = {
@@ -34,8 +34,8 @@ export function parseExamples(text) {
 function thetaLabels(layerIndex, theta) {
   const l = layerIndex + 1;
   return {
-    rowLabels: theta.map((_, j) => `unit ${j + 1} of l=${l + 1}`),
-    colLabels: theta[0].map((_, k) => (k === 0 ? "bias" : `a${k} of l=${l}`)),
+    rowLabels: theta.map((_, j) => `unit ${j + 1}`),
+    colLabels: theta[0].map((_, k) => (k === 0 ? "bias" : `a${k}${sup(l)}`)),
   };
 }
 
@@ -142,7 +142,7 @@ function summaryCard(trace, check) {
   const item = (label, value, id) => h("div", { class: "meta" }, h("span", { class: "meta-label" }, label),
     h("span", { id }, value));
   return h("section", { class: "card" }, h("div", { class: "meta-grid" },
-    item("Layers s₁…s_L", trace.layer_sizes.join(" → "), "trace-sizes"),
+    item("Layer sizes", trace.layer_sizes.join(" → "), "trace-sizes"),
     item("Activations", trace.activations.join(", ")),
     item("Loss", trace.loss),
     item("Examples m", String(trace.m)),
@@ -175,9 +175,9 @@ function stepCard(trace) {
       return h("div", { class: "layer-col", dataset: { layer: String(layer.l) } },
         h("h4", {}, `Layer l = ${layer.l}`),
         h("div", { class: "vec-row" },
-          vectorTable(layer.a, { name: `a${layer.l}`, labels: aLabels, caption: `a⁽${layer.l}⁾` }),
-          layer.z ? vectorTable(layer.z, { name: `z${layer.l}`, caption: `z⁽${layer.l}⁾` }) : null,
-          layer.delta ? vectorTable(layer.delta, { name: `delta${layer.l}`, caption: `δ⁽${layer.l}⁾` }) : null));
+          vectorTable(layer.a, { name: `a${layer.l}`, labels: aLabels, caption: `a${sup(layer.l)}` }),
+          layer.z ? vectorTable(layer.z, { name: `z${layer.l}`, caption: `z${sup(layer.l)}` }) : null,
+          layer.delta ? vectorTable(layer.delta, { name: `delta${layer.l}`, caption: `δ${sup(layer.l)}` }) : null));
     }));
     const accumulation = trace.layers.filter((l) => l.Theta).map((full, index) => {
       let running = null;
@@ -185,14 +185,14 @@ function stepCard(trace) {
       const labels = thetaLabels(index, full.Theta);
       const l = full.l;
       return h("div", { class: "accumulate" },
-        h("h4", {}, `Θ⁽${l}⁾: layer ${l} → ${l + 1}`),
+        h("h4", {}, `Θ${sup(l)}: layer ${l} → ${l + 1}`),
         h("div", { class: "matrix-row" },
           matrixTable(example.layers[index].contribution, { ...labels, name: `contribution${l}`,
-            caption: `example ${t}: δ⁽${l + 1}⁾a⁽${l}⁾ᵀ` }),
+            caption: `example ${t}: δ${sup(l + 1)}a${sup(l)}ᵀ` }),
           h("span", { class: "op" }, "→"),
           matrixTable(running, { ...labels, name: `running${l}`,
-            caption: t === m ? `Δ⁽${l}⁾ after all ${m} examples` : `Δ⁽${l}⁾ after ${t} of ${m}` })),
-        t === m ? h("p", { class: "ok small" }, `This equals Δ⁽${l}⁾ of the full-batch pass (below).`) : null);
+            caption: t === m ? `Δ${sup(l)} after all ${m} examples` : `Δ${sup(l)} after ${t} of ${m}` })),
+        t === m ? h("p", { class: "ok small" }, `This equals Δ${sup(l)} of the full-batch pass (below).`) : null);
     });
     replace(body,
       h("div", { class: "diagram-wrap" }, networkDiagram(trace.layer_sizes, thetas, example)),
@@ -215,13 +215,13 @@ function gradientCard(trace, check) {
     const numerical = check.numerical?.[index];
     const perLayer = check.per_layer.find((p) => p.layer === l);
     return h("div", { class: "accumulate", dataset: { layer: String(l) } },
-      h("h4", {}, `Layer ${l} → ${l + 1}: relative difference ${fmt(perLayer?.relative_difference)}`),
+      h("h4", {}, `Θ${sup(l)}, layer ${l} → ${l + 1}: relative difference ${fmt(perLayer?.relative_difference)}`),
       h("div", { class: "matrix-row" },
-        matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ⁽${l}⁾` }),
+        matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ${sup(l)}` }),
         h("span", { class: "op" }, "÷ m + (λ/m)Θ ="),
-        matrixTable(layer.D, { ...labels, name: `D${l}`, caption: `D⁽${l}⁾ (backprop)` }),
+        matrixTable(layer.D, { ...labels, name: `D${l}`, caption: `D${sup(l)} (backprop)` }),
         h("span", { class: "op" }, "≈"),
-        numerical ? matrixTable(numerical, { ...labels, name: `numerical${l}`, caption: `numerical ∂J/∂Θ⁽${l}⁾` }) : null));
+        numerical ? matrixTable(numerical, { ...labels, name: `numerical${l}`, caption: `numerical ∂J/∂Θ${sup(l)}` }) : null));
   });
   return h("section", { class: "card", id: "gradient-card" },
     h("div", { class: "card-head" }, h("h2", {}, "D beside the numerical gradient"),

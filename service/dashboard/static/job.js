@@ -74,8 +74,8 @@ export function renderJob(root, route) {
     errorCard,
     h("div", { class: "chart-grid" }, loss.card, accuracy.card),
     grads.card,
-    boundaryCard,
-    h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Spec"), epochsNote), specBox));
+    h("div", { class: "chart-grid" }, boundaryCard,
+      h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Spec"), epochsNote), specBox)));
 
   function renderHead() {
     title.textContent = jobName(job);
@@ -115,21 +115,22 @@ export function renderJob(root, route) {
     epochsNote.textContent = `${n} epoch${n === 1 ? "" : "s"} recorded`;
     for (const chart of [loss, accuracy, grads]) chart.plot.dataset.points = String(n);
     if (!n) return;
+    // Show every card first, so each chart is drawn at its final width.
     loss.card.hidden = false;
+    accuracy.card.hidden = !(series.has("train_accuracy") || series.has("val_accuracy"));
+    grads.card.hidden = !series.gradD.length;
     const lossTraces = [line("train", series.epoch, series.train_loss, PALETTE[0])];
     if (series.has("val_loss")) lossTraces.push(line("validation", series.epoch, series.val_loss, PALETTE[1]));
     draw(loss.plot, lossTraces, {
       xaxis: { title: { text: "epoch" } },
       yaxis: { title: { text: "loss" }, type: logToggle.checked ? "log" : "linear" },
     });
-    if (series.has("train_accuracy") || series.has("val_accuracy")) {
-      accuracy.card.hidden = false;
+    if (!accuracy.card.hidden) {
       const traces = [line("train", series.epoch, series.train_accuracy, PALETTE[0])];
       if (series.has("val_accuracy")) traces.push(line("validation", series.epoch, series.val_accuracy, PALETTE[1]));
       draw(accuracy.plot, traces, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
     }
-    if (series.gradD.length) {
-      grads.card.hidden = false;
+    if (!grads.card.hidden) {
       const traces = series.gradD.map((values, layer) =>
         line(`‖D⁽${layer + 1}⁾‖`, series.gradEpoch, values, PALETTE[layer % PALETTE.length]));
       series.updateRatio.forEach((values, layer) => traces.push(

@@ -1,6 +1,13 @@
 // Numeric tables for the explainer: every cell keeps its exact value in data-value.
 import { h } from "./dom.js";
 
+const SUPERSCRIPT = { 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+
+/** Ng's layer superscript: sup(2) is "⁽²⁾". */
+export function sup(n) {
+  return `⁽${String(n).replace(/\d/g, (d) => SUPERSCRIPT[d])}⁾`;
+}
+
 /** Four significant digits, without trailing noise. */
 export function fmt(value) {
   if (value == null) return "—";

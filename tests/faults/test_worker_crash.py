@@ -6,9 +6,13 @@ resumes from the last checkpoint; the curve and the weights show no trace of the
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+
 import pytest
 
-from .harness.progress import wait_for_epochs
+from .harness.progress import owner_pid, wait_for_epochs, wait_for_running_job
 from .harness.specs import EPOCHS, tiny_job
 from .harness.verdict import settle
 
@@ -28,3 +32,36 @@ def test_sigkill_whole_worker_mid_batch(any_stack, record_tally):
     assert tally.succeeded == len(job_ids)
     # The kill hit running jobs: they were claimed again and resumed.
     assert max(audit.attempt for audit in audits.values()) >= 2
+
+
+def test_sigkill_one_pool_child(pg_stack, record_tally):
+    """Scenario 2: only the pool child running a job dies; the worker itself lives on."""
+    stack = pg_stack
+    worker = stack.start_worker("survivor")
+    job_ids = [stack.api.submit(tiny_job(f"child-{i}", seed=i)) for i in range(4)]
+    victim_job = wait_for_running_job(stack.factory, job_ids, min_epoch=40, timeout=60)
+    victim_pid = owner_pid(victim_job)
+    assert victim_pid in worker.pool_children(), (victim_job.lease_owner, worker)
+    os.kill(victim_pid, signal.SIGKILL)
+    tally, audits = settle(stack, "2 SIGKILL one pool child", job_ids, record_tally)
+    assert worker.alive
+    assert tally.succeeded == len(job_ids)
+    assert audits[victim_job.id].attempt >= 2
+
+
+def test_sigterm_hands_the_job_to_another_worker(pg_stack, record_tally):
+    """Scenario 8: warm shutdown checkpoints and releases the job; another worker resumes it."""
+    stack = pg_stack
+    leaving = stack.start_worker("leaving", concurrency=1)
+    job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=2 * EPOCHS))
+    job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
+    assert owner_pid(job) in leaving.pool_children()
+    staying = stack.start_worker("staying", concurrency=1)
+    assert leaving.terminate() == 0, leaving.log_tail()
+    tally, audits = settle(stack, "8 SIGTERM mid-job", [job_id], record_tally)
+    assert tally.succeeded == 1
+    assert audits[job_id].attempt == 2
+    assert f"job={job_id} released at epoch=" in leaving.log_text()
+    resumed = re.search(rf"job={job_id} claimed attempt=2 resume_from=(\d+)", staying.log_text())
+    assert resumed is not None, staying.log_tail()
+    assert int(resumed.group(1)) >= 30

@@ -84,3 +84,34 @@ def wait_all_finished(
         interval=0.1,
         describe=lambda: summary(factory, job_ids),
     )
+
+
+def wait_for_running_job(
+    factory: sessionmaker[Session], job_ids: Sequence[str], min_epoch: int, timeout: float
+) -> Job:
+    """Until some job is running past ``min_epoch`` (so it has a checkpoint); returns it."""
+
+    def running() -> Job | None:
+        with factory() as session:
+            job = session.scalars(
+                select(Job)
+                .where(Job.id.in_(job_ids), Job.status == "running", Job.epoch >= min_epoch)
+                .order_by(Job.epoch)
+                .limit(1)
+            ).first()
+            if job is not None:
+                session.expunge(job)
+            return job
+
+    return wait_until(
+        running,
+        timeout,
+        f"a job running past epoch {min_epoch}",
+        describe=lambda: summary(factory, job_ids),
+    )
+
+
+def owner_pid(job: Job) -> int:
+    """The pid in a lease owner ``host:pid`` (the pool child running the job)."""
+    assert job.lease_owner, f"{job!r} has no lease owner"
+    return int(job.lease_owner.rsplit(":", 1)[1])

@@ -25,6 +25,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 from celery import Celery, signals  # noqa: E402
+from kombu import Exchange  # noqa: E402
 from kombu import Queue as KombuQueue  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -45,7 +46,8 @@ def make_app(settings: Settings) -> Celery:
         transport["queue_order_strategy"] = "priority"
     config.update(
         broker_transport_options=transport,
-        task_queues=[KombuQueue(name, routing_key=name) for name in QUEUE_ORDER],
+        # The same exchange per queue as the API's client app creates on send_task(queue=…).
+        task_queues=[KombuQueue(name, Exchange(name), routing_key=name) for name in QUEUE_ORDER],
         worker_hijack_root_logger=True,
         worker_redirect_stdouts=False,
     )
@@ -79,4 +81,7 @@ def _forward_warm_shutdown(how: str = "Warm", **_kwargs: object) -> None:
     if _reaper is not None:
         _reaper.stop()
     if how == "Warm":
-        shutdown.request_stop()
+        from celery.worker import state
+
+        busy = {request.worker_pid for request in list(state.active_requests)}
+        shutdown.request_stop({pid for pid in busy if pid})

@@ -2,10 +2,9 @@
 
 Celery's warm shutdown (SIGTERM or Ctrl-C to the worker's main process) stops taking
 messages and then waits for running tasks — for a long training run that could be hours.
-So the main process forwards SIGTERM to its prefork pool children; a child that runs a
-job has swapped in a handler that only sets the run's ``stop`` event, and the run then
-checkpoints, hands the job back to the queue and returns at its next epoch boundary. An
-idle child keeps billiard's own SIGTERM handler and simply exits.
+So the main process forwards SIGTERM to the pool children that run a task; such a child
+has swapped in a handler that only sets the run's ``stop`` event, and the run then
+checkpoints, hands the job back to the queue and returns at its next epoch boundary.
 """
 
 from __future__ import annotations
@@ -47,11 +46,14 @@ def stop_on_warm_shutdown() -> Iterator[threading.Event]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def request_stop() -> None:
-    """In the main process: stop runs of this process (solo pool) and of the pool children."""
+def request_stop(busy_children: set[int]) -> None:
+    """In the main process: stop runs of this process (solo pool) and of busy pool children.
+
+    Idle children are left alone: they exit when the pool closes.
+    """
     for event in list(_events):
         event.set()
-    for pid in child_pids(os.getpid()):
+    for pid in busy_children - {os.getpid()}:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -97,8 +97,21 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"deltaflow up never became ready:\n{log.read_text()[-4000:]}")
 
 
+def _session(key: str) -> requests.Session:
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    return http
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``deltaflow up`` on a free port; or, when DELTAFLOW_BROWSER_URL and
+    DELTAFLOW_BROWSER_KEY are set, a system that is already running there."""
+    running = os.environ.get("DELTAFLOW_BROWSER_URL")
+    if running:
+        key = os.environ["DELTAFLOW_BROWSER_KEY"]
+        yield Server(url=running.rstrip("/"), key=key, http=_session(key))
+        return
     data_dir = tmp_path_factory.mktemp("deltaflow")
     port = _free_port()
     env = {
@@ -129,9 +142,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             check=True,
         )
         key = created.stdout.strip().splitlines()[-1].split()[-1]
-        http = requests.Session()
-        http.headers["Authorization"] = f"Bearer {key}"
-        yield Server(url=url, key=key, http=http)
+        yield Server(url=url, key=key, http=_session(key))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

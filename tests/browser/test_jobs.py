@@ -38,7 +38,8 @@ def test_key_is_entered_once_and_kept(anonymous_page, server):
 def test_curve_grows_while_a_real_worker_trains(page, server):
     job = server.submit_job(long_job("growing curve"))
     curve_urls: list[str] = []
-    page.on("request", lambda r: curve_urls.append(r.url) if "/curve" in r.url else None)
+    curve_path = f"/api/v1/jobs/{job['id']}/curve"
+    page.on("request", lambda r: curve_urls.append(r.url) if curve_path in r.url else None)
     try:
         page.goto(f"{server.url}/#/jobs/{job['id']}")
         page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) >= 2")
@@ -151,7 +152,7 @@ def test_jobs_are_filtered_by_status(page, server):
 
 def test_a_job_submitted_from_the_form_trains(page, server):
     page.goto(f"{server.url}/#/jobs")
-    page.click("summary:text('New training job')")
+    page.click("#new-job-toggle")
     page.fill("input[name=name]", "from the form")
     page.select_option("select[name=generator]", "moons")
     page.fill("input[name=layers]", "8")

@@ -117,5 +117,5 @@ export function jobForm(onCreated) {
     }
   });
   return h("details", { class: "card form-card" },
-    h("summary", {}, h("span", { class: "summary-title" }, "New training job")), form);
+    h("summary", { id: "new-job-toggle" }, h("span", { class: "summary-title" }, "New training job")), form);
 }

@@ -18,10 +18,10 @@ A wrong gradient does not shrink with ε, so real errors are still caught.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
@@ -116,4 +116,4 @@ def store_report(
             .values(gradient_check=report, updated_at=now, version=Job.version + 1)
             .execution_options(synchronize_session=False)
         )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1

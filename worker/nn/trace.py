@@ -125,13 +125,14 @@ def ng_trace(
     n_layers = len(thetas) + 1
     for index in range(n_layers):
         entry: dict[str, Any] = {"l": index + 1, "units": int(net.layer_sizes[index])}
-        if index > 0:
+        z, delta = pass_.z[index], pass_.delta[index]
+        if z is not None:  # every layer but the input
             entry["activation"] = activations[index - 1]
-            entry["z"] = pass_.z[index].tolist()
+            entry["z"] = z.tolist()
         entry["a"] = pass_.a[index].tolist()
         entry["bias_unit"] = index < n_layers - 1
-        if index > 0:
-            entry["delta"] = pass_.delta[index].tolist()
+        if delta is not None:
+            entry["delta"] = delta.tolist()
         if index < n_layers - 1:
             theta = thetas[index]
             Delta = pass_.Delta[index]

@@ -8,6 +8,7 @@ import {
   FINISHED, dateTime, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
 import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+import { specSummary } from "./specsummary.js";
 
 function chartCard(title, id, extra) {
   const plot = h("div", { class: "chart", id, dataset: { points: "0" } });
@@ -54,6 +55,7 @@ export function renderJob(root, route) {
   const progressBox = h("div", { class: "progress-box" });
   const errorCard = h("section", { class: "card error-card", id: "job-error", hidden: true });
   const specBox = h("pre", { class: "code", id: "job-spec" });
+  const summaryBox = h("div", { id: "job-summary" });
   const pollError = h("p", { class: "error-line", hidden: true });
 
   const logToggle = h("input", { type: "checkbox", id: "log-scale" });
@@ -75,7 +77,8 @@ export function renderJob(root, route) {
     h("div", { class: "chart-grid" }, loss.card, accuracy.card),
     grads.card,
     h("div", { class: "chart-grid" }, boundaryCard,
-      h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Spec"), epochsNote), specBox)));
+      h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Spec"), epochsNote), summaryBox,
+        h("details", { class: "raw-spec" }, h("summary", {}, "JSON as validated (defaults filled in)"), specBox))));
 
   function renderHead() {
     title.textContent = jobName(job);
@@ -107,7 +110,11 @@ export function renderJob(root, route) {
           error.epoch != null ? h("span", { class: "muted" }, ` at epoch ${error.epoch}`) : null),
         h("pre", { class: "code error-text" }, error.message || JSON.stringify(error, null, 2)));
     }
-    specBox.textContent = JSON.stringify(job.spec, null, 2);
+    const specText = JSON.stringify(job.spec, null, 2);
+    if (specBox.textContent !== specText) {
+      specBox.textContent = specText;
+      replace(summaryBox, specSummary(job.spec));
+    }
   }
 
   function renderCharts() {

@@ -65,6 +65,7 @@ class BatchSubmit(BaseModel):
     seed: int | None = Field(
         default=None, ge=0, le=2**32 - 1, description="Seed of the draws (chosen if omitted)."
     )
+    # Plain dicts at parse time: each job is validated later, its errors naming its index.
     jobs: list[dict[str, Any]] | None = Field(
         default=None, description="Explicit job specs, each like the body of POST /jobs."
     )

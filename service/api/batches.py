@@ -21,10 +21,11 @@ from service.api.blueprint import api_blueprint
 from service.api.deps import db, settings, tenant_id
 from service.api.dispatch import dispatch
 from service.api.http import ConditionalHeaders, not_modified, respond
-from service.api.openapi import json_response, problems, register_models
+from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
 from service.api.representations import CurvePointOut, finite
 from service.models import FINISHED, Batch, Job
+from service.schemas import JobSpec, JobSubmit
 
 bp = api_blueprint("batches", __name__, "/batches", "Batches")
 
@@ -154,6 +155,19 @@ class BatchCurves(BaseModel):
 register_models(bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut)
 
 
+class BatchRequest(batches.BatchSubmit):
+    """The documented shape of the POST body: ``BatchSubmit`` parses ``base`` and ``jobs``
+    as plain objects (each expanded spec is validated afterwards, its errors naming the
+    job), but they are job specs."""
+
+    base: JobSpec | None = Field(
+        default=None, description="A job spec (network, dataset, training) the sweep writes into."
+    )
+    jobs: list[JobSubmit] | None = Field(
+        default=None, description="Explicit job specs, each like the body of POST /jobs."
+    )
+
+
 def _location(batch_id: str) -> str:
     return f"{API_PREFIX}/batches/{batch_id}"
 
@@ -179,6 +193,9 @@ def submit(body: batches.BatchSubmit, header: IdempotencyHeaders) -> Response:
         status=202,
         headers={"Location": _location(batch.id)},
     )
+
+
+document_body(bp, "", "post", {"application/json": BatchRequest})
 
 
 def _dispatch(jobs: list[Job]) -> None:

@@ -169,3 +169,26 @@ def test_a_job_submitted_from_the_form_trains(page, server):
     page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) === 25")
     page.wait_for_selector("#boundary-chart .main-svg")
     screenshot(page, "job-from-form")
+
+
+def test_a_failed_job_shows_its_error(page, server):
+    diverging = {
+        "name": "diverges",
+        "network": {
+            "layers": [{"units": 16, "activation": "relu"}],
+            "output": {"activation": "identity"},
+            "loss": "mse",
+        },
+        "dataset": {"generator": "plane", "n_samples": 100},
+        "training": {"optimizer": {"name": "sgd", "learning_rate": 500}, "epochs": 50},
+    }
+    job = server.submit_job(diverging)
+    failed = server.wait_job(job["id"], {"failed", "succeeded"})
+    assert failed["status"] == "failed"
+    page.goto(f"{server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#job-error >> visible=true")
+    assert page.text_content("#job-error .pill") == failed["error"]["type"]
+    assert page.text_content("#job-error pre") == failed["error"]["message"]
+    assert page.locator("#cancel-job").is_hidden()
+    assert page.locator("#download-model").is_hidden()
+    screenshot(page, "job-failed")

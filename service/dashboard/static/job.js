@@ -10,6 +10,11 @@ import {
 import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
 import { specSummary } from "./specsummary.js";
 
+/** An epoch x axis; whole-number ticks while there are only a few epochs. */
+function epochAxis(n) {
+  return n < 12 ? { title: { text: "epoch" }, dtick: 1 } : { title: { text: "epoch" } };
+}
+
 function chartCard(title, id, extra) {
   const plot = h("div", { class: "chart", id, dataset: { points: "0" } });
   const card = h("section", { class: "card chart-card", hidden: true },
@@ -129,13 +134,13 @@ export function renderJob(root, route) {
     const lossTraces = [line("train", series.epoch, series.train_loss, PALETTE[0])];
     if (series.has("val_loss")) lossTraces.push(line("validation", series.epoch, series.val_loss, PALETTE[1]));
     draw(loss.plot, lossTraces, {
-      xaxis: { title: { text: "epoch" } },
+      xaxis: epochAxis(n),
       yaxis: { title: { text: "loss" }, type: logToggle.checked ? "log" : "linear" },
     });
     if (!accuracy.card.hidden) {
       const traces = [line("train", series.epoch, series.train_accuracy, PALETTE[0])];
       if (series.has("val_accuracy")) traces.push(line("validation", series.epoch, series.val_accuracy, PALETTE[1]));
-      draw(accuracy.plot, traces, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
+      draw(accuracy.plot, traces, { xaxis: epochAxis(n), yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
     }
     if (!grads.card.hidden) {
       const traces = series.gradD.map((values, layer) =>
@@ -144,7 +149,7 @@ export function renderJob(root, route) {
         line(`ratio ${layer + 1}`, series.gradEpoch, values, PALETTE[layer % PALETTE.length],
           { line: { color: PALETTE[layer % PALETTE.length], width: 1.5, dash: "dot" } })));
       grads.plot.dataset.layers = String(series.gradD.length);
-      draw(grads.plot, traces, { xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", title: { text: "norm" } } });
+      draw(grads.plot, traces, { xaxis: epochAxis(n), yaxis: { type: "log", title: { text: "norm" } } });
     }
   }
   logToggle.addEventListener("change", renderCharts);

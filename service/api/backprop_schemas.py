@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.schemas import Finite, Matrix, NetworkSpec, Strict, ThetaWeights, WbWeights
 
 Vector = list[Finite]
+Row = Annotated[list[Finite], Field(min_length=1)]
 Label = Annotated[int, Field(strict=True)] | Annotated[str, Field(max_length=200)] | Finite
 
 
@@ -27,8 +28,8 @@ class _BackpropRequest(Strict):
         "Omitted: drawn from network.init with the seed, and returned in the response.",
     )
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the drawn weights.")
-    X: Matrix = Field(min_length=1, description="Inputs, shape (m, s_1).")
-    y: list[Label] | Matrix = Field(
+    X: list[Row] = Field(min_length=1, description="Inputs, shape (m, s_1).")
+    y: list[Label] | list[Row] = Field(
         min_length=1,
         description="Targets: a matrix (m, K) used as Y exactly; or a vector of m class labels "
         "(one-hot over classes); or, for regression, a vector of m reals (K = 1).",
@@ -174,6 +175,7 @@ class GradientCheckResponse(_Out):
     epsilon: float
     l2: float
     n_parameters: int
+    n_checked: int = Field(description="Parameters perturbed (all of them here).")
     n_examples: int
     per_layer: list[LayerDifference]
     worst: WorstOut

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from service.api.backprop_schemas import GradientCheckResponse, TraceResponse
 from service.app import create_app
 from service.db import make_engine, make_sessionmaker, transaction
 from service.migrate import upgrade
@@ -45,7 +46,25 @@ def client(app, tmp_path):
     engine.dispose()
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return client
+    return ConformingClient(client)
+
+
+class ConformingClient:
+    """The test client, checking every 200 body against the documented response model."""
+
+    MODELS = {TRACE: TraceResponse, CHECK: GradientCheckResponse}
+
+    def __init__(self, client):
+        self.client = client
+
+    def post(self, url, **kwargs):
+        response = self.client.post(url, **kwargs)
+        if response.status_code == 200 and url in self.MODELS:
+            self.MODELS[url].model_validate(response.get_json())
+        return response
+
+    def get(self, url, **kwargs):
+        return self.client.get(url, **kwargs)
 
 
 def debug_weights(fan_out, fan_in):

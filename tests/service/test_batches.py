@@ -4,6 +4,8 @@ functions a worker uses, so the curves read exactly what a run writes."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select
 
@@ -354,3 +356,39 @@ def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, ses
     assert batches.cancel_batch(session, tenants[0], batch.id)["cancelled"] == []
     assert session.scalar(select(func.count()).select_from(CurvePoint)) == 1
     assert all(JobStatus(j.status).finished for j in batches.batch_jobs(session, batch.id))
+
+
+def race(factory, tenant_id, key):
+    """Two threads submit the same batch with the same key at the same moment."""
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def request():
+        try:
+            with factory() as session:
+                barrier.wait()
+                batch, ids, _ = submit(
+                    session, tenant_id, key=key, name="race", base=BASE, grid=GRID
+                )
+                results.append((batch.id, ids))
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
+
+
+def test_concurrent_repeats_of_an_idempotent_request_create_one_batch(factory, tenants):
+    """Both requests may miss the key lookup; the unique constraint then picks one winner
+    and the loser answers with the winner's batch."""
+    for attempt in range(4):
+        results, errors = race(factory, tenants[0], f"race-{attempt}")
+        assert errors == []
+        assert len(results) == 2
+        assert results[0] == results[1]
+    with factory() as session:
+        assert rows(session) == (4, 24)

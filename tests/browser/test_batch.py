@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .conftest import screenshot
@@ -90,3 +92,32 @@ def test_batch_view_shows_every_job(page, server):
     # One batch-curves request per poll for the whole sweep, never one per job.
     assert curve_requests
     assert abs(len(curve_requests) - len(summary_requests)) <= 1
+
+
+def test_a_sweep_submitted_from_the_form(page, server):
+    page.goto(f"{server.url}/#/batches")
+    page.click("#new-sweep-toggle")
+    page.fill("#new-sweep input[name=name]", "form sweep")
+    page.select_option("#new-sweep select[name=vary_path_0]", "training.optimizer.learning_rate")
+    page.fill("#new-sweep input[name=vary_values_0]", "0.01, 0.1")
+    page.select_option("#new-sweep select[name=vary_path_1]", "network.layers.0.units")
+    page.fill("#new-sweep input[name=vary_values_1]", "4, 8")
+    page.select_option("#new-sweep select[name=generator]", "circles")
+    page.fill("#new-sweep input[name=layers]", "6")
+    page.fill("#new-sweep input[name=epochs]", "15")
+    screenshot(page, "batches-form")
+    page.click("#new-sweep button[type=submit]")
+    page.wait_for_url(re.compile(r".*#/batches/[0-9a-f]+$"))
+    batch_id = page.url.rsplit("/", 1)[-1]
+    page.wait_for_function(
+        "[...document.querySelectorAll('#batch-table tbody tr')]"
+        ".filter(r => r.dataset.status === 'succeeded').length === 4",
+        timeout=180_000,
+    )
+    summary = server.api("GET", f"/batches/{batch_id}").json()
+    assert summary["name"] == "form sweep"
+    params = sorted(
+        (job["params"]["training.optimizer.learning_rate"], job["params"]["network.layers.0.units"])
+        for job in summary["jobs"]
+    )
+    assert params == [(0.01, 4), (0.01, 8), (0.1, 4), (0.1, 8)]

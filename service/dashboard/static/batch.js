@@ -5,6 +5,7 @@ import { CurveSeries } from "./curves.js";
 import { h, replace, select } from "./dom.js";
 import { FINISHED, dateTime, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
 import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+import { sweepForm } from "./sweepform.js";
 import { link } from "./router.js";
 
 const METRICS = [
@@ -38,6 +39,7 @@ export function renderBatches(root) {
   const box = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading…"));
   const errorBox = h("p", { class: "error-line", hidden: true });
   replace(root, h("div", { class: "page-head" }, h("h1", {}, "Batches")),
+    sweepForm((batch) => { window.location.hash = `#/batches/${encodeURIComponent(batch.id)}`; }),
     h("section", { class: "card" }, errorBox, box));
   let last = "";
   const poller = new Poller(async () => {
@@ -55,7 +57,7 @@ export function renderBatches(root) {
           h("td", {}, countsText(b.counts)),
           h("td", { class: "progress-cell" }, progressBar(batchProgress(b), batchProgress(b) >= 1 ? "succeeded" : "running")),
           h("td", {}, dateTime(b.created_at))))))
-      : h("p", { class: "empty" }, "No batches yet. Submit one with POST /api/v1/batches."));
+      : h("p", { class: "empty" }, "No batches yet. Submit a sweep with the form above."));
     return CHANGED;
   }, {
     minDelay: 2000,

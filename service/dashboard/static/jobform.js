@@ -26,7 +26,8 @@ function parseLayers(text) {
     .map((part) => Number.parseInt(part, 10));
 }
 
-function specFromForm(form) {
+/** The job spec (network, dataset, training) the shared fields describe. */
+export function specFromForm(form) {
   const value = (name) => form.elements[name].value;
   const num = (name) => Number(value(name));
   const [outputActivation, loss] = HEADS[value("head")];
@@ -55,14 +56,11 @@ function specFromForm(form) {
       record: { grad_norms: form.elements.grad_norms.checked },
     },
   };
-  const name = value("name").trim();
-  if (name) spec.name = name;
   return spec;
 }
 
-/** A collapsible card with the form; `onCreated(job)` runs after a 202. */
-export function jobForm(onCreated) {
-  const errorBox = h("pre", { class: "error-box", hidden: true });
+/** The dataset, network and training fieldsets shared by the job and sweep forms. */
+export function specFieldsets() {
   const head = select({ name: "head" }, [
     ["softmax", "softmax + cross-entropy"],
     ["sigmoid", "sigmoid + binary cross-entropy"],
@@ -72,43 +70,45 @@ export function jobForm(onCreated) {
   generator.addEventListener("change", () => {
     head.value = REGRESSION.has(generator.value) ? "identity" : "softmax";
   });
-  const submit = h("button", { class: "button primary", type: "submit" }, "Submit job");
-  const form = h(
-    "form",
-    { class: "job-form", id: "job-form" },
-    h("div", { class: "form-grid" },
-      h("fieldset", {}, h("legend", {}, "Job"),
-        field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional" }))),
-      h("fieldset", {}, h("legend", {}, "Dataset"),
-        field("Generator", generator),
-        field("Samples", numberInput("n_samples", 400, { min: 10, step: 1 })),
-        field("Noise", numberInput("noise", 0.1, { min: 0 })),
-        field("Data seed", numberInput("data_seed", 0, { step: 1 })),
-        field("Validation split", numberInput("validation_split", 0.2, { min: 0, max: 0.9 })),
-        h("label", { class: "check" }, h("input", { type: "checkbox", name: "standardize", checked: true }), "Standardize")),
-      h("fieldset", {}, h("legend", {}, "Network"),
-        field("Hidden layers", h("input", { name: "layers", type: "text", value: "16, 16" }), "units per layer, comma-separated"),
-        field("Hidden activation", select({ name: "activation" }, ACTIVATIONS, "tanh")),
-        field("Output and loss", head),
-        field("Initialisation", select({ name: "init" }, INITS, "glorot"))),
-      h("fieldset", {}, h("legend", {}, "Training"),
-        field("Optimizer", select({ name: "optimizer" }, OPTIMIZERS, "adam")),
-        field("Learning rate", numberInput("learning_rate", 0.01, { min: 0 })),
-        field("Epochs", numberInput("epochs", 300, { min: 1, step: 1 })),
-        field("Batch size", h("input", { name: "batch_size", type: "number", min: 1, step: 1, placeholder: "full batch" })),
-        field("L2 (λ)", numberInput("l2", 0, { min: 0 })),
-        field("Seed", numberInput("seed", 0, { step: 1 })),
-        h("label", { class: "check" }, h("input", { type: "checkbox", name: "grad_norms", checked: true }), "Record gradient norms"))),
-    errorBox,
-    h("div", { class: "actions" }, submit),
-  );
+  return [
+    h("fieldset", {}, h("legend", {}, "Dataset"),
+      field("Generator", generator),
+      field("Samples", numberInput("n_samples", 400, { min: 10, step: 1 })),
+      field("Noise", numberInput("noise", 0.1, { min: 0 })),
+      field("Data seed", numberInput("data_seed", 0, { step: 1 })),
+      field("Validation split", numberInput("validation_split", 0.2, { min: 0, max: 0.9 })),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "standardize", checked: true }), "Standardize")),
+    h("fieldset", {}, h("legend", {}, "Network"),
+      field("Hidden layers", h("input", { name: "layers", type: "text", value: "16, 16" }), "units per layer, comma-separated"),
+      field("Hidden activation", select({ name: "activation" }, ACTIVATIONS, "tanh")),
+      field("Output and loss", head),
+      field("Initialisation", select({ name: "init" }, INITS, "glorot"))),
+    h("fieldset", {}, h("legend", {}, "Training"),
+      field("Optimizer", select({ name: "optimizer" }, OPTIMIZERS, "adam")),
+      field("Learning rate", numberInput("learning_rate", 0.01, { min: 0 })),
+      field("Epochs", numberInput("epochs", 300, { min: 1, step: 1 })),
+      field("Batch size", h("input", { name: "batch_size", type: "number", min: 1, step: 1, placeholder: "full batch" })),
+      field("L2 (λ)", numberInput("l2", 0, { min: 0 })),
+      field("Seed", numberInput("seed", 0, { step: 1 })),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "grad_norms", checked: true }), "Record gradient norms")),
+  ];
+}
+
+/**
+ * A collapsible card holding `fieldsets` and a submit button. On submit, `buildBody(form)`
+ * makes the request body, it is POSTed to `path`, and `onCreated(answer)` runs after a 202.
+ */
+export function formCard({ id, title, fieldsets, submitLabel, path, buildBody, onCreated }) {
+  const errorBox = h("pre", { class: "error-box", hidden: true });
+  const submit = h("button", { class: "button primary", type: "submit" }, submitLabel);
+  const form = h("form", { class: "job-form", id }, h("div", { class: "form-grid" }, fieldsets), errorBox,
+    h("div", { class: "actions" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
     submit.disabled = true;
     try {
-      const job = await api.post("/jobs", specFromForm(form));
-      onCreated(job);
+      onCreated(await api.post(path, buildBody(form)));
     } catch (error) {
       errorBox.textContent = errorMessage(error);
       errorBox.hidden = false;
@@ -117,5 +117,25 @@ export function jobForm(onCreated) {
     }
   });
   return h("details", { class: "card form-card" },
-    h("summary", { id: "new-job-toggle" }, h("span", { class: "summary-title" }, "New training job")), form);
+    h("summary", { id: `${id}-toggle` }, h("span", { class: "summary-title" }, title)), form);
+}
+
+/** The "new job" card; `onCreated(job)` runs after a 202. */
+export function jobForm(onCreated) {
+  return formCard({
+    id: "new-job",
+    title: "New training job",
+    submitLabel: "Submit job",
+    path: "/jobs",
+    fieldsets: [
+      h("fieldset", {}, h("legend", {}, "Job"),
+        field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional" }))),
+      ...specFieldsets(),
+    ],
+    buildBody: (form) => {
+      const name = form.elements.name.value.trim();
+      return name ? { name, ...specFromForm(form) } : specFromForm(form);
+    },
+    onCreated,
+  });
 }

@@ -283,3 +283,16 @@ def test_openapi_documents_both_routes(client):
         assert operation["security"] == [{"bearerAuth": []}]
     assert "TraceResponse" in spec["components"]["schemas"]
     assert "GradientCheckResponse" in spec["components"]["schemas"]
+
+
+def test_string_labels_follow_the_given_class_order(client):
+    body = {**ng_check_body(0), "y": ["b", "c", "a", "b", "c"], "classes": ["c", "b", "a"]}
+    response = client.post(TRACE, json=body)
+    assert response.status_code == 200, response.get_json()
+    targets = response.get_json()["targets"]
+    assert targets["classes"] == ["c", "b", "a"]
+    assert targets["Y"][:3] == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    # without classes, the sorted distinct labels
+    default = client.post(TRACE, json={**body, "classes": None}).get_json()["targets"]
+    assert default["classes"] == ["a", "b", "c"]
+    assert default["Y"][0] == [0.0, 1.0, 0.0]

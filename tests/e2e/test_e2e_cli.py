@@ -1,0 +1,178 @@
+"""The ``deltaflow`` command in real subprocesses: up, worker, migrate, create-key."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from service.cli import blas_threads
+from service.db import make_engine
+from tests.support.jobs import insert_job, tiny_spec, wait_for_status
+from tests.support.servers import free_port
+from worker.shutdown import child_pids
+
+DELTAFLOW = str(Path(sys.executable).with_name("deltaflow"))
+KEY_PATTERN = re.compile(r"API key \(shown only now; keep it\): (\S+)")
+URL_PATTERN = re.compile(r"Deltaflow is running at (http://\S+)/")
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTAFLOW_")}
+    env["DELTAFLOW_DATA_DIR"] = str(tmp_path / "var")
+    env["DELTAFLOW_REAPER_INTERVAL_SECONDS"] = "0.5"
+    env["DELTAFLOW_BROKER_POLLING_INTERVAL"] = "0.05"
+    return env
+
+
+def http(url: str, key: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize(("concurrency", "cores"), [(1, 2), (2, 2), (3, 2), (1, 8), (3, 8)])
+def test_blas_threads_never_oversubscribe_the_cores(concurrency, cores):
+    threads = {int(value) for value in blas_threads(concurrency, cores).values()}
+    assert len(threads) == 1
+    (per_child,) = threads
+    assert per_child >= 1
+    assert concurrency * per_child <= max(cores, concurrency)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_up_serves_trains_and_stops_both_children_on_ctrl_c(tmp_path):
+    port = free_port()
+    up = subprocess.Popen(
+        [DELTAFLOW, "up", "--port", str(port)],
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        assert up.stdout is not None
+        while not any(KEY_PATTERN.search(line) for line in lines):
+            line = up.stdout.readline()
+            assert line, f"deltaflow up ended early:\n{''.join(lines)}{logs(tmp_path)}"
+            lines.append(line)
+        text = "".join(lines)
+        url = URL_PATTERN.search(text).group(1)
+        key = KEY_PATTERN.search(text).group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        children = child_pids(up.pid)
+        assert len(children) == 2  # the API and the worker
+
+        status, ready = http(f"{url}/readyz")
+        assert status == 200
+        assert ready["status"] == "ok"
+
+        status, job = http(f"{url}/api/v1/jobs", key, {"name": "smoke", **tiny_spec(epochs=20)})
+        assert status == 202
+        deadline = time.monotonic() + 60
+        while job["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+            _, job = http(f"{url}/api/v1/jobs/{job['id']}", key)
+        assert job["status"] == "succeeded"
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"child {pid} survived"
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        if up.stdout is not None:
+            up.stdout.close()
+
+
+def logs(tmp_path: Path) -> str:
+    return "".join(
+        f"\n--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+        for path in sorted((tmp_path / "var" / "logs").glob("*.log"))
+    )
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.integration
+def test_up_refuses_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [DELTAFLOW, "up", "--port", str(port)],
+            env=clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "in use" in result.stdout
+
+
+@pytest.mark.integration
+def test_migrate_then_create_key_prints_only_a_working_key(tmp_path):
+    env = clean_env(tmp_path)
+    subprocess.run([DELTAFLOW, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    url = f"sqlite:///{tmp_path / 'var' / 'deltaflow.sqlite3'}"
+    engine = make_engine(url)
+    assert {"jobs", "curve_points", "checkpoints", "api_keys"} <= set(
+        inspect(engine).get_table_names()
+    )
+    engine.dispose()
+    result = subprocess.run(
+        [DELTAFLOW, "create-key", "--tenant", "acme"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (key,) = result.stdout.splitlines()
+    assert key.startswith("dfk_")
+
+    from service.app import create_app
+
+    app = create_app({"database_url": url, "data_dir": tmp_path / "var"})
+    client = app.test_client()
+    assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+@pytest.mark.integration
+def test_deltaflow_worker_sizes_blas_threads_and_trains(backend, worker_process):
+    worker = worker_process(backend, command=[DELTAFLOW, "worker", "--concurrency", "1"])
+    environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    expected = blas_threads(1)["OPENBLAS_NUM_THREADS"]
+    assert f"OPENBLAS_NUM_THREADS={expected}".encode() in environ
+    job_id = insert_job(backend.factory, tiny_spec(epochs=10))
+    from service.queue import send_train
+
+    send_train(backend.settings(), job_id, "interactive")
+    assert wait_for_status(backend.factory, job_id, {"succeeded", "failed"}).status == "succeeded"

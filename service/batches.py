@@ -16,13 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from service.config import Limits
 from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
-from service.models import FINISHED, UNFINISHED, Batch, CurvePoint, Job, JobStatus, Queue
+from service.models import (
+    FINISHED,
+    UNFINISHED,
+    Batch,
+    CurvePoint,
+    Job,
+    JobStatus,
+    Queue,
+    utcnow,
+)
 from service.problems import Conflict, Invalid, NotFound
 from service.runs import POINT_FIELDS, as_utc
 from service.schemas import JobSpec
@@ -264,19 +273,16 @@ def _replay_batch(session: Session, batch: Batch, fingerprint: str) -> tuple[Bat
     return batch, [job.id for job in batch_jobs(session, batch.id)]
 
 
-def undispatched(session: Session, job_ids: Sequence[str]) -> list[str]:
-    """The queued jobs among ``job_ids`` that were never sent (a replay re-sends those)."""
-    if not job_ids:
-        return []
-    rows = session.scalars(
-        select(Job.id).where(
-            Job.id.in_(list(job_ids)),
-            Job.status == JobStatus.queued.value,
-            Job.dispatched_at.is_(None),
-        )
+def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
+    """Record that messages were sent for these queued jobs, in one UPDATE (the reaper
+    re-sends queued jobs whose dispatch is stale or missing). Bumps ``version``."""
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
+        .values(dispatched_at=now, updated_at=now, version=Job.version + 1)
+        .execution_options(synchronize_session=False)
     )
-    wanted = set(rows)
-    return [job_id for job_id in job_ids if job_id in wanted]
 
 
 # --- the curves cursor --------------------------------------------------------------
@@ -346,10 +352,31 @@ def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
     return batch
 
 
+# What summaries, cancel and dispatch read: never ``spec``, which may hold inline data.
+SUMMARY_COLUMNS = (
+    Job.id,
+    Job.tenant_id,
+    Job.batch_index,
+    Job.name,
+    Job.status,
+    Job.queue,
+    Job.params,
+    Job.epoch,
+    Job.epochs,
+    Job.metrics,
+    Job.error,
+)
+
+
 def batch_jobs(session: Session, batch_id: str) -> list[Job]:
-    return list(
-        session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index))
+    """The batch's jobs in batch order, without their specs."""
+    query = (
+        select(Job)
+        .options(load_only(*SUMMARY_COLUMNS))
+        .where(Job.batch_id == batch_id)
+        .order_by(Job.batch_index)
     )
+    return list(session.scalars(query))
 
 
 def status_counts(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -9,30 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from flask import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.exc import DBAPIError
 
-from service import batches
+from service import batches, queue
 from service.api import API_PREFIX
 from service.api.blueprint import api_blueprint
 from service.api.deps import db, settings, tenant_id
-from service.api.dispatch import dispatch
 from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
 from service.api.representations import CurvePointOut, finite
-from service.models import FINISHED, Batch, Job
+from service.models import FINISHED, Batch, Job, Queue
 from service.schemas import JobSpec, JobSubmit
 
+log = logging.getLogger(__name__)
 bp = api_blueprint("batches", __name__, "/batches", "Batches")
-
-# After a first send proves the broker answers, jobs are sent in chunks; a chunk with a
-# failed send stops the rest (the reaper sends them), so a broker outage costs one chunk
-# of timeouts, not one per job of a 1000-job batch.
-DISPATCH_CHUNK = 100
 
 
 class BatchPath(BaseModel):
@@ -186,7 +183,7 @@ def submit(body: batches.BatchSubmit, header: IdempotencyHeaders) -> Response:
         session, tenant_id(), body, settings().limits, header.idempotency_key
     )
     if created:
-        _dispatch(batches.batch_jobs(session, batch.id))
+        _dispatch(job_ids)
     counts = batches.status_counts(session, [batch.id])[batch.id]
     return respond(
         batches.describe(batch, job_ids, counts),
@@ -198,14 +195,27 @@ def submit(body: batches.BatchSubmit, header: IdempotencyHeaders) -> Response:
 document_body(bp, "", "post", {"application/json": BatchRequest})
 
 
-def _dispatch(jobs: list[Job]) -> None:
-    session = db()
-    chunks = [jobs[:1]] + [
-        jobs[i : i + DISPATCH_CHUNK] for i in range(1, len(jobs), DISPATCH_CHUNK)
-    ]
-    for chunk in chunks:
-        if chunk and dispatch(settings(), session, chunk) < len(chunk):
+def _dispatch(job_ids: list[str]) -> None:
+    """Send every job of a committed batch to the ``batch`` queue.
+
+    The first failed send stops the rest (the broker is down: the reaper sends them later,
+    instead of this request waiting out one timeout per job). ``dispatched_at`` of the
+    sent jobs is recorded in one UPDATE, not one per job.
+    """
+    sent = []
+    for job_id in job_ids:
+        if not queue.send_train(settings(), job_id, Queue.batch.value):
             break
+        sent.append(job_id)
+    if not sent:
+        return
+    session = db()
+    try:
+        batches.mark_dispatched(session, sent)
+        session.commit()
+    except DBAPIError:  # the jobs are committed and sent; only the timestamp is lost
+        session.rollback()
+        log.warning("could not record dispatched_at for %d batch job(s)", len(sent), exc_info=True)
 
 
 @bp.get(

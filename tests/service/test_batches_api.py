@@ -358,3 +358,28 @@ def test_cancel_ends_queued_jobs_and_flags_running_ones(client, env):
     job = client.get(f"/api/v1/jobs/{ids[1]}", headers=auth(env)).get_json()
     assert job["status"] == "cancelling"
     assert job["cancel_requested"]
+
+
+def dispatched(env, batch_id):
+    with env[1]() as session:
+        rows = session.execute(
+            select(Job.status, Job.dispatched_at).where(Job.batch_id == batch_id)
+        ).all()
+    return [(status, stamp is not None) for status, stamp in rows]
+
+
+def test_sent_jobs_record_their_dispatch(client, env):
+    batch = post_grid(client, env).get_json()
+    assert dispatched(env, batch["id"]) == [("queued", True)] * 6
+
+
+def test_a_broker_outage_leaves_the_batch_queued_for_the_reaper(env, tmp_path):
+    _, factory, keys, _ = env
+    url = str(factory.kw["bind"].url)
+    down = create_app(
+        {"database_url": url, "data_dir": tmp_path, "broker_url": "redis://127.0.0.1:1/0"}
+    )
+    response = post(down.test_client(), {"name": "offline", "base": BASE, "grid": GRID}, auth(env))
+    assert response.status_code == 202
+    assert dispatched(env, response.get_json()["id"]) == [("queued", False)] * 6
+    down.extensions["deltaflow"].engine.dispose()

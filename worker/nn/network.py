@@ -55,8 +55,9 @@ class Network:
     biases : list of ndarray, b^(l) of shape (layer_sizes[l+1],)
     dtype : "float64" or "float32"; all parameters and computations use it.
 
-    ``weights`` and ``biases`` are copied into C-contiguous arrays of ``dtype``; optimizers
-    update those arrays in place, so views taken of them stay current.
+    ``weights`` and ``biases`` are copied into C-contiguous views of one flat parameter
+    vector ``flat_parameters`` (and D^(l) into views of ``flat_gradients``); optimizers
+    update them in place, so keep modifying them in place rather than rebinding them.
     """
 
     def __init__(
@@ -75,27 +76,33 @@ class Network:
         _check_architecture(self.layer_sizes, self.activations, loss)
         if len(weights) != len(self.activations) or len(biases) != len(self.activations):
             raise SpecError(f"expected {len(self.activations)} weight matrices and bias vectors")
-        self.weights: list[Array] = []
-        self.biases: list[Array] = []
+        arrays: list[Array] = []
         for index, (W, b) in enumerate(zip(weights, biases, strict=True)):
             shape = (self.layer_sizes[index], self.layer_sizes[index + 1])
-            W_arr = np.array(W, dtype=self.dtype, order="C")
-            b_arr = np.array(b, dtype=self.dtype, order="C").reshape(-1)
+            W_arr = np.asarray(W, dtype=self.dtype)
+            b_arr = np.asarray(b, dtype=self.dtype).reshape(-1)
             if W_arr.shape != shape or b_arr.shape != (shape[1],):
                 raise SpecError(
                     f"layer {index + 1}: W must be {shape} and b ({shape[1]},), "
                     f"got {W_arr.shape} and {b_arr.shape}"
                 )
-            self.weights.append(W_arr)
-            self.biases.append(b_arr)
+            arrays += [W_arr, b_arr]
+        # All parameters live in one flat vector (and all gradients in another), so an
+        # optimizer step or a finiteness check is a handful of numpy calls, not a few per
+        # layer. weights/biases are C-contiguous views into it: modify them in place.
+        self.flat_parameters, params = _flat_views([a.shape for a in arrays], self.dtype)
+        for view, source in zip(params, arrays, strict=True):
+            view[...] = source
+        self.flat_gradients, grads = _flat_views([a.shape for a in arrays], self.dtype)
+        self.weights: list[Array] = params[0::2]
+        self.biases: list[Array] = params[1::2]
+        self.grad_weights: list[Array] = grads[0::2]
+        self.grad_biases: list[Array] = grads[1::2]
+        self._weight_scratch = [np.empty_like(W) for W in self.weights]
         self._g: list[Activation] = [ACTIVATIONS[name] for name in self.activations]
         self._loss: Loss = LOSSES[loss]
         self._fused = (self.activations[-1], loss) in MATCHED_PAIRS
         self._workspaces: dict[int, _Workspace] = {}
-        # Gradient buffers D^(l), overwritten by every loss_and_gradients call.
-        self.grad_weights = [np.empty_like(W) for W in self.weights]
-        self.grad_biases = [np.empty_like(b) for b in self.biases]
-        self._weight_scratch = [np.empty_like(W) for W in self.weights]
 
     # ------------------------------------------------------------------ construction
 
@@ -136,6 +143,10 @@ class Network:
     def parameters(self) -> list[Array]:
         """[W1, b1, W2, b2, ...]: the live arrays an optimizer updates in place."""
         return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
+
+    def parameters_copy(self) -> list[Array]:
+        """Copies of [W1, b1, W2, b2, ...]."""
+        return [p.copy() for p in self.parameters()]
 
     def gradient_buffers(self) -> list[Array]:
         """[dW1, db1, ...] in ``parameters()`` order, filled by ``loss_and_gradients``."""
@@ -322,6 +333,33 @@ class Network:
             f"{n} {name}" for n, name in zip(self.layer_sizes[1:], self.activations, strict=True)
         )
         return f"Network({self.layer_sizes[0]}→{hidden})"
+
+
+_ALIGN_BYTES = 64
+
+
+def _flat_views(
+    shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]
+) -> tuple[Array, list[Array]]:
+    """One zeroed flat vector and a C-contiguous view into it per shape.
+
+    Every view starts on a 64-byte boundary; the gaps between them stay zero, so
+    elementwise work over the whole vector (optimizer steps) leaves them zero.
+    """
+    step = _ALIGN_BYTES // dtype.itemsize
+    offsets, total = [], 0
+    for shape in shapes:
+        offsets.append(total)
+        size = int(np.prod(shape))
+        total += -(-size // step) * step
+    raw = np.zeros(total + step, dtype=dtype)
+    start = (-raw.ctypes.data % _ALIGN_BYTES) // dtype.itemsize
+    flat = raw[start : start + total]
+    views = [
+        flat[offset : offset + int(np.prod(shape))].reshape(shape)
+        for offset, shape in zip(offsets, shapes, strict=True)
+    ]
+    return flat, views
 
 
 def _float_dtype(dtype: str | np.dtype[Any]) -> np.dtype[Any]:

@@ -182,8 +182,9 @@ class Trainer:
         self.schedule: Schedule = make_schedule(config.lr_schedule, config.learning_rate)
         self.epoch = 0
         self.stop_reason: str | None = None
-        self._params = net.parameters()
-        self._grads = net.gradient_buffers()
+        # The optimizer works on the network's one flat parameter and gradient vectors.
+        self._params = [net.flat_parameters]
+        self._grads = [net.flat_gradients]
         self._best_loss: float | None = None
         self._best_params: list[Array] | None = None
         self._wait = 0
@@ -247,7 +248,7 @@ class Trainer:
             loss_sum = net.loss_and_gradients(X, Y, l2) * n
             correct = None if labels is None else _count_correct(net.last_output(n), labels)
             if record:
-                grad_norms, before = self._grad_norms(), [p.copy() for p in self._params]
+                grad_norms, before = self._grad_norms(), self.net.parameters_copy()
             self.optimizer.step(self._params, self._grads)
             if record:
                 update_ratios = self._update_ratios(before)
@@ -267,7 +268,7 @@ class Trainer:
             if labels is not None:
                 correct_sum += _count_correct(net.last_output(m), labels[index])
             if record and start == last_start:
-                grad_norms, before = self._grad_norms(), [p.copy() for p in self._params]
+                grad_norms, before = self._grad_norms(), self.net.parameters_copy()
                 self.optimizer.step(self._params, self._grads)
                 update_ratios = self._update_ratios(before)
             else:
@@ -313,7 +314,7 @@ class Trainer:
 
     def _weights_finite(self) -> bool:
         # A sum is non-finite if any term is (or if the weights are astronomically large).
-        return all(math.isfinite(float(p.sum())) for p in self._params)
+        return math.isfinite(float(self.net.flat_parameters.sum()))
 
     def _grad_norms(self) -> list[float]:
         net = self.net
@@ -326,7 +327,7 @@ class Trainer:
         ratios: list[float | None] = []
         for layer in range(self.net.n_layers):
             old_W, old_b = before[2 * layer], before[2 * layer + 1]
-            new_W, new_b = self._params[2 * layer], self._params[2 * layer + 1]
+            new_W, new_b = self.net.weights[layer], self.net.biases[layer]
             size = math.sqrt(float(np.vdot(old_W, old_W)) + float(np.vdot(old_b, old_b)))
             change = math.sqrt(
                 float(np.sum((new_W - old_W) ** 2)) + float(np.sum((new_b - old_b) ** 2))

@@ -11,8 +11,6 @@ from sqlalchemy import func, select
 
 from service import batches, runs
 from service.config import Limits
-from service.db import make_engine, make_sessionmaker
-from service.migrate import upgrade
 from service.models import Batch, CurvePoint, Job, JobStatus, Tenant
 from service.problems import Invalid, NotFound
 from service.sweeps import set_path
@@ -31,12 +29,9 @@ GRID = {"training.optimizer.learning_rate": [0.01, 0.1], "network.layers.0.units
 
 
 @pytest.fixture
-def factory(tmp_path):
-    url = f"sqlite:///{tmp_path / 'batches.sqlite3'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def factory(sessions):
+    """The shared migrated SQLite database's session factory."""
+    return sessions
 
 
 @pytest.fixture

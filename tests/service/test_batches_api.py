@@ -4,6 +4,7 @@ filesystem broker: what is stored, what is sent to which queue, and every error 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -11,11 +12,8 @@ from sqlalchemy import func, select
 
 from service import runs
 from service.app import create_app
-from service.db import make_engine, make_sessionmaker
-from service.migrate import upgrade
 from service.models import Batch, Job
 from service.problems import PROBLEM_MEDIA_TYPE
-from service.tenants import create_tenant_key
 
 BASE = {
     "network": {
@@ -30,22 +28,15 @@ GRID = {"training.optimizer.learning_rate": [0.01, 0.1], "network.layers.0.units
 
 
 @pytest.fixture
-def env(tmp_path):
-    url = f"sqlite:///{tmp_path / 'api.sqlite3'}"
-    upgrade(url)
-    engine = make_engine(url)
-    factory = make_sessionmaker(engine)
-    with factory() as session:
-        keys = {name: create_tenant_key(session, name) for name in ("alice", "bob")}
-        session.commit()
-    app = create_app({"database_url": url, "data_dir": tmp_path, "limits": {"batch_jobs": 50}})
-    yield app, factory, keys, tmp_path / "broker" / "queue"
-    engine.dispose()
+def settings(settings):
+    """The shared test settings (SQLite copy, filesystem broker) with a small batch limit."""
+    return dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, batch_jobs=50))
 
 
 @pytest.fixture
-def client(env):
-    return env[0].test_client()
+def env(settings, sessions, make_key):
+    keys = {name: make_key(name) for name in ("alice", "bob")}
+    return settings, sessions, keys, settings.broker_dir / "queue"
 
 
 def auth(env, tenant="alice"):

@@ -81,24 +81,32 @@ class Stack:
         return f"Stack({self.backend}, workers={len(self.workers)})"
 
     def worker_command(self, name: str, concurrency: int) -> list[str]:
-        """The production worker command, as operators run it."""
+        """The production worker command, as operators run it (it execs Celery)."""
         return [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "worker.celery_app",
+            str(VENV_BIN / "deltaflow"),
             "worker",
-            "--pool",
-            "prefork",
             "--concurrency",
             str(concurrency),
-            "--queues",
-            "interactive,batch",
             "--hostname",
             f"{name}@%h",
+        ]
+
+    @staticmethod
+    def celery_worker_args(name: str, concurrency: int) -> list[str]:
+        """The arguments ``deltaflow worker`` passes to ``celery worker`` (for wrappers)."""
+        return [
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--queues",
+            "interactive,batch",
             "--loglevel",
             "INFO",
-            "--without-mingle",
             "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{name}@%h",
         ]
 
     def start_worker(

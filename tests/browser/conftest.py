@@ -237,6 +237,8 @@ def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/ (git-ignored, kept by CI)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    # The header is sticky: from the top, it is drawn once, where it belongs.
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
     return path
 

@@ -80,24 +80,36 @@ def test_explainer_shows_the_same_numbers_as_the_api(page, server):
             assert matrix_on_page(page, f"contribution{layer['l']}") == layer["contribution"]
             assert close(matrix_on_page(page, f"running{layer['l']}"), full["Delta"])
     assert page.is_disabled("#step-next")
+    checks = page.eval_on_selector_all("[data-sum-check]", "ps => ps.map(p => p.dataset.sumCheck)")
+    assert checks == ["equal"] * (len(trace["layers"]) - 1)
     screenshot(page, "explain-last-example")
 
 
-def test_explainer_uses_weights_typed_by_the_user(page, server):
+def test_explainer_uses_typed_weights_and_regularisation(page, server):
     page.goto(f"{server.url}/#/explain")
     page.wait_for_selector("#gradient-card")
     page.select_option("select[name=weights_mode]", "theta")
     theta = json.loads(page.input_value("textarea[name=theta]"))
     theta[0][0][1] = 0.75
     page.fill("textarea[name=theta]", json.dumps(theta))
+    page.fill("input[name=l2]", "1.5")
     with page.expect_response("**/api/v1/backprop/trace") as answered:
         page.click("#run-trace")
     trace = answered.value.json()
     assert trace["weights"]["source"] == "request"
     assert trace["weights"]["theta"][0][0][1] == 0.75
+    assert trace["lambda"] == 1.5
     expected = trace["layers"][0]["D"][0][0]
     page.wait_for_function(
         "expected => { const td = document.querySelector(\"table[data-matrix='D1'] td\");"
         " return td !== null && Number(td.dataset.value) === expected; }",
         arg=expected,
     )
+    # With λ > 0, D is shown as its two parts: Δ/m from the data and (λ/m)Θ from the penalty.
+    for layer in trace["layers"]:
+        if layer.get("Theta"):
+            number = layer["l"]
+            assert matrix_on_page(page, f"D_data{number}") == layer["D_data"]
+            assert matrix_on_page(page, f"D_reg{number}") == layer["D_reg"]
+            assert all(row[0] == 0 for row in matrix_on_page(page, f"D_reg{number}"))
+    screenshot(page, "explain-regularised")

@@ -153,6 +153,17 @@ function summaryCard(trace, check) {
   h("p", { class: "muted small" }, `Output error rule: ${trace.output_delta}`));
 }
 
+/** Say whether the per-example sum matches the full-batch Δ, and by how much. */
+function sumCheck(running, Delta, l) {
+  const difference = Math.max(...running.flat().map((v, i) => Math.abs(v - Delta.flat()[i])));
+  const scale = Math.max(1, ...Delta.flat().map(Math.abs));
+  const equal = difference <= 1e-9 * scale;
+  return h("p", { class: `${equal ? "ok" : "error-line"} small`, dataset: { sumCheck: equal ? "equal" : "different" } },
+    equal
+      ? `The sum of the per-example contributions equals Δ${sup(l)} of the full-batch pass below (largest difference ${fmt(difference)}, rounding only).`
+      : `The sum differs from the full-batch Δ${sup(l)} by up to ${fmt(difference)}.`);
+}
+
 function stepCard(trace) {
   const m = trace.examples.length;
   const thetas = trace.layers.filter((l) => l.Theta).map((l) => l.Theta);
@@ -192,7 +203,7 @@ function stepCard(trace) {
           h("span", { class: "op" }, "→"),
           matrixTable(running, { ...labels, name: `running${l}`,
             caption: t === m ? `Δ${sup(l)} after all ${m} examples` : `Δ${sup(l)} after ${t} of ${m}` })),
-        t === m ? h("p", { class: "ok small" }, `This equals Δ${sup(l)} of the full-batch pass (below).`) : null);
+        t === m ? sumCheck(running, full.Delta, l) : null);
     });
     replace(body,
       h("div", { class: "diagram-wrap" }, networkDiagram(trace.layer_sizes, thetas, example)),
@@ -209,6 +220,7 @@ function stepCard(trace) {
 }
 
 function gradientCard(trace, check) {
+  const regularised = trace.lambda > 0;
   const rows = trace.layers.filter((l) => l.Theta).map((layer, index) => {
     const l = layer.l;
     const labels = thetaLabels(index, layer.Theta);
@@ -216,9 +228,18 @@ function gradientCard(trace, check) {
     const perLayer = check.per_layer.find((p) => p.layer === l);
     return h("div", { class: "accumulate", dataset: { layer: String(l) } },
       h("h4", {}, `Θ${sup(l)}, layer ${l} → ${l + 1}: relative difference ${fmt(perLayer?.relative_difference)}`),
+      regularised
+        ? h("div", { class: "matrix-row" },
+          matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ${sup(l)}` }),
+          h("span", { class: "op" }, "÷ m →"),
+          matrixTable(layer.D_data, { ...labels, name: `D_data${l}`, caption: "Δ/m (data)" }),
+          h("span", { class: "op" }, "+"),
+          matrixTable(layer.D_reg, { ...labels, name: `D_reg${l}`, caption: "(λ/m)Θ, bias column 0" }))
+        : null,
       h("div", { class: "matrix-row" },
-        matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ${sup(l)}` }),
-        h("span", { class: "op" }, "÷ m + (λ/m)Θ ="),
+        regularised ? h("span", { class: "op" }, "=") : [
+          matrixTable(layer.Delta, { ...labels, name: `Delta${l}`, caption: `Δ${sup(l)}` }),
+          h("span", { class: "op" }, "÷ m =")],
         matrixTable(layer.D, { ...labels, name: `D${l}`, caption: `D${sup(l)} (backprop)` }),
         h("span", { class: "op" }, "≈"),
         numerical ? matrixTable(numerical, { ...labels, name: `numerical${l}`, caption: `numerical ∂J/∂Θ${sup(l)}` }) : null));

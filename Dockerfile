@@ -1,0 +1,23 @@
+# One image for every Deltaflow process: `deltaflow migrate | api | worker` (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DELTAFLOW_DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY migrations ./migrations
+COPY service ./service
+COPY worker ./worker
+# Editable, so `deltaflow migrate` finds the Alembic scripts in /app/migrations.
+RUN pip install -e .
+
+RUN useradd --create-home --uid 10001 deltaflow \
+    && mkdir -p /data && chown deltaflow /data
+USER deltaflow
+
+EXPOSE 8000
+CMD ["deltaflow", "api", "--host", "0.0.0.0", "--port", "8000"]

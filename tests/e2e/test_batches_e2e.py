@@ -4,6 +4,7 @@ read back through the HTTP API."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -19,6 +20,7 @@ from service.models import FINISHED, Job
 from service.runs import as_utc
 from service.tenants import create_tenant_key
 from tests.support.fixtures import (  # noqa: F401 (fixtures)
+    embedded_backend,
     postgres_server,
     production_backend,
     redis_server,
@@ -42,17 +44,27 @@ GRID = {"training.optimizer.learning_rate": [0.01, 0.1], "network.layers.0.units
 LONG_EPOCHS = 4000
 
 
-@pytest.fixture
-def api(production_backend):  # noqa: F811
-    app = create_app({"settings": production_backend.settings()})
-    with transaction(production_backend.factory) as session:
+@contextlib.contextmanager
+def api_client(backend):
+    """A test client of the real app on ``backend``, authenticated as one tenant;
+    ``other_auth`` holds another tenant's headers."""
+    app = create_app({"settings": backend.settings()})
+    with transaction(backend.factory) as session:
         key = create_tenant_key(session, "e2e-batches")
         other = create_tenant_key(session, "e2e-batches-other")
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     client.other_auth = {"Authorization": f"Bearer {other}"}
-    yield client
-    app.extensions["deltaflow"].engine.dispose()
+    try:
+        yield client
+    finally:
+        app.extensions["deltaflow"].engine.dispose()
+
+
+@pytest.fixture
+def api(production_backend):  # noqa: F811
+    with api_client(production_backend) as client:
+        yield client
 
 
 def submit(client, body: dict[str, Any], **kwargs: Any):
@@ -210,3 +222,23 @@ def test_another_tenant_cannot_see_or_cancel_a_batch(api, production_backend):  
     assert api.get("/api/v1/batches", headers=api.other_auth).get_json()["items"] == []
     assert {j.status for j in jobs_of(production_backend, batch["id"])} == {"queued"}
     api.post(url + "/cancel")
+
+
+def test_a_grid_completes_on_the_embedded_default(embedded_backend, worker_process):  # noqa: F811
+    """SQLite + the filesystem broker (what ``deltaflow up`` runs): same batch, same result."""
+    worker_process(embedded_backend)
+    with api_client(embedded_backend) as api:
+        batch = submit(api, {"name": "embedded", "base": BASE, "grid": GRID}).get_json()
+        rows = wait_for(
+            lambda: finished(embedded_backend, batch["id"]), timeout=120, what="the batch"
+        )
+        assert [job.status for job in rows] == ["succeeded"] * 6
+        assert [job.epoch for job in rows] == [40] * 6
+        curves = api.get(f"/api/v1/batches/{batch['id']}/curves").get_json()
+        assert curves["complete"]
+        assert [len(job["points"]) for job in curves["jobs"]] == [40] * 6
+        varied = [
+            (job.params["training.optimizer.learning_rate"], job.params["network.layers.0.units"])
+            for job in rows
+        ]
+        assert varied == [(lr, units) for lr in (0.01, 0.1) for units in (2, 4, 8)]

@@ -1,6 +1,6 @@
 // #/batches and #/batches/<id>: a sweep's curves overlaid, its results table, the best job.
 import { api } from "./api.js";
-import { PALETTE, draw, purge } from "./charts.js";
+import { PALETTE, draw, plotlyText, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
 import { h, replace, select } from "./dom.js";
 import { FINISHED, dateTime, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
@@ -204,7 +204,7 @@ export function renderBatch(root, route) {
       points += s.length;
       const best = job.id === bestId();
       traces.push({
-        type: "scatter", mode: "lines", name: nameOf(job, index), x: s.epoch, y: s[metricKey],
+        type: "scatter", mode: "lines", name: plotlyText(nameOf(job, index)), x: s.epoch, y: s[metricKey],
         line: { color: PALETTE[index % PALETTE.length], width: best ? 4 : 1.5 },
         opacity: best || !bestId() ? 1 : 0.55,
       });

@@ -110,7 +110,8 @@ export async function renderBoundary(card, job) {
   const traces = [{
     type: "heatmap", x: xs, y: ys, z, opacity: regression ? 0.85 : 0.45,
     colorscale: regression ? "Viridis" : binary ? [[0, PALETTE[0]], [0.5, "#f8fafc"], [1, PALETTE[1]]] : discreteScale(k),
-    zmin: regression ? undefined : 0, zmax: regression ? undefined : binary ? 1 : k,
+    // Class i sits in the middle of its colour band [i/k, (i+1)/k].
+    zmin: regression ? undefined : binary ? 0 : -0.5, zmax: regression ? undefined : binary ? 1 : k - 0.5,
     showscale: Boolean(regression || binary), hoverinfo: "skip",
     colorbar: { title: { text: regression ? "prediction" : `P(class ${classes[1] ?? 1})` }, thickness: 12 },
   }];
@@ -127,6 +128,11 @@ export async function renderBoundary(card, job) {
   } else {
     note.textContent = "Background: the model's prediction at each grid point. The API does not expose the "
       + "points of generated or stored datasets, so only the boundary is drawn.";
+  }
+  if (!regression && !binary) {
+    card.insertBefore(h("div", { class: "class-legend" }, classes.map((label, i) =>
+      h("span", { class: "class-key" }, h("span", { class: "swatch", style: `background: ${PALETTE[i % PALETTE.length]}` }),
+        `class ${label}`))), note);
   }
   plot.dataset.gridPoints = String(grid.length);
   await draw(plot, traces, {

@@ -52,6 +52,14 @@ export function purge(div) {
   if (window.Plotly) window.Plotly.purge(div);
 }
 
+/**
+ * Plotly reads a few HTML-like tags (<b>, <a href>, <br>) in trace names and titles; user
+ * text must show as typed, so its markup characters become entities Plotly displays literally.
+ */
+export function plotlyText(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 export function line(name, x, y, color, extra = {}) {
   return { type: "scatter", mode: "lines", name, x, y, line: { color, width: 2 }, ...extra };
 }

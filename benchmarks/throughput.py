@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -116,6 +117,7 @@ def main() -> None:
         redis_server.release_database(number)
         postgres.stop()
         redis_server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     print()
     print(f"tiny jobs: xor 64 samples, 2-4-2 tanh/softmax, {args.epochs} epochs, adam;")
     print(f"{args.jobs} jobs and {args.noop} no-op tasks per run; 1 process per worker")

@@ -110,7 +110,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = os.environ.get("DELTAFLOW_BROWSER_URL")
     if running:
         key = os.environ["DELTAFLOW_BROWSER_KEY"]
-        yield Server(url=running.rstrip("/"), key=key, http=_session(key))
+        with _session(key) as http:
+            yield Server(url=running.rstrip("/"), key=key, http=http)
         return
     data_dir = tmp_path_factory.mktemp("deltaflow")
     port = _free_port()
@@ -142,7 +143,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             check=True,
         )
         key = created.stdout.strip().splitlines()[-1].split()[-1]
-        yield Server(url=url, key=key, http=_session(key))
+        with _session(key) as http:
+            yield Server(url=url, key=key, http=http)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

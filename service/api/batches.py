@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response
 from pydantic import BaseModel, Field
@@ -47,12 +47,11 @@ class IdempotencyHeaders(BaseModel):
 
 
 class SummaryQuery(BaseModel):
-    metric: str | None = Field(
-        default=None,
-        description="train_loss | val_loss (default) | train_accuracy | val_accuracy",
+    metric: Literal["train_loss", "val_loss", "train_accuracy", "val_accuracy"] | None = Field(
+        default=None, description="Ranks the jobs for ``best`` (default val_loss)."
     )
-    mode: str | None = Field(
-        default=None, description="min | max (default: min for losses, max for accuracies)"
+    mode: Literal["min", "max"] | None = Field(
+        default=None, description="Default: min for losses, max for accuracies."
     )
 
 

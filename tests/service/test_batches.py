@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, runs
+from service import batches, jobs, runs
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, JobStatus, Tenant
 from service.problems import Invalid, NotFound
@@ -387,3 +387,20 @@ def test_concurrent_repeats_of_an_idempotent_request_create_one_batch(factory, t
         assert results[0] == results[1]
     with factory() as session:
         assert rows(session) == (4, 24)
+
+
+def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory, session, tenants):
+    batch, ids, _ = submit(session, tenants[0], name="gap", base=BASE, grid=GRID)
+    attempts = {job_id: claim(factory, job_id) for job_id in ids[:3]}
+    for job_id in ids[:3]:
+        run_epochs(factory, job_id, attempts[job_id], 1, 3)
+    assert runs.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
+    first = batches.batch_curves(session, batch, None, max_points=100)
+    jobs.delete_job(session, tenants[0], ids[1])
+    run_epochs(factory, ids[2], attempts[ids[2]], 4, 5)
+    session.expire_all()
+    second = batches.batch_curves(session, batch, first["next_cursor"], max_points=100)
+    got = {j["id"]: [p["epoch"] for p in j["points"]] for j in second["jobs"]}
+    assert got == {ids[0]: [], ids[2]: [4, 5], **{i: [] for i in ids[3:]}}
+    summary = batches.summarize(session, batch, "val_loss", "min")
+    assert [j["index"] for j in summary["jobs"]] == [0, 2, 3, 4, 5]

@@ -39,6 +39,7 @@ def test_batch_view_shows_every_job(page, server):
 
     curve_requests: list[str] = []
     summary_requests: list[str] = []
+    per_job_requests: list[str] = []
 
     def on_request(request) -> None:
         path = request.url.split("?")[0]
@@ -46,7 +47,8 @@ def test_batch_view_shows_every_job(page, server):
             curve_requests.append(request.url)
         elif path.endswith(f"/batches/{batch['id']}"):
             summary_requests.append(request.url)
-        assert "/jobs/" not in request.url, "the batch view must not poll jobs one by one"
+        if "/api/v1/jobs/" in request.url:
+            per_job_requests.append(request.url)
 
     page.on("request", on_request)
     page.goto(f"{server.url}/#/batches/{batch['id']}")
@@ -89,9 +91,23 @@ def test_batch_view_shows_every_job(page, server):
     assert descending == sorted(RATES, reverse=True)
     screenshot(page, "batch")
 
+    # The job list filtered by this batch shows exactly its jobs.
+    page.goto(f"{server.url}/#/jobs")
+    page.wait_for_selector("#jobs-table")
+    page.select_option("#batch-filter", batch["id"])
+    page.wait_for_url(re.compile(rf".*batch_id={batch['id']}$"))
+    page.wait_for_function(
+        f"document.querySelectorAll('#jobs-table tbody tr').length === {len(RATES)}"
+    )
+    listed = page.eval_on_selector_all(
+        "#jobs-table tbody tr", "rows => rows.map(r => [r.dataset.jobId, r.dataset.batchId])"
+    )
+    assert sorted(listed) == sorted([job_id, batch["id"]] for job_id in batch["job_ids"])
+
     # One batch-curves request per poll for the whole sweep, never one per job.
     assert curve_requests
     assert abs(len(curve_requests) - len(summary_requests)) <= 1
+    assert per_job_requests == [], "the batch view never polls jobs one by one"
 
 
 def test_a_sweep_submitted_from_the_form(page, server):

@@ -15,7 +15,7 @@ function jobRow(job) {
   const active = job.status === "running" || job.status === "cancelling";
   return h(
     "tr",
-    { dataset: { jobId: job.id, status: job.status } },
+    { dataset: { jobId: job.id, status: job.status, batchId: job.batch_id || "" } },
     h("td", {}, h("a", { class: "job-link", href: `#/jobs/${encodeURIComponent(job.id)}` }, jobName(job)),
       h("div", { class: "muted small mono" }, shortId(job.id))),
     h("td", {}, statusPill(job.status)),
@@ -39,14 +39,28 @@ function jobsTable(items) {
     h("tbody", {}, items.map(jobRow)));
 }
 
+/** Offer the tenant's recent batches by name in the batch filter. */
+async function fillBatchOptions(selectElement, current) {
+  try {
+    const page = await api.get("/batches", { limit: 100 });
+    const options = [["", "all batches"], ...page.items.map((b) => [b.id, `${b.name || "batch"} · ${shortId(b.id)}`])];
+    if (current && !page.items.some((b) => b.id === current)) options.push([current, `batch ${shortId(current)}`]);
+    selectElement.replaceChildren(...options.map(([value, label]) =>
+      h("option", { value, selected: value === current }, label)));
+  } catch {
+    // The filter still works with the current value; the list is a convenience.
+  }
+}
+
 export function renderJobs(root, route) {
   const filters = { status: route.query.status || "", batch_id: route.query.batch_id || "" };
   const status = select({ id: "status-filter", "aria-label": "Status" },
     STATUSES.map((s) => [s, s || "all statuses"]), filters.status);
-  const batch = h("input", { id: "batch-filter", type: "text", placeholder: "batch id", value: filters.batch_id,
-    "aria-label": "Batch id" });
+  const batch = select({ id: "batch-filter", "aria-label": "Batch" }, [["", "all batches"],
+    ...(filters.batch_id ? [[filters.batch_id, `batch ${shortId(filters.batch_id)}`]] : [])], filters.batch_id);
+  fillBatchOptions(batch, filters.batch_id);
   const apply = () => {
-    window.location.hash = link("jobs", { status: status.value, batch_id: batch.value.trim() });
+    window.location.hash = link("jobs", { status: status.value, batch_id: batch.value });
   };
   status.addEventListener("change", apply);
   batch.addEventListener("change", apply);

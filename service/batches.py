@@ -13,6 +13,7 @@ import secrets
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,7 +108,7 @@ def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
         if kind == "grid":
             assert request.grid is not None
             expanded = expand_grid(request.base, request.grid, limits.batch_jobs)
-            record = {"kind": kind, "base": request.base, "grid": request.grid}
+            record: dict[str, Any] = {"kind": kind, "base": request.base, "grid": request.grid}
             varied = list(request.grid)
         else:
             assert request.random is not None
@@ -389,7 +390,7 @@ def status_counts(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[
             .group_by(Job.batch_id, Job.status)
         )
         for batch_id, status, count in rows:
-            counts[batch_id][status] = count
+            counts[str(batch_id)][status] = count
     return counts
 
 
@@ -483,8 +484,10 @@ def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> di
     }
 
 
-def _iso(value: Any) -> str:
-    return as_utc(value).isoformat().replace("+00:00", "Z")
+def _iso(value: datetime) -> str:
+    stamp = as_utc(value)
+    assert stamp is not None
+    return stamp.isoformat().replace("+00:00", "Z")
 
 
 # --- curves ---------------------------------------------------------------------------

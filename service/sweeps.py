@@ -15,7 +15,7 @@ import copy
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,9 +167,9 @@ def _check_path(loc: tuple[str | int, ...], path: str) -> None:
         raise SweepError(loc, str(exc)) from None
 
 
-def _sampler(path: str, dist: Any):  # type: ignore[no-untyped-def]
+def _sampler(path: str, dist: Any) -> Callable[[np.random.Generator], Any]:
     """Check one distribution and return ``draw(rng) -> JSON value``."""
-    loc = ("body", "random", path)
+    loc: tuple[str | int, ...] = ("body", "random", path)
     _check_path(loc, path)
     if not isinstance(dist, Mapping) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
         raise SweepError(loc, f"must be one of {{name: args}} with name in {list(DISTRIBUTIONS)}")

@@ -119,6 +119,13 @@ class WorkerProcess:
         os.kill(victim, signal.SIGKILL)
         return victim
 
+    def pause(self) -> None:
+        """SIGSTOP the whole group: a VM pause or a partition, the process never knows."""
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
+
     def terminate(self, timeout: float = EXIT_SECONDS) -> int:
         """Warm shutdown: SIGTERM to the parent; wait for it to exit; return its exit code."""
         assert self.process is not None
@@ -128,6 +135,7 @@ class WorkerProcess:
     def stop(self) -> None:
         """Teardown: nothing of this worker survives the test."""
         if self.process is not None and (self.alive or _group_members(self.pid)):
+            self.resume()  # a stopped process ignores nothing, but be explicit
             self.kill_group()
 
 

@@ -1,0 +1,44 @@
+"""A stale run wakes up: the fencing token keeps it from writing anything.
+
+The whole worker is frozen (SIGSTOP: a VM pause, a long GC, a network partition) past
+its lease; another worker's reaper requeues the job and a new run claims it (attempt 2)
+and resumes it. Then the frozen worker continues (SIGCONT) with attempt 1 in hand: its
+writes are fenced out, and the curve and weights are those of one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness.progress import job_row, owner_pid, wait_for_running_job
+from .harness.specs import EPOCHS, tiny_job
+from .harness.verdict import settle
+from .harness.waiting import wait_until
+
+pytestmark = pytest.mark.faults
+
+
+def test_frozen_worker_cannot_write_after_losing_its_lease(pg_stack, record_tally):
+    stack = pg_stack
+    workers = [stack.start_worker(name, concurrency=1) for name in ("one", "other")]
+    job_id = stack.api.submit(tiny_job("stale", seed=6, epochs=3 * EPOCHS))
+    job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
+    (frozen,) = [w for w in workers if owner_pid(job) in w.pool_children()]
+    frozen.pause()
+    try:
+        wait_until(
+            lambda: job_row(stack.factory, job_id).attempt >= 2,
+            60,
+            "the successor to claim the job",
+        )
+    finally:
+        frozen.resume()
+    tally, audits = settle(stack, "9 stale run (SIGSTOP past lease)", [job_id], record_tally)
+    assert tally.succeeded == 1
+    assert audits[job_id].attempt == 2
+    wait_until(
+        lambda: f"job={job_id} attempt=1 lost its fence" in frozen.log_text(),
+        30,
+        "the stale run to notice it lost the job",
+        describe=frozen.log_tail,
+    )

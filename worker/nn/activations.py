@@ -8,13 +8,15 @@ Every activation offers the public, allocating verbs
 
 and two in-place verbs the training hot path uses on preallocated buffers:
 
-- ``forward_inplace(z)`` overwrites the pre-activation buffer with a = g(z);
-- ``backward_inplace(delta, a, scratch)`` multiplies ``delta`` (holding dJ/da) by g'(z),
-  computed from the output ``a`` alone (sigmoid' = a(1 - a), tanh' = 1 - a², the ReLU mask
-  from a > 0), so z never has to be kept.
+- ``forward_inplace(z, axis)`` overwrites the pre-activation buffer with a = g(z);
+- ``backward_inplace(delta, a, scratch, axis)`` multiplies ``delta`` (holding dJ/da) by
+  g'(z), computed from the output ``a`` alone (sigmoid' = a(1 - a), tanh' = 1 - a², the
+  ReLU mask from a > 0), so z never has to be kept.
 
-All arrays are ``(n_samples, n_units)``; the result keeps the input dtype (Python scalars
-are "weak" under NEP 50, so float32 stays float32).
+Public arrays are ``(n_samples, n_units)``; the in-place verbs take ``axis``, the units
+axis (1 there, 0 in the network's column-per-example buffers), which only softmax uses.
+Results keep the input dtype (Python scalars are "weak" under NEP 50, so float32 stays
+float32).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Activation(ABC):
             return self.forward_inplace(np.array(z, copy=True))
 
     @abstractmethod
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         """Overwrite z with g(z) and return it."""
 
     def derivative(self, z: Array | None, a: Array | None = None) -> Array:
@@ -64,7 +66,7 @@ class Activation(ABC):
         return dz
 
     @abstractmethod
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         """Multiply delta (holding dJ/da) in place by g'(z), using a and a scratch buffer."""
 
     def __repr__(self) -> str:
@@ -74,7 +76,7 @@ class Activation(ABC):
 class Sigmoid(Activation):
     name = "sigmoid"
 
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         # 1 / (1 + exp(-z)); exp overflows to inf for z << 0, which gives the right 0.
         np.negative(z, out=z)
         np.exp(z, out=z)
@@ -82,7 +84,7 @@ class Sigmoid(Activation):
         np.reciprocal(z, out=z)
         return z
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         np.multiply(a, a, out=scratch)
         np.subtract(a, scratch, out=scratch)  # a - a² = a(1 - a)
         delta *= scratch
@@ -91,10 +93,10 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     name = "tanh"
 
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         return np.tanh(z, out=z)
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         np.multiply(a, a, out=scratch)
         np.subtract(1, scratch, out=scratch)  # 1 - a²
         delta *= scratch
@@ -103,10 +105,10 @@ class Tanh(Activation):
 class ReLU(Activation):
     name = "relu"
 
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         return np.maximum(z, 0, out=z)
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         # a >= 0, so sign(a) is exactly the 0/1 mask of g'(z) (g'(0) taken as 0).
         np.sign(a, out=scratch)
         delta *= scratch
@@ -116,12 +118,12 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
     slope = LEAKY_RELU_SLOPE
 
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         # max(z, slope·z) is z for z > 0 and slope·z otherwise, because 0 < slope < 1.
         scaled = np.multiply(z, self.slope)
         return np.maximum(z, scaled, out=z)
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         # sign(a) = sign(z); g' = 1 where a > 0, slope elsewhere.
         np.sign(a, out=scratch)
         np.maximum(scratch, 0, out=scratch)
@@ -133,10 +135,10 @@ class LeakyReLU(Activation):
 class Identity(Activation):
     name = "identity"
 
-    def forward_inplace(self, z: Array) -> Array:
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
         return z
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
         return None
 
 
@@ -146,20 +148,19 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
 
-    def forward_inplace(self, z: Array) -> Array:
-        z -= z.max(axis=1, keepdims=True)  # shift for stability; softmax is shift-invariant
+    def forward_inplace(self, z: Array, axis: int = 1) -> Array:
+        z -= z.max(axis=axis, keepdims=True)  # shift for stability; softmax is shift-invariant
         np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
+        z /= z.sum(axis=axis, keepdims=True)
         return z
 
     def derivative(self, z: Array | None, a: Array | None = None) -> Array:
         raise TypeError("softmax has no elementwise derivative; use backward(da, z, a)")
 
-    def backward_inplace(self, delta: Array, a: Array, scratch: Array) -> None:
-        # Jacobian-vector product: dz_i = a_i (da_i - Σ_j da_j a_j), per row.
+    def backward_inplace(self, delta: Array, a: Array, scratch: Array, axis: int = 1) -> None:
+        # Jacobian-vector product: dz_i = a_i (da_i - Σ_j da_j a_j), per example.
         np.multiply(delta, a, out=scratch)
-        row = scratch.sum(axis=1, keepdims=True)
-        delta -= row
+        delta -= scratch.sum(axis=axis, keepdims=True)
         delta *= a
 
 

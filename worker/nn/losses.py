@@ -30,9 +30,16 @@ def _log_clipped(x: Array, out: Array) -> Array:
 class Loss(ABC):
     name = ""
 
+    def value(self, output: Array, Y: Array) -> float:
+        """Data part of J for output and Y of shape (m, K), averaged over the m rows."""
+        return self.total(output, Y) / output.shape[0]
+
     @abstractmethod
-    def value(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
-        """Data part of J averaged over the m rows; ``scratch`` is an optional (m, K) buffer."""
+    def total(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
+        """The per-example losses summed over all examples (any layout, same for both).
+
+        ``scratch`` is an optional buffer shaped like ``output``.
+        """
 
     @abstractmethod
     def gradient(self, output: Array, Y: Array) -> Array:
@@ -45,15 +52,13 @@ class Loss(ABC):
 class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
 
-    def value(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
-        m = output.shape[0]
+    def total(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
         log_h = _log_clipped(output, np.empty_like(output) if scratch is None else scratch)
         log_1mh = np.subtract(1, output)
         _log_clipped(log_1mh, log_1mh)
         # y log h + (1 - y) log(1 - h) = y (log h - log(1 - h)) + log(1 - h): no (1 - y) array.
         log_h -= log_1mh
-        total = np.vdot(Y, log_h) + log_1mh.sum()
-        return -float(total) / m
+        return -float(np.vdot(Y, log_h) + log_1mh.sum())
 
     def gradient(self, output: Array, Y: Array) -> Array:
         # d/dh of -[y log h + (1-y) log(1-h)] = (h - y) / (h (1 - h))
@@ -63,10 +68,9 @@ class BinaryCrossEntropy(Loss):
 class CrossEntropy(Loss):
     name = "cross_entropy"
 
-    def value(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
-        m = output.shape[0]
+    def total(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
         log_p = _log_clipped(output, np.empty_like(output) if scratch is None else scratch)
-        return -float(np.vdot(Y, log_p)) / m
+        return -float(np.vdot(Y, log_p))
 
     def gradient(self, output: Array, Y: Array) -> Array:
         return -Y / output
@@ -75,10 +79,9 @@ class CrossEntropy(Loss):
 class MeanSquaredError(Loss):
     name = "mse"
 
-    def value(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
-        m = output.shape[0]
+    def total(self, output: Array, Y: Array, scratch: Array | None = None) -> float:
         diff = np.subtract(output, Y, out=np.empty_like(output) if scratch is None else scratch)
-        return float(np.vdot(diff, diff)) / (2 * m)
+        return float(np.vdot(diff, diff)) / 2
 
     def gradient(self, output: Array, Y: Array) -> Array:
         return output - Y

@@ -38,9 +38,10 @@ class _Workspace:
     __slots__ = ("acts", "deltas", "scratch")
 
     def __init__(self, m: int, sizes: Sequence[int], dtype: np.dtype[Any]) -> None:
-        self.acts = [np.empty((m, n), dtype=dtype) for n in sizes[1:]]
-        self.deltas = [np.empty((m, n), dtype=dtype) for n in sizes[1:]]
-        self.scratch = [np.empty((m, n), dtype=dtype) for n in sizes[1:]]
+        # Column per example: (n_units, m).
+        self.acts = [np.empty((n, m), dtype=dtype) for n in sizes[1:]]
+        self.deltas = [np.empty((n, m), dtype=dtype) for n in sizes[1:]]
+        self.scratch = [np.empty((n, m), dtype=dtype) for n in sizes[1:]]
 
 
 class Network:
@@ -219,8 +220,7 @@ class Network:
         X = self.as_input(X)
         Y = self.as_target(Y, X.shape[0])
         with np.errstate(over="ignore", under="ignore"):
-            output = self._forward_into(X, self._workspace(X.shape[0]))
-            data = self._loss.value(output, Y)
+            _, data = self.output_and_loss_cols(X.T, np.ascontiguousarray(Y.T))
         return data + self.regularization(l2, X.shape[0])
 
     def gradients(
@@ -239,69 +239,79 @@ class Network:
     # ------------------------------------------------------------------ hot path
 
     def loss_and_gradients(self, X: Array, Y: Array, l2: float = 0.0) -> float:
-        """The data part of J (no L2 term) at the current weights.
+        """The data part of J (no L2 term) at the current weights, for X (m, n_in), Y (m, K).
 
         D^(l) (with the L2 term) is left in ``grad_weights``/``grad_biases``.
-
-        X (m, n_in) and Y (m, K) must already have the network's dtype (the caller
-        converts once, not per step). Floating-point warnings are the caller's business:
-        the trainer checks finiteness itself.
+        X and Y must already have the network's dtype (the caller converts once, not per
+        step). Floating-point warnings are the caller's business: the trainer checks
+        finiteness itself.
         """
-        m = X.shape[0]
-        ws = self._workspace(m)
-        output = self._forward_into(X, ws)
-        data_loss = self._loss.value(output, Y, ws.scratch[-1])
-        self._backward_into(X, Y, ws, l2)
+        return self.loss_and_gradients_cols(X.T, np.ascontiguousarray(Y.T), l2)
+
+    def loss_and_gradients_cols(self, XT: Array, YT: Array, l2: float = 0.0) -> float:
+        """``loss_and_gradients`` on column-per-example data: XT (n_in, m), YT (K, m).
+
+        XT may be a transposed view (``X.T``); YT must be C-contiguous.
+        """
+        ws = self._workspace(XT.shape[1])
+        output = self._forward_cols(XT, ws)
+        data_loss = self._loss.total(output, YT, ws.scratch[-1]) / XT.shape[1]
+        self._backward_cols(XT, YT, ws, l2)
         return data_loss
 
-    def output_and_loss(self, X: Array, Y: Array) -> tuple[Array, float]:
-        """(output, data part of J) for prepared X (m, n_in) and Y (m, K).
+    def output_and_loss_cols(self, XT: Array, YT: Array) -> tuple[Array, float]:
+        """(output (K, m), data part of J) for column-per-example XT (n_in, m), YT (K, m).
 
-        The output is a reused buffer, valid until the next pass over m rows.
+        The output is a reused buffer, valid until the next pass over m examples.
         """
-        ws = self._workspace(X.shape[0])
-        output = self._forward_into(X, ws)
-        return output, self._loss.value(output, Y, ws.scratch[-1])
+        ws = self._workspace(XT.shape[1])
+        output = self._forward_cols(XT, ws)
+        return output, self._loss.total(output, YT, ws.scratch[-1]) / XT.shape[1]
 
-    def last_output(self, m: int) -> Array:
-        """The output buffer of the last forward pass on a batch of m rows (overwritten)."""
+    def last_output_cols(self, m: int) -> Array:
+        """Output (K, m) of the last pass over m examples (a reused buffer)."""
         return self._workspaces[m].acts[-1]
 
-    def _forward_into(self, X: Array, ws: _Workspace) -> Array:
-        a = X
+    # The hot path keeps one column per example (Ng's own layout): every bias add,
+    # softmax reduction and bias gradient then runs along contiguous rows of length m,
+    # which matters when layers are narrow (a row-per-example (m, 8) array costs numpy a
+    # loop call per example). The GEMMs take transposed views and need no copies.
+
+    def _forward_cols(self, XT: Array, ws: _Workspace) -> Array:
+        a = XT
         for W, b, g, z in zip(self.weights, self.biases, self._g, ws.acts, strict=True):
-            np.matmul(a, W, out=z)
-            z += b
-            a = g.forward_inplace(z)
+            np.matmul(W.T, a, out=z)  # z^T = W^T a^T
+            z += b[:, None]
+            a = g.forward_inplace(z, axis=0)
         return a
 
-    def _backward_into(self, X: Array, Y: Array, ws: _Workspace, l2: float) -> None:
-        m = X.shape[0]
+    def _backward_cols(self, XT: Array, YT: Array, ws: _Workspace, l2: float) -> None:
+        m = XT.shape[1]
         last = self.n_layers - 1
         delta = ws.deltas[last]
         if self._fused:
             # Matched output/loss pair (see losses.MATCHED_PAIRS): δ^(L) = a^(L) - y.
-            np.subtract(ws.acts[last], Y, out=delta)
+            np.subtract(ws.acts[last], YT, out=delta)
         else:
-            delta[...] = self._loss.gradient(ws.acts[last], Y)
-            self._g[last].backward_inplace(delta, ws.acts[last], ws.scratch[last])
+            delta[...] = self._loss.gradient(ws.acts[last], YT)
+            self._g[last].backward_inplace(delta, ws.acts[last], ws.scratch[last], axis=0)
         delta *= 1 / m  # fold D's 1/m into δ once; every GEMM below inherits it
         for layer in range(last, -1, -1):
-            a_prev = X if layer == 0 else ws.acts[layer - 1]
+            a_prev = XT if layer == 0 else ws.acts[layer - 1]
             delta = ws.deltas[layer]
             W = self.weights[layer]
             dW = self.grad_weights[layer]
-            np.matmul(a_prev.T, delta, out=dW)
-            np.sum(delta, axis=0, out=self.grad_biases[layer])
+            np.matmul(a_prev, delta.T, out=dW)  # Δ/m = a δᵀ summed over the examples
+            np.sum(delta, axis=1, out=self.grad_biases[layer])
             if l2:
                 scratch = self._weight_scratch[layer]
                 np.multiply(W, l2 / m, out=scratch)
                 dW += scratch
             if layer > 0:
                 below = ws.deltas[layer - 1]
-                np.matmul(delta, W.T, out=below)
+                np.matmul(W, delta, out=below)  # (δ W^T)^T = W δ^T
                 self._g[layer - 1].backward_inplace(
-                    below, ws.acts[layer - 1], ws.scratch[layer - 1]
+                    below, ws.acts[layer - 1], ws.scratch[layer - 1], axis=0
                 )
 
     def _workspace(self, m: int) -> _Workspace:

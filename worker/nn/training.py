@@ -166,6 +166,10 @@ class Trainer:
         self.X_train, self.Y_train, self.X_val, self.Y_val = _split(
             X, Y, config.validation_split, self._rng
         )
+        # The network's hot path takes one column per example; X.T is a free view, the
+        # targets are transposed once here.
+        self._YT_train = np.ascontiguousarray(self.Y_train.T)
+        self._YT_val = None if self.Y_val is None else np.ascontiguousarray(self.Y_val.T)
         self._labels_train = _labels(self.Y_train) if config.classification else None
         self._labels_val = (
             _labels(self.Y_val) if config.classification and self.X_val is not None else None
@@ -239,14 +243,14 @@ class Trainer:
     def _train_one_epoch(
         self,
     ) -> tuple[float, int | None, list[float] | None, list[float | None] | None]:
-        net, X, Y, labels = self.net, self.X_train, self.Y_train, self._labels_train
+        net, X, YT, labels = self.net, self.X_train, self._YT_train, self._labels_train
         n, size, l2 = X.shape[0], self.batch_size, self.config.l2
         record = self.config.record_grad_norms
         grad_norms: list[float] | None = None
         update_ratios: list[float | None] | None = None
         if size >= n:  # full batch: no copy, no shuffle
-            loss_sum = net.loss_and_gradients(X, Y, l2) * n
-            correct = None if labels is None else _count_correct(net.last_output(n), labels)
+            loss_sum = net.loss_and_gradients_cols(X.T, YT, l2) * n
+            correct = None if labels is None else _count_correct(net.last_output_cols(n), labels)
             if record:
                 grad_norms, before = self._grad_norms(), self.net.parameters_copy()
             self.optimizer.step(self._params, self._grads)
@@ -261,12 +265,12 @@ class Trainer:
         for start in starts:
             index = order[start : start + size]
             m = index.shape[0]
-            Xb, Yb = self._batch_buffer(m)
-            np.take(X, index, axis=0, out=Xb)
-            np.take(Y, index, axis=0, out=Yb)
-            loss_sum += net.loss_and_gradients(Xb, Yb, l2) * m
+            Xb, YTb = self._batch_buffer(m)
+            np.take(X, index, axis=0, out=Xb)  # gather rows, then use the free view Xb.T
+            np.take(YT, index, axis=1, out=YTb)
+            loss_sum += net.loss_and_gradients_cols(Xb.T, YTb, l2) * m
             if labels is not None:
-                correct_sum += _count_correct(net.last_output(m), labels[index])
+                correct_sum += _count_correct(net.last_output_cols(m), labels[index])
             if record and start == last_start:
                 grad_norms, before = self._grad_norms(), self.net.parameters_copy()
                 self.optimizer.step(self._params, self._grads)
@@ -276,9 +280,9 @@ class Trainer:
         return loss_sum / n, None if labels is None else correct_sum, grad_norms, update_ratios
 
     def _validate(self) -> tuple[float | None, float | None]:
-        if self.X_val is None or self.Y_val is None:
+        if self.X_val is None or self._YT_val is None:
             return None, None
-        output, loss = self.net.output_and_loss(self.X_val, self.Y_val)
+        output, loss = self.net.output_and_loss_cols(self.X_val.T, self._YT_val)
         if self._labels_val is None:
             return loss, None
         return loss, _count_correct(output, self._labels_val) / self.X_val.shape[0]
@@ -307,7 +311,7 @@ class Trainer:
             dtype = self.net.dtype
             buffers = (
                 np.empty((m, self.X_train.shape[1]), dtype=dtype),
-                np.empty((m, self.Y_train.shape[1]), dtype=dtype),
+                np.empty((self.Y_train.shape[1], m), dtype=dtype),
             )
             self._batch_buffers[m] = buffers
         return buffers
@@ -433,8 +437,9 @@ def _labels(Y: Array | None) -> Array | None:
 
 
 def _count_correct(output: Array, labels: Array) -> int:
-    if output.shape[1] == 1:
-        predicted = (output[:, 0] >= 0.5).astype(np.intp)
+    """Correct predictions in a column-per-example output of shape (K, m)."""
+    if output.shape[0] == 1:
+        predicted = (output[0] >= 0.5).astype(np.intp)
     else:
-        predicted = np.argmax(output, axis=1)
+        predicted = np.argmax(output, axis=0)
     return int(np.count_nonzero(predicted == labels))

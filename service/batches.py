@@ -185,6 +185,7 @@ def submit_batch(
         if existing is not None:
             return *_replay_batch(session, existing, fingerprint), False
     plan = plan_batch(body, limits)
+    _check_inline_total(plan, limits)
     # Pass 1 (no database): the pydantic model of every spec, reporting every bad job.
     models: list[JobSpec] = []
     errors: list[tuple[list[Any], str]] = []
@@ -246,6 +247,23 @@ def submit_batch(
         session.rollback()
         raise
     return batch, job_ids, True
+
+
+def _check_inline_total(plan: Plan, limits: Limits) -> None:
+    """Inline data is stored with every job: cap the batch's total like one dataset's."""
+    total = 0
+    for item in plan.expanded:
+        dataset = item.spec.get("dataset")
+        rows = dataset.get("X") if isinstance(dataset, dict) else None
+        if isinstance(rows, list) and rows:
+            width = len(rows[0]) if isinstance(rows[0], list) else 1
+            total += len(rows) * width
+    if total > limits.dataset_values:
+        raise Invalid.at(
+            ["body"],
+            f"the batch carries {total} inline values in all (at most {limits.dataset_values}); "
+            "store the data once with POST /datasets and use {'dataset': {'id': ...}}",
+        )
 
 
 def _rejected(plan: Plan, bad_jobs: int, errors: list[tuple[list[Any], str]]) -> Invalid:

@@ -51,37 +51,45 @@ def parse_path(path: str) -> tuple[str | int, ...]:
 
 
 def set_path(spec: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """Return a deep copy of ``spec`` with ``value`` at ``path`` (see the module docstring)."""
-    result = copy.deepcopy(dict(spec))
+    """A copy of ``spec`` with ``value`` at ``path`` (see the module docstring).
+
+    Only the objects and lists along the path are copied; every other subtree (e.g. a
+    large inline dataset) is shared with ``spec``, so a 1000-job sweep does not hold 1000
+    copies of it. Treat the result as read-only.
+    """
     parts = parse_path(path)
-    node: Any = result
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(str(p) for p in parts[:depth]) or "the spec"
-        if isinstance(node, list):
-            if not isinstance(part, int):
-                raise ValueError(f"{where} is a list: {part!r} must be an index")
-            if part >= len(node):
-                raise ValueError(f"{where} has {len(node)} items: index {part} is out of range")
-        elif isinstance(node, dict):
-            key = str(part)
-            if last:
-                node[key] = copy.deepcopy(value)
-                return result
-            if node.get(key) is None:
-                if isinstance(parts[depth + 1], int):
-                    here = ".".join(str(p) for p in parts[: depth + 1])
-                    raise ValueError(f"{here} is not in the base spec: it cannot be indexed")
-                node[key] = {}
-            node = node[key]
-            continue
-        else:
-            raise ValueError(f"{where} is not an object or a list")
-        if last:
-            node[part] = copy.deepcopy(value)
-            return result
-        node = node[part]
-    return result
+    return _set(dict(spec), parts, 0, value)
+
+
+def _set(node: Any, parts: tuple[str | int, ...], depth: int, value: Any) -> Any:
+    """Copy ``node`` (already a fresh container) and write ``value`` below it."""
+    part = parts[depth]
+    last = depth == len(parts) - 1
+    where = ".".join(str(p) for p in parts[:depth]) or "the spec"
+    if isinstance(node, list):
+        if not isinstance(part, int):
+            raise ValueError(f"{where} is a list: {part!r} must be an index")
+        if part >= len(node):
+            raise ValueError(f"{where} has {len(node)} items: index {part} is out of range")
+        key: str | int = part
+    elif isinstance(node, dict):
+        key = str(part)
+        if not last and node.get(key) is None:
+            if isinstance(parts[depth + 1], int):
+                here = ".".join(str(p) for p in parts[: depth + 1])
+                raise ValueError(f"{here} is not in the base spec: it cannot be indexed")
+            node[key] = {}
+    else:
+        raise ValueError(f"{where} is not an object or a list")
+    if last:
+        node[key] = copy.deepcopy(value)
+        return node
+    child = node[key]  # type: ignore[index]
+    if not isinstance(child, dict | list):
+        here = ".".join(str(p) for p in parts[: depth + 1])
+        raise ValueError(f"{here} is not an object or a list")
+    node[key] = _set(type(child)(child), parts, depth + 1, value)  # type: ignore[index]
+    return node
 
 
 def apply_params(base: Mapping[str, Any], params: Mapping[str, Any], section: str) -> dict:

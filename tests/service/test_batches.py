@@ -404,3 +404,32 @@ def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory,
     assert got == {ids[0]: [], ids[2]: [4, 5], **{i: [] for i in ids[3:]}}
     summary = batches.summarize(session, batch, "val_loss", "min")
     assert [j["index"] for j in summary["jobs"]] == [0, 2, 3, 4, 5]
+
+
+def test_inline_data_is_capped_across_the_whole_batch(session, tenants):
+    inline = set_path(
+        BASE,
+        "dataset",
+        {"X": [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 5, "y": [0, 1, 1, 0] * 5},
+    )
+    limits = Limits(dataset_values=200)  # 40 values per job
+    batch, ids, _ = submit(
+        session,
+        tenants[0],
+        limits=limits,
+        name="ok",
+        base=inline,
+        grid={"training.seed": [1, 2, 3, 4, 5]},
+    )
+    assert len(ids) == 5
+    with pytest.raises(Invalid, match="POST /datasets") as err:
+        submit(
+            session,
+            tenants[0],
+            limits=limits,
+            name="big",
+            base=inline,
+            grid={"training.seed": list(range(6))},
+        )
+    assert err.value.errors[0][0] == ["body"]
+    assert rows(session) == (1, 5)

@@ -199,3 +199,12 @@ def test_varied_params_summarise_large_values():
     a = set_path(BASE, "dataset", {"X": [[float(i)] for i in range(100)], "y": [0] * 100})
     b = set_path(BASE, "dataset", {"X": [[float(-i)] for i in range(100)], "y": [0] * 100})
     assert varied_params([a, b]) == [{"dataset.X": "<list of 100>"}, {"dataset.X": "<list of 100>"}]
+
+
+def test_expanded_specs_share_untouched_subtrees_with_the_base():
+    jobs = expand_grid(BASE, {"training.seed": [1, 2]}, max_jobs=10)
+    assert all(job.spec["dataset"] is BASE["dataset"] for job in jobs)
+    assert all(job.spec["network"] is BASE["network"] for job in jobs)
+    assert [job.spec["training"]["seed"] for job in jobs] == [1, 2]
+    assert "seed" not in BASE["training"]
+    assert jobs[0].spec["training"]["optimizer"] is BASE["training"]["optimizer"]

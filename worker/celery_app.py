@@ -10,8 +10,8 @@ Queues: ``interactive`` (single jobs) and ``batch`` (sweeps). A worker consumes 
 sweep; on the embedded filesystem broker kombu serves them round-robin, which still lets
 single jobs through between batch jobs.
 
-The main process also runs the reaper thread (``worker.reaper``) and forwards a warm
-shutdown to the pool children (``worker.shutdown``).
+The main process also runs the reaper thread (``worker.reaper``) and passes a warm
+shutdown on to the runs in its pool children (``worker.shutdown``).
 """
 
 from __future__ import annotations
@@ -60,11 +60,6 @@ app = make_app(Settings.from_env())
 _reaper = None
 
 
-@signals.worker_init.connect
-def _on_worker_init(**_kwargs: object) -> None:
-    shutdown.mark_main_process()
-
-
 @signals.worker_ready.connect
 def _start_reaper(**_kwargs: object) -> None:
     """One reaper per worker, in the main process (worker_ready never fires in children)."""
@@ -81,7 +76,4 @@ def _forward_warm_shutdown(how: str = "Warm", **_kwargs: object) -> None:
     if _reaper is not None:
         _reaper.stop()
     if how == "Warm":
-        from celery.worker import state
-
-        busy = {request.worker_pid for request in list(state.active_requests)}
-        shutdown.request_stop({pid for pid in busy if pid})
+        shutdown.request_stop()

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -65,8 +65,12 @@ class Outcome:
     lost = "lost"  # the fence moved: another run owns the job
 
 
-def run_job(job_id: str, *, stop: threading.Event | None = None, rt: Runtime | None = None) -> str:
-    """Run one delivery of a training message. ``stop`` is set on warm shutdown."""
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+def run_job(job_id: str, *, stop: StopFlag | None = None, rt: Runtime | None = None) -> str:
+    """Run one delivery of a training message. ``stop`` turns on at warm shutdown."""
     rt = rt or runtime()
     settings = rt.settings
     claim = runs.claim(
@@ -231,7 +235,7 @@ class _Stop(Exception):
 class _Run:
     rt: Runtime
     claim: Claim
-    stop: threading.Event
+    stop: StopFlag
     buffer: list[dict[str, Any]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
     last_checkpoint: float = field(default_factory=time.monotonic)

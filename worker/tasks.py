@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from celery.exceptions import Reject
+
 from service.queue import TRAIN_TASK
+from worker import shutdown
 from worker.celery_app import app
 from worker.runner import run_job
-from worker.shutdown import stop_on_warm_shutdown
 
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train(job_id: str) -> str:
     """Run one delivery of a job; returns the outcome (logged by Celery)."""
-    with stop_on_warm_shutdown() as stop:
-        return run_job(job_id, stop=stop)
+    if shutdown.pending():
+        # This worker is stopping: give the message back for another worker.
+        raise Reject("worker is shutting down", requeue=True)
+    return run_job(job_id, stop=shutdown.WarmShutdown())

@@ -84,11 +84,11 @@ def _set(node: Any, parts: tuple[str | int, ...], depth: int, value: Any) -> Any
     if last:
         node[key] = copy.deepcopy(value)
         return node
-    child = node[key]  # type: ignore[index]
+    child = node[key]
     if not isinstance(child, dict | list):
         here = ".".join(str(p) for p in parts[: depth + 1])
         raise ValueError(f"{here} is not an object or a list")
-    node[key] = _set(type(child)(child), parts, depth + 1, value)  # type: ignore[index]
+    node[key] = _set(type(child)(child), parts, depth + 1, value)
     return node
 
 

@@ -100,6 +100,10 @@ def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
     assert heatmap == "heatmap:80"
     assert scatter == f"scatter:{len(spec['dataset']['X'])}"
     assert page.get_attribute("#loss-chart", "data-points") == str(spec["training"]["epochs"])
+    page.check("#log-scale")
+    assert page.eval_on_selector("#loss-chart", "el => el.layout.yaxis.type") == "log"
+    page.uncheck("#log-scale")
+    assert page.eval_on_selector("#loss-chart", "el => el.layout.yaxis.type") == "linear"
     spec_text = json.loads(page.text_content("#job-spec"))
     assert spec_text == server.job(job["id"])["spec"]
     screenshot(page, "job-succeeded")

@@ -72,7 +72,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     from service import dashboard
 
     dashboard.init_app(app)
+    _document_only_the_api(app)
     return app
+
+
+def _document_only_the_api(app: OpenAPI) -> None:
+    """Keep the dashboard's static routes out of the OpenAPI document: not part of the API."""
+    for path in list(app.paths):
+        if not path.startswith(API_PREFIX) and path not in ("/healthz", "/readyz"):
+            del app.paths[path]
 
 
 def _add_docs(app: OpenAPI) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Response, url_for
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service import jobs
 from service.api import deps
@@ -52,6 +52,8 @@ class JobListQuery(PageQuery):
 
 
 class CurveQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     since: int = Field(default=0, ge=0, description="Return only epochs after this one.")
     max_points: int | None = Field(
         default=None,

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,12 @@ from service.problems import Invalid
 
 
 class PageQuery(BaseModel):
-    """``?limit=&cursor=`` (subclass it, keeping the ``Query`` suffix, to add filters)."""
+    """``?limit=&cursor=`` (subclass it, keeping the ``Query`` suffix, to add filters).
+
+    Unknown query parameters are 422: a misspelt filter must not silently list everything.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     limit: int | None = Field(default=None, ge=1, description="Page size (capped by the server).")
     cursor: str | None = Field(default=None, max_length=200, description="From the last page.")

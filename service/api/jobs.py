@@ -91,8 +91,8 @@ def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
         settings.limits,
         idempotency_key=header.idempotency_key,
     )
-    if created:
-        dispatch(settings, session, [job])
+    if created and dispatch(settings, session, [job]):
+        session.refresh(job)  # recording the dispatch bumped the version (the ETag)
     return _job_response(job, 202, location=True)
 
 

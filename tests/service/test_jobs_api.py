@@ -284,10 +284,12 @@ def test_concurrent_repeats_create_one_job(app, auth, spec, row_counts, queued_m
 
 
 def test_get_has_an_etag_and_answers_304_until_the_job_changes(client, auth, spec, set_job):
-    job_id = submit(client, auth, spec).get_json()["id"]
+    submitted = submit(client, auth, spec)
+    job_id = submitted.get_json()["id"]
     first = client.get(f"{JOBS}/{job_id}", headers=auth)
     etag = first.headers["ETag"]
     assert first.status_code == 200
+    assert submitted.headers["ETag"] == etag  # the submit answer is already current
 
     cached = client.get(f"{JOBS}/{job_id}", headers={**auth, "If-None-Match": etag})
     assert cached.status_code == 304

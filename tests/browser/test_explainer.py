@@ -113,3 +113,49 @@ def test_explainer_uses_typed_weights_and_regularisation(page, server):
             assert matrix_on_page(page, f"D_reg{number}") == layer["D_reg"]
             assert all(row[0] == 0 for row in matrix_on_page(page, f"D_reg{number}"))
     screenshot(page, "explain-regularised")
+
+
+@pytest.mark.parametrize("preset", ["softmax", "deep", "regression"])
+def test_every_preset_traces_and_passes_the_gradient_check(page, server, preset):
+    page.goto(f"{server.url}/#/explain")
+    page.wait_for_selector("#gradient-card")
+    with page.expect_response("**/api/v1/backprop/gradient-check") as answered:
+        page.select_option("#preset", preset)
+    check = answered.value.json()
+    assert check["passed"], check
+    page.wait_for_function(
+        "m => document.querySelector('#step-label').textContent.includes(`of ${m}`)",
+        arg=check["n_examples"],
+    )
+    assert page.text_content("#check-passed") == "gradient check passed"
+    screenshot(page, f"explain-{preset}")
+
+
+def test_a_relu_kink_is_explained_when_the_check_fails(page, server):
+    # Hidden unit 1 has zero weights and bias: its z is exactly 0, ReLU's kink, for every x.
+    theta = [[[0, 0, 0], [0.1, 1, 0.5]], [[0.1, 0.5, -0.3], [0.2, -0.4, 0.6]]]
+    page.goto(f"{server.url}/#/explain")
+    page.wait_for_selector("#gradient-card")
+    page.fill("input[name=layers]", "2")
+    page.select_option("select[name=activation]", "relu")
+    page.select_option("select[name=weights_mode]", "theta")
+    page.fill("textarea[name=theta]", json.dumps(theta))
+    page.fill("textarea[name=examples]", "0.5, -1.2 | 1\n1.0, 0.3 | 0")
+    with (
+        page.expect_response("**/api/v1/backprop/gradient-check") as checked,
+        page.expect_response("**/api/v1/backprop/trace") as traced,
+    ):
+        page.click("#run-trace")
+    check, trace = checked.value.json(), traced.value.json()
+    assert check["passed"] is False
+    at_kinks = sum(
+        abs(z) <= check["epsilon"]
+        for layer in trace["layers"]
+        if layer.get("activation") == "relu"
+        for row in layer["z"]
+        for z in row
+    )
+    assert at_kinks >= 2  # unit 1 for both examples
+    page.wait_for_selector("#check-passed:text('gradient check failed')")
+    assert page.text_content("#kink-note").startswith(f"{at_kinks} ReLU pre-activations")
+    screenshot(page, "explain-relu-kink")

@@ -82,7 +82,8 @@ export async function renderBoundary(card, job) {
   card.hidden = false;
   const plot = h("div", { class: "chart chart-square", id: "boundary-chart" });
   const note = h("p", { class: "muted small", id: "boundary-note" });
-  replace(card, h("div", { class: "card-head" }, h("h2", {}, "Decision boundary (final model)"),
+  const heading = h("h2", {}, "Decision boundary (final model)");
+  replace(card, h("div", { class: "card-head" }, heading,
     h("span", { class: "muted small" }, `${GRID}×${GRID} grid, POST /predict`)), plot, note);
 
   const model = await api.get(`/jobs/${encodeURIComponent(job.id)}/model`);
@@ -93,7 +94,8 @@ export async function renderBoundary(card, job) {
   for (const y of ys) for (const x of xs) grid.push([x, y]);
   const answer = await api.post(`/jobs/${encodeURIComponent(job.id)}/predict`, { X: grid });
 
-  const regression = job.spec.network?.loss === "mse" && !model.classes;
+  const regression = model.task === "regression" || (job.spec.network?.loss === "mse" && !model.classes);
+  if (regression) heading.textContent = "Prediction surface (final model)";
   const classes = model.classes || [];
   const k = Math.max(classes.length, 2);
   const z = [];

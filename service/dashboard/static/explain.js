@@ -13,9 +13,22 @@ const HEADS = {
   softmax: ["softmax", "cross_entropy", "softmax + cross-entropy"],
   identity: ["identity", "mse", "identity + MSE"],
 };
-const DEFAULT_EXAMPLES = "0.5, -1.2 | 1\n1.0, 0.3 | 0\n-0.7, 0.8 | 1";
+const PRESETS = {
+  ng: { label: "Ng's lecture: 2-3-2, sigmoid units, binary cross-entropy", layers: "3", activation: "sigmoid",
+    head: "sigmoid", scheme: "ng", seed: 1, l2: 0, examples: "0.5, -1.2 | 1\n1.0, 0.3 | 0\n-0.7, 0.8 | 1" },
+  softmax: { label: "Three classes: 2-4-3, tanh, softmax + cross-entropy", layers: "4", activation: "tanh",
+    head: "softmax", scheme: "glorot", seed: 3, l2: 0, examples: "1, 0 | a\n0, 1 | b\n-1, -1 | c\n0.5, 0.5 | a" },
+  // Seed 2 keeps every ReLU unit away from its kink at z = 0 for these examples.
+  deep: { label: "Two hidden layers: 2-3-2-2, relu, with λ = 1", layers: "3, 2", activation: "relu",
+    head: "sigmoid", scheme: "he", seed: 2, l2: 1, examples: "0.2, 0.9 | 0\n-0.4, 0.1 | 1\n0.7, -0.5 | 1" },
+  regression: { label: "Regression: 1-3-1, tanh, identity + MSE", layers: "3", activation: "tanh",
+    head: "identity", scheme: "glorot", seed: 2, l2: 0, examples: "-1 | -0.84\n0 | 0\n0.5 | 0.48\n1 | 0.84" },
+};
 
-/** Parse lines "x1, x2, ... | y" into X and y (numbers when they parse as numbers). */
+/**
+ * Parse lines "x1, x2, ... | y" into X and y: a single target is a label (a number when it
+ * parses as one) or a real; several numbers ("0 1") make a row of a target matrix Y.
+ */
 export function parseExamples(text) {
   const X = [];
   const y = [];
@@ -26,7 +39,9 @@ export function parseExamples(text) {
     if (row.some(Number.isNaN)) throw new Error(`line ${index + 1}: inputs must be numbers`);
     X.push(row);
     const label = target.trim();
-    y.push(label !== "" && !Number.isNaN(Number(label)) ? Number(label) : label);
+    const tokens = label.split(/[\s,]+/).filter(Boolean);
+    if (tokens.length > 1) y.push(tokens.map(Number));
+    else y.push(label !== "" && !Number.isNaN(Number(label)) ? Number(label) : label);
   });
   return { X, y };
 }
@@ -61,16 +76,19 @@ function explanation() {
 }
 
 export function renderExplainer(root) {
-  const hidden = h("input", { name: "layers", type: "text", value: "3" });
-  const activation = select({ name: "activation" }, ["sigmoid", "tanh", "relu", "leaky_relu", "identity"], "sigmoid");
-  const head = select({ name: "head" }, Object.entries(HEADS).map(([k, v]) => [k, v[2]]), "sigmoid");
+  const start = PRESETS.ng;
+  const preset = select({ name: "preset", id: "preset", "aria-label": "Start from" },
+    Object.entries(PRESETS).map(([k, p]) => [k, p.label]), "ng");
+  const hidden = h("input", { name: "layers", type: "text", value: start.layers });
+  const activation = select({ name: "activation" }, ["sigmoid", "tanh", "relu", "leaky_relu", "identity"], start.activation);
+  const head = select({ name: "head" }, Object.entries(HEADS).map(([k, v]) => [k, v[2]]), start.head);
   const mode = select({ name: "weights_mode" }, [["seed", "drawn from a seed"], ["theta", "explicit Θ (JSON)"]], "seed");
-  const scheme = select({ name: "init" }, ["ng", "glorot", "he", "zeros"], "ng");
-  const seed = h("input", { name: "seed", type: "number", value: 1, min: 0, step: 1 });
+  const scheme = select({ name: "init" }, ["ng", "glorot", "he", "zeros"], start.scheme);
+  const seed = h("input", { name: "seed", type: "number", value: start.seed, min: 0, step: 1 });
   const thetaBox = h("textarea", { name: "theta", rows: 4, spellcheck: "false", class: "mono",
     placeholder: "[[[b, w1, w2], …], …]  — filled in after the first run" });
-  const examples = h("textarea", { name: "examples", rows: 4, spellcheck: "false", class: "mono", value: DEFAULT_EXAMPLES });
-  const lambda = h("input", { name: "l2", type: "number", value: 0, min: 0, step: "any" });
+  const examples = h("textarea", { name: "examples", rows: 4, spellcheck: "false", class: "mono", value: start.examples });
+  const lambda = h("input", { name: "l2", type: "number", value: start.l2, min: 0, step: "any" });
   const runButton = h("button", { class: "button primary", type: "submit", id: "run-trace" }, "Run backprop");
   const errorBox = h("pre", { class: "error-box", hidden: true });
   const results = h("div", { id: "explain-results" });
@@ -82,6 +100,19 @@ export function renderExplainer(root) {
   };
   mode.addEventListener("change", syncMode);
   syncMode();
+  preset.addEventListener("change", () => {
+    const chosen = PRESETS[preset.value];
+    hidden.value = chosen.layers;
+    activation.value = chosen.activation;
+    head.value = chosen.head;
+    scheme.value = chosen.scheme;
+    seed.value = String(chosen.seed);
+    lambda.value = String(chosen.l2);
+    examples.value = chosen.examples;
+    mode.value = "seed";
+    syncMode();
+    form.requestSubmit();
+  });
 
   const form = h("form", { class: "explain-form", id: "explain-form" },
     h("div", { class: "form-grid" },
@@ -98,7 +129,8 @@ export function renderExplainer(root) {
 
   replace(root,
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Backprop explainer"),
-      h("p", { class: "muted" }, "a, z and δ of every layer for each example, Δ accumulating, and D against the numerical gradient."))),
+      h("p", { class: "muted" }, "a, z and δ of every layer for each example, Δ accumulating, and D against the numerical gradient.")),
+      h("label", { class: "inline-field" }, "Start from ", preset)),
     h("section", { class: "card" }, form),
     results);
 
@@ -219,8 +251,18 @@ function stepCard(trace) {
       h("div", { class: "stepper" }, prev, slider, next)), label, body);
 }
 
+const KINKED = new Set(["relu", "leaky_relu"]);
+
+/** How many pre-activations sit within ε of a ReLU kink, where J has no derivative. */
+function kinks(trace, epsilon) {
+  return trace.layers
+    .filter((layer) => layer.z && KINKED.has(layer.activation))
+    .reduce((count, layer) => count + layer.z.flat().filter((z) => Math.abs(z) <= epsilon).length, 0);
+}
+
 function gradientCard(trace, check) {
   const regularised = trace.lambda > 0;
+  const atKinks = kinks(trace, check.epsilon);
   const rows = trace.layers.filter((l) => l.Theta).map((layer, index) => {
     const l = layer.l;
     const labels = thetaLabels(index, layer.Theta);
@@ -250,6 +292,11 @@ function gradientCard(trace, check) {
         check.passed ? "gradient check passed" : "gradient check failed")),
     h("p", { class: "muted small" },
       `ε = ${check.epsilon}; overall ‖num − D‖ / ‖num + D‖ = ${fmt(check.relative_difference)} over ${check.n_parameters} parameters.`),
+    atKinks ? h("p", { class: "kink-note", id: "kink-note" },
+      `${atKinks} ReLU pre-activation${atKinks === 1 ? " is" : "s are"} within ε of z = 0 (often exactly 0: a whole layer `
+      + "switched off and zero biases). ReLU has no derivative there, so the centred difference straddles the kink "
+      + "and disagrees with backprop's one-sided g′; that is a property of ReLU, not an error in the deltas. "
+      + "Try another seed or other examples.") : null,
     rows);
 }
 

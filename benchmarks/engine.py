@@ -49,7 +49,8 @@ class Workload:
     def describe(self) -> str:
         inner = " → ".join(f"{s} {self.hidden}" for s in self.sizes[1:-1])
         batch = "full batch" if self.batch_size is None else f"batches of {self.batch_size}"
-        return f"({self.key}) {self.n}×{self.sizes[0]} → {inner} → {self.sizes[-1]} {self.output}, {batch}"
+        shape = f"{self.n}×{self.sizes[0]} → {inner} → {self.sizes[-1]} {self.output}"
+        return f"({self.key}) {shape}, {batch}"
 
 
 WORKLOADS = [
@@ -225,6 +226,14 @@ def blas_description() -> str:
     return "; ".join(rows) or "no BLAS found"
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other processes on the cores make numbers noisy."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def numpy_threads() -> int:
     try:
         from threadpoolctl import threadpool_info
@@ -259,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"warning: {var}={os.environ[var]} is set; it can slow numpy's BLAS")
-    print(f"repeats={repeats} (median reported){' --quick' if args.quick else ''}\n")
+    print(f"repeats={repeats} (median reported){' --quick' if args.quick else ''}")
+    print(f"load average at start: {load_average()}\n")
 
     header = f"{'workload':<9}{'dtype':<9}" + "".join(f"{e + ' s/epoch':>19}" for e in engines)
     header += "".join(f"{e + '/torch':>16}" for e in engines if e != "pytorch")
@@ -284,12 +294,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{median[e] / median['pytorch']:>15.2f}×" for e in engines if e != "pytorch"
                 )
             print(row, flush=True)
-    print()
+    print(f"\nload average at end: {load_average()}")
     for workload in WORKLOADS:
         if workload.key in args.workloads:
-            print(
-                f"{workload.describe()}, {workload.quick_epochs if args.quick else workload.epochs} epochs"
-            )
+            epochs = workload.quick_epochs if args.quick else workload.epochs
+            print(f"{workload.describe()}, {epochs} epochs")
     return 0
 
 

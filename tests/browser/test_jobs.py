@@ -196,3 +196,18 @@ def test_a_failed_job_shows_its_error(page, server):
     assert page.locator("#cancel-job").is_hidden()
     assert page.locator("#download-model").is_hidden()
     screenshot(page, "job-failed")
+
+
+def test_a_long_history_is_downsampled_on_first_load(page, server):
+    epochs = 5000
+    job = server.submit_job(quick_job("long history", epochs=epochs))
+    server.wait_job(job["id"], {"succeeded"}, timeout=300)
+    page.goto(f"{server.url}/#/jobs/{job['id']}")
+    page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) > 0")
+    drawn = page.eval_on_selector("#loss-chart", "el => el.data[0].x")
+    # First and last epoch kept, at most 2000 evenly spaced points in between.
+    assert drawn[0] == 1
+    assert drawn[-1] == epochs
+    assert len(drawn) <= 2000
+    assert drawn == sorted(set(drawn))
+    assert page.text_content("#curve-count") == f"{epochs} epochs recorded, {len(drawn)} drawn"

@@ -42,6 +42,25 @@ export class CurveSeries {
     return added;
   }
 
+  /**
+   * Keep a long curve drawable: past `limit` points, drop every second point of the older
+   * three quarters (the recent quarter stays whole). Returns true when it thinned.
+   */
+  thin(limit) {
+    if (this.epoch.length <= limit) return false;
+    const keepAll = (length) => Math.floor(length * 0.75);
+    const filter = (values, cut) => values.filter((_, i) => i >= cut || i % 2 === 0);
+    const cut = keepAll(this.epoch.length);
+    for (const key of ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]) {
+      this[key] = filter(this[key], cut);
+    }
+    const gradCut = keepAll(this.gradEpoch.length);
+    this.gradEpoch = filter(this.gradEpoch, gradCut);
+    this.gradD = this.gradD.map((values) => filter(values, gradCut));
+    this.updateRatio = this.updateRatio.map((values) => filter(values, gradCut));
+    return true;
+  }
+
   has(metric) {
     return this[metric].some((value) => value != null);
   }

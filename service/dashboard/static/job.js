@@ -10,6 +10,10 @@ import {
 import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
 import { specSummary } from "./specsummary.js";
 
+// A chart stays responsive with a few thousand points per line.
+const HISTORY_POINTS = 2000;
+const MAX_POINTS = 4000;
+
 /** An epoch x axis; whole-number ticks while there are only a few epochs. */
 function epochAxis(n) {
   return n < 12 ? { title: { text: "epoch" }, dtick: 1 } : { title: { text: "epoch" } };
@@ -124,7 +128,9 @@ export function renderJob(root, route) {
 
   function renderCharts() {
     const n = series.length;
-    epochsNote.textContent = `${n} epoch${n === 1 ? "" : "s"} recorded`;
+    const last = n ? series.epoch[n - 1] : 0;
+    epochsNote.textContent = n === last ? `${n} epoch${n === 1 ? "" : "s"} recorded`
+      : `${last} epochs recorded, ${n} drawn`;
     for (const chart of [loss, accuracy, grads]) chart.plot.dataset.points = String(n);
     if (!n) return;
     // Show every card first, so each chart is drawn at its final width.
@@ -164,10 +170,13 @@ export function renderJob(root, route) {
       changed = true;
     }
     if (!curveComplete || !FINISHED.has(job.status)) {
-      const curve = await api.getConditional(`${path}/curve`, since == null ? {} : { since }, curveEtag);
+      // The first request downsamples a long history; after it, only new points, all of them.
+      const query = since == null ? { max_points: HISTORY_POINTS } : { since };
+      const curve = await api.getConditional(`${path}/curve`, query, curveEtag);
       if (!curve.notModified) {
         curveEtag = curve.etag;
         const added = series.append(curve.data.points);
+        series.thin(MAX_POINTS);
         if (curve.data.next_since != null) since = curve.data.next_since;
         curveComplete = Boolean(curve.data.complete);
         if (added) {

@@ -8,6 +8,9 @@ import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
 import { sweepForm } from "./sweepform.js";
 import { link } from "./router.js";
 
+// Enough to see every curve's shape; a large sweep stays drawable.
+const POINTS_PER_JOB = 1500;
+
 const METRICS = [
   ["val_loss", "validation loss", "min", "val loss"],
   ["train_loss", "training loss", "min", "train loss"],
@@ -238,6 +241,7 @@ export function renderBatch(root, route) {
     for (const entry of curves.jobs || []) {
       if (!series.has(entry.id)) series.set(entry.id, new CurveSeries());
       added += series.get(entry.id).append(entry.points);
+      series.get(entry.id).thin(POINTS_PER_JOB);
     }
     if (curves.next_cursor) cursor = curves.next_cursor;
     if (added || changed) renderChart();

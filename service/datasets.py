@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.config import Limits
-from service.models import Dataset, DatasetBlob, Job
+from service.models import Dataset, DatasetBlob, Job, utcnow
 from service.problems import Conflict, Invalid, NotFound
 
 TASKS = ("classification", "regression")
@@ -307,8 +309,7 @@ def store_dataset(session: Session, tenant_id: str, name: str, arrays: DatasetAr
     data = pack(arrays)
     digest = sha256_hex(data)
     if session.get(DatasetBlob, digest) is None:
-        session.add(DatasetBlob(sha256=digest, data=data, size_bytes=len(data)))
-        session.flush()
+        _insert_blob_once(session, digest, data)
     dataset = Dataset(
         tenant_id=tenant_id,
         name=name,
@@ -323,6 +324,15 @@ def store_dataset(session: Session, tenant_id: str, name: str, arrays: DatasetAr
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def _insert_blob_once(session: Session, digest: str, data: bytes) -> None:
+    """Insert a blob unless a concurrent upload of the same bytes just did (no 500 on a race)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(DatasetBlob).values(
+        sha256=digest, data=data, size_bytes=len(data), created_at=utcnow()
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))
 
 
 def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:

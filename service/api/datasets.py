@@ -68,7 +68,7 @@ UPLOAD_SCHEMA: dict[str, Any] = {
     summary="Store a dataset (JSON body, or a multipart .csv / .npz file)",
     responses={
         201: json_response(DatasetOut, "Stored", {"Location": "The dataset's URL"}),
-        **problems(400, 413),
+        **problems(400, 409, 413),
     },
 )
 def create_dataset() -> Response:

@@ -12,11 +12,12 @@ import logging
 
 from flask import Flask, Response, g, request
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from service.problems import (
     PROBLEM_MEDIA_TYPE,
+    Conflict,
     Problem,
     Unavailable,
     from_validation_error,
@@ -94,6 +95,11 @@ def register_error_handlers(app: Flask) -> None:
                     "the database is unavailable; retry shortly",
                     headers={"Retry-After": DB_RETRY_AFTER_SECONDS},
                 )
+            )
+        if isinstance(error, IntegrityError):  # lost a race with a concurrent request
+            log.info("integrity conflict path=%s error=%s", request.path, error.orig)
+            return problem_response(
+                Conflict("the request conflicts with a concurrent change; retry it")
             )
         log.exception("database error path=%s", request.path)
         return problem_response(Problem("an unexpected database error occurred"))

@@ -256,6 +256,28 @@ def test_identical_data_shares_one_blob(client, auth, row_counts):
     assert row_counts()["dataset_blobs"] == 0
 
 
+def test_concurrent_identical_uploads_all_succeed_and_share_one_blob(app, auth, row_counts):
+    import threading
+
+    body = {"name": "same", "X": [[0.5], [1.5], [2.5]], "y": [0, 1, 0]}
+    statuses: list[int] = []
+    barrier = threading.Barrier(5)
+
+    def post() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.post(DATASETS, json=body, headers=auth).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [201] * 5
+    counts = row_counts()
+    assert (counts["datasets"], counts["dataset_blobs"]) == (5, 1)
+
+
 def test_list_get_and_pagination(client, auth):
     bodies = [{"name": f"d{i}", "X": [[i], [i + 1]], "y": [0, 1]} for i in range(3)]
     ids = [client.post(DATASETS, json=b, headers=auth).get_json()["id"] for b in bodies]

@@ -69,8 +69,18 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-def run_job(job_id: str, *, stop: StopFlag | None = None, rt: Runtime | None = None) -> str:
-    """Run one delivery of a training message. ``stop`` turns on at warm shutdown."""
+def run_job(
+    job_id: str,
+    *,
+    stop: StopFlag | None = None,
+    time_limit: StopFlag | None = None,
+    rt: Runtime | None = None,
+) -> str:
+    """Run one delivery of a training message.
+
+    ``stop`` turns on at warm shutdown (checkpoint and release); ``time_limit`` when the
+    soft time limit passed (fail with ``time_limit``). Both are read between epochs.
+    """
     rt = rt or runtime()
     settings = rt.settings
     claim = runs.claim(
@@ -86,7 +96,7 @@ def run_job(job_id: str, *, stop: StopFlag | None = None, rt: Runtime | None = N
     log.info(
         "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
     )
-    run = _Run(rt, claim, stop or threading.Event())
+    run = _Run(rt, claim, stop or threading.Event(), time_limit or threading.Event())
     return run.execute()
 
 
@@ -236,6 +246,7 @@ class _Run:
     rt: Runtime
     claim: Claim
     stop: StopFlag
+    time_limit: StopFlag
     buffer: list[dict[str, Any]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
     last_checkpoint: float = field(default_factory=time.monotonic)
@@ -315,6 +326,8 @@ class _Run:
             raise _Stop(self._lost())
         if trainer.stop_reason is not None:
             return  # the last epoch: flushed by _train together with the finish
+        if self.time_limit.is_set():
+            raise SoftTimeLimitExceeded()
         if self.stop.is_set():
             raise _Stop(self._release(trainer))
         now = time.monotonic()

@@ -8,6 +8,7 @@ from service.queue import TRAIN_TASK
 from worker import shutdown
 from worker.celery_app import app
 from worker.runner import run_job
+from worker.timelimit import soft_limit_as_flag
 
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
@@ -16,4 +17,5 @@ def train(job_id: str) -> str:
     if shutdown.pending():
         # This worker is stopping: give the message back for another worker.
         raise Reject("worker is shutting down", requeue=True)
-    return run_job(job_id, stop=shutdown.WarmShutdown())
+    with soft_limit_as_flag() as time_limit:
+        return run_job(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)

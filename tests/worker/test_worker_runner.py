@@ -129,3 +129,12 @@ def test_cancel_stops_a_running_job(backend):
     assert job.status == "cancelled"
     assert job.epoch < 100_000
     assert curve_epochs(backend.factory, job_id) == list(range(1, job.epoch + 1))
+
+
+def test_a_run_past_its_soft_time_limit_fails_at_an_epoch_boundary(backend):
+    job_id = insert_job(backend.factory, tiny_spec(epochs=60))
+    outcome = run_job(job_id, rt=backend.runtime(), time_limit=StopAfter(9))
+    assert outcome == Outcome.failed
+    job = job_row(backend.factory, job_id)
+    assert job.error["type"] == "time_limit"
+    assert curve_epochs(backend.factory, job_id) == list(range(1, 11))

@@ -45,6 +45,17 @@ export function dateTime(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
 }
 
+/** "just now", "5 min ago", "3 h ago", else the date. */
+export function ago(iso, now = Date.now()) {
+  const time = new Date(iso).getTime();
+  if (!iso || Number.isNaN(time)) return "";
+  const seconds = Math.max(0, (now - time) / 1000);
+  if (seconds < 45) return "just now";
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
 export function shortId(id) {
   return id ? String(id).slice(0, 8) : "—";
 }

@@ -1,7 +1,7 @@
 // #/jobs: the live job list with status and batch filters, and the new-job form.
 import { api } from "./api.js";
 import { h, replace, select } from "./dom.js";
-import { duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import { ago, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
 import { jobForm } from "./jobform.js";
 import { CHANGED, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
@@ -17,7 +17,7 @@ function jobRow(job) {
     "tr",
     { dataset: { jobId: job.id, status: job.status, batchId: job.batch_id || "" } },
     h("td", {}, h("a", { class: "job-link", href: `#/jobs/${encodeURIComponent(job.id)}` }, jobName(job)),
-      h("div", { class: "muted small mono" }, shortId(job.id))),
+      h("div", { class: "muted small" }, h("span", { class: "mono" }, shortId(job.id)), ` · ${ago(job.created_at)}`)),
     h("td", {}, statusPill(job.status)),
     h("td", { class: "progress-cell" }, progressBar(progress.fraction, job.status),
       h("div", { class: "muted small" }, `${progress.epoch ?? 0} / ${progress.epochs ?? "?"} epochs`)),

@@ -198,10 +198,11 @@ def flush(
             )
             rows = [{"job_id": job_id, **{k: p.get(k) for k in POINT_FIELDS}} for p in points]
             insert = _insert_for(session)
+            # executemany with one cached statement: a multi-VALUES literal would be
+            # compiled afresh for every flush (it cost as much as training tiny nets).
             session.execute(
-                insert(CurvePoint)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["job_id", "epoch"])
+                insert(CurvePoint).on_conflict_do_nothing(index_elements=["job_id", "epoch"]),
+                rows,
             )
         if checkpoint is not None:
             _save_checkpoint(session, job_id, attempt, checkpoint, now)

@@ -14,12 +14,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from service.config import Limits
 from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
@@ -51,6 +51,26 @@ KINDS = ("grid", "random", "jobs")
 MAX_REPORTED_JOBS = 20
 
 
+class AshaSpec(BaseModel):
+    """Early stopping by asynchronous successive halving (ASHA).
+
+    Rungs sit at ``min_epochs * reduction_factor**k`` epochs. A running job that reached a
+    rung is stopped once at least ``reduction_factor`` jobs reached that rung and it is not
+    among the best ``max(1, n // reduction_factor)`` of those ``n`` by ``metric`` at that
+    epoch. Stopped jobs end ``cancelled``; the batch summary says which rung stopped them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["asha"]
+    metric: Literal["train_loss", "val_loss", "train_accuracy", "val_accuracy"] = "val_loss"
+    mode: Literal["min", "max"] | None = Field(
+        default=None, description="Default: min for losses, max for accuracies."
+    )
+    min_epochs: int = Field(default=10, ge=1, description="The first rung.")
+    reduction_factor: int = Field(default=3, ge=2, le=64, description="η: keep 1/η per rung.")
+
+
 class BatchSubmit(BaseModel):
     """The body of ``POST /batches``: a ``base`` spec with a ``grid`` or ``random`` sweep,
     or an explicit ``jobs`` list. Expanded specs are validated one by one afterwards."""
@@ -74,6 +94,9 @@ class BatchSubmit(BaseModel):
     samples: int | None = Field(default=None, ge=1, description="How many random draws.")
     seed: int | None = Field(
         default=None, ge=0, le=2**32 - 1, description="Seed of the draws (chosen if omitted)."
+    )
+    scheduler: AshaSpec | None = Field(
+        default=None, description="Stop jobs that fall behind (successive halving)."
     )
     # Plain dicts at parse time: each job is validated later, its errors naming its index.
     jobs: list[dict[str, Any]] | None = Field(
@@ -128,7 +151,16 @@ def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
             varied = list(request.random)
     except SweepError as err:
         raise Invalid.at(err.loc, err.msg) from None
-    return Plan(kind, record, varied, expanded, [None] * len(expanded))
+    return _with_scheduler(request, Plan(kind, record, varied, expanded, [None] * len(expanded)))
+
+
+def _with_scheduler(request: BatchSubmit, plan: Plan) -> Plan:
+    """Record the scheduler (its mode resolved) with the batch."""
+    if request.scheduler is not None:
+        config = request.scheduler.model_dump()
+        config["mode"] = check_metric(config["metric"], config["mode"])[1]
+        plan.record["scheduler"] = config
+    return plan
 
 
 def _plan_jobs(request: BatchSubmit, limits: Limits) -> Plan:
@@ -150,7 +182,8 @@ def _plan_jobs(request: BatchSubmit, limits: Limits) -> Plan:
         specs.append(spec)
     # Params are filled in after validation, from the canonical specs (see ``submit_batch``).
     expanded = [Expanded(spec) for spec in specs]
-    return Plan("jobs", {"kind": "jobs", "size": len(specs)}, [], expanded, names)
+    plan = Plan("jobs", {"kind": "jobs", "size": len(specs)}, [], expanded, names)
+    return _with_scheduler(request, plan)
 
 
 def _invalid_job(plan: Plan, index: int, err: Invalid) -> list[tuple[list[Any], str]]:
@@ -199,6 +232,7 @@ def submit_batch(
                 errors.extend(_invalid_job(plan, index, err))
     if errors:
         raise _rejected(plan, bad_jobs, errors)
+    _check_scheduler_metric(plan, models)
     params = [item.params for item in plan.expanded]
     varied = plan.varied
     if plan.kind == "jobs":
@@ -247,6 +281,19 @@ def submit_batch(
         session.rollback()
         raise
     return batch, job_ids, True
+
+
+def _check_scheduler_metric(plan: Plan, models: Sequence[JobSpec]) -> None:
+    """A validation metric needs a validation split in every job."""
+    config = plan.record.get("scheduler")
+    if not config or not config["metric"].startswith("val_"):
+        return
+    for index, model in enumerate(models):
+        if not model.dataset.validation_split > 0:
+            raise Invalid.at(
+                ["body", "scheduler", "metric"],
+                f"{config['metric']} needs a validation_split in every job; job {index} has none",
+            )
 
 
 def _check_inline_total(plan: Plan, limits: Limits) -> None:
@@ -465,8 +512,10 @@ def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[st
     for job in jobs:
         counts[job.status] += 1
     best = best_job(jobs, metric, mode)
+    stopped = (batch.scheduler_state or {}).get("stopped", {})
     return {
         **describe(batch, [job.id for job in jobs], counts),
+        "scheduler": batch.spec.get("scheduler"),
         "progress": progress(jobs),
         "metric": metric,
         "mode": mode,
@@ -482,6 +531,7 @@ def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[st
                 "epochs": job.epochs,
                 "metrics": job.metrics,
                 "error": job.error,
+                "stopped_by_scheduler": stopped.get(job.id),
             }
             for job in jobs
         ],
@@ -594,3 +644,112 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str) -> dict[str, A
     for job in jobs:
         counts[job.status] += 1
     return {**describe(batch, [job.id for job in jobs], counts), "cancelled": cancelled}
+
+
+# --- early stopping: the ASHA pass ------------------------------------------------------
+
+
+def rungs(config: dict[str, Any], up_to: int) -> list[int]:
+    """The rung epochs of an ASHA config, up to and including ``up_to``."""
+    ladder, epoch = [], int(config["min_epochs"])
+    while epoch <= up_to:
+        ladder.append(epoch)
+        epoch *= int(config["reduction_factor"])
+    return ladder
+
+
+@dataclass(frozen=True)
+class Stop:
+    job_id: str
+    tenant_id: str
+    rung: int
+    value: float
+    rank: int
+    of: int
+
+
+def schedule(factory: sessionmaker[Session]) -> list[str]:
+    """One pass of every batch scheduler over batches with running jobs; returns the ids
+    of the jobs it stopped. Decisions are compare-and-sets (the jobs domain's cancel), so
+    the reapers of many workers may run passes at once."""
+    stopped: list[str] = []
+    with factory() as session:
+        batch_ids = session.scalars(
+            select(Job.batch_id)
+            .where(Job.status == JobStatus.running.value, Job.batch_id.is_not(None))
+            .distinct()
+        ).all()
+        if not batch_ids:
+            return stopped
+        for batch in session.scalars(select(Batch).where(Batch.id.in_(batch_ids))).all():
+            config = batch.spec.get("scheduler")
+            if config and config.get("name") == "asha":
+                stopped.extend(_stop(session, batch.id, asha_decisions(session, batch.id, config)))
+    return stopped
+
+
+def asha_decisions(session: Session, batch_id: str, config: dict[str, Any]) -> list[Stop]:
+    """The running jobs of a batch that fell behind at the last rung they reached."""
+    jobs = session.execute(
+        select(
+            Job.id, Job.tenant_id, Job.batch_index, Job.status, Job.epoch, Job.cancel_requested
+        ).where(Job.batch_id == batch_id)
+    ).all()
+    running = [j for j in jobs if j.status == JobStatus.running and not j.cancel_requested]
+    ladder = rungs(config, max((j.epoch for j in running), default=0))
+    if not running or not ladder:
+        return []
+    column = getattr(CurvePoint, config["metric"])
+    order = {j.id: j.batch_index for j in jobs}
+    boards: dict[int, list[tuple[float, int, str]]] = {epoch: [] for epoch in ladder}
+    rows = session.execute(
+        select(CurvePoint.job_id, CurvePoint.epoch, column).where(
+            CurvePoint.job_id.in_(list(order)),
+            CurvePoint.epoch.in_(ladder),
+            column.is_not(None),
+        )
+    )
+    sign = 1.0 if config["mode"] == "min" else -1.0
+    reached: dict[str, int] = {}
+    for job_id, epoch, value in rows:
+        boards[epoch].append((sign * value, order[job_id], job_id))
+        reached[job_id] = max(reached.get(job_id, 0), epoch)
+    eta = int(config["reduction_factor"])
+    decisions = []
+    for job in running:
+        rung = reached.get(job.id)
+        if rung is None or len(boards[rung]) < eta:
+            continue  # not at a rung yet, or too few jobs there to judge
+        board = sorted(boards[rung])
+        rank = next(i for i, entry in enumerate(board, 1) if entry[2] == job.id)
+        if rank > max(1, len(board) // eta):
+            value = sign * board[rank - 1][0]
+            decisions.append(Stop(job.id, job.tenant_id, rung, value, rank, len(board)))
+    return decisions
+
+
+def _stop(session: Session, batch_id: str, decisions: Sequence[Stop]) -> list[str]:
+    """Cancel each job (a run stops at its next flush) and record why in the batch."""
+    done = []
+    for stop in decisions:
+        try:
+            job = cancel_job(session, stop.tenant_id, stop.job_id)
+        except Conflict:  # it finished first: it keeps its result
+            continue
+        if job.status == JobStatus.cancelling or job.status == JobStatus.cancelled:
+            done.append(stop)
+    if not done:
+        return []
+    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+    assert batch is not None
+    state = dict(batch.scheduler_state or {})
+    stopped = dict(state.get("stopped", {}))
+    for stop in done:
+        stopped.setdefault(
+            stop.job_id,
+            {"epoch": stop.rung, "value": stop.value, "rank": stop.rank, "of": stop.of},
+        )
+    state["stopped"] = stopped
+    batch.scheduler_state = state
+    session.commit()
+    return [stop.job_id for stop in done]

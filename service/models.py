@@ -133,6 +133,8 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     varied: Mapped[list[Any]] = mapped_column(JSON)  # the dotted paths that vary
+    # What the batch's scheduler decided (ASHA: the jobs it stopped, at which rung, why).
+    scheduler_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

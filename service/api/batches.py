@@ -116,6 +116,9 @@ class BatchJobOut(BaseModel):
     epochs: int
     metrics: dict[str, Any] | None = Field(description="The latest (final once ended) point.")
     error: dict[str, Any] | None
+    stopped_by_scheduler: dict[str, Any] | None = Field(
+        description="{epoch, value, rank, of}: the rung where the scheduler stopped it."
+    )
 
 
 class Best(BaseModel):
@@ -124,6 +127,7 @@ class Best(BaseModel):
 
 
 class BatchSummary(BatchOut):
+    scheduler: dict[str, Any] | None = Field(description="The early-stopping scheduler, if any.")
     progress: BatchProgress
     metric: str
     mode: str

@@ -6,6 +6,8 @@ Runs on both backends: embedded (SQLite + filesystem broker) and production
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,29 @@ def test_a_job_trains_and_its_model_predicts(api, backend, worker_process):
     predictions = response.get_json()["predictions"]
     assert len(predictions) == 3
     assert set(predictions) <= {0, 1, 2}
+
+
+def test_a_stored_dataset_is_cached_by_hash_and_its_labels_come_back(api, backend, worker_process):
+    worker_process(backend)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    response = api.post(
+        "/datasets",
+        json={"name": "signs", "task": "classification", "X": X.tolist(), "y": labels.tolist()},
+    )
+    assert response.status_code == 201, response.get_json()
+    dataset = response.get_json()
+    spec = tiny_spec(epochs=200)
+    spec["dataset"] = {"id": dataset["id"], "standardize": True}
+    job_id = api.submit(spec)
+    job = api.wait(job_id, {"succeeded", "failed"})
+    assert job["status"] == "succeeded", job["error"]
+    cached = list((backend.data_dir / "cache").glob("*.npz"))
+    assert len(cached) == 1
+    assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == cached[0].stem
+    response = api.post(f"/jobs/{job_id}/predict", json={"X": [[3.0, 3.0, 0.0], [-3.0, -3.0, 0.0]]})
+    assert response.get_json()["predictions"] == ["yes", "no"]
 
 
 def test_a_duplicate_delivery_trains_once(api, backend, worker_process):

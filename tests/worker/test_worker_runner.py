@@ -138,3 +138,12 @@ def test_a_run_past_its_soft_time_limit_fails_at_an_epoch_boundary(backend):
     job = job_row(backend.factory, job_id)
     assert job.error["type"] == "time_limit"
     assert curve_epochs(backend.factory, job_id) == list(range(1, 11))
+
+
+def test_a_requested_gradient_check_is_stored_before_training(backend):
+    job_id = insert_job(backend.factory, tiny_spec(epochs=5, gradient_check=True))
+    assert run_job(job_id, rt=backend.runtime()) == Outcome.succeeded
+    report = job_row(backend.factory, job_id).gradient_check
+    assert report is not None
+    assert report["passed"] is True
+    assert report["relative_difference"] < report["threshold"]

@@ -1,11 +1,12 @@
-// #/batches and #/batches/<id>: a sweep's curves overlaid, its results table, the best job.
+// #/batches/<id>: a sweep's curves overlaid, its results table, the best job.
 import { api } from "./api.js";
 import { PALETTE, draw, plotlyText, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
 import { h, replace, select } from "./dom.js";
-import { FINISHED, dateTime, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import {
+  FINISHED, batchProgress, countsText, errorMessage, number, percent, progressBar, shortId, statusPill,
+} from "./format.js";
 import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
-import { sweepForm } from "./sweepform.js";
 import { link } from "./router.js";
 
 // Enough to see every curve's shape; a large sweep stays drawable.
@@ -24,52 +25,6 @@ function shortPath(path) {
   const parts = path.split(".");
   const tail = parts.slice(-3);
   return tail.some((part) => /^\d+$/.test(part)) ? tail.join(".") : parts[parts.length - 1];
-}
-
-function countsText(counts) {
-  return Object.entries(counts || {})
-    .filter(([, n]) => n)
-    .map(([status, n]) => `${n} ${status}`)
-    .join(" · ") || "no jobs";
-}
-
-function batchProgress(batch) {
-  const p = batch.progress;
-  return typeof p === "number" ? p : p?.fraction ?? 0;
-}
-
-export function renderBatches(root) {
-  const box = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading…"));
-  const errorBox = h("p", { class: "error-line", hidden: true });
-  replace(root, h("div", { class: "page-head" }, h("h1", {}, "Batches")),
-    sweepForm((batch) => { window.location.hash = `#/batches/${encodeURIComponent(batch.id)}`; }),
-    h("section", { class: "card" }, errorBox, box));
-  let last = "";
-  const poller = new Poller(async () => {
-    const page = await api.get("/batches", { limit: 50 });
-    const body = JSON.stringify(page);
-    if (body === last) return UNCHANGED;
-    last = body;
-    const items = page.items || [];
-    replace(box, items.length
-      ? h("table", { class: "table", id: "batches-table" },
-        h("thead", {}, h("tr", {}, ["Batch", "Jobs", "Progress", "Created"].map((t) => h("th", {}, t)))),
-        h("tbody", {}, items.map((b) => h("tr", { dataset: { batchId: b.id } },
-          h("td", {}, h("a", { href: `#/batches/${encodeURIComponent(b.id)}` }, b.name || `batch ${shortId(b.id)}`),
-            h("div", { class: "muted small mono" }, shortId(b.id))),
-          h("td", {}, countsText(b.counts)),
-          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), batchProgress(b) >= 1 ? "succeeded" : "running")),
-          h("td", {}, dateTime(b.created_at))))))
-      : h("p", { class: "empty" }, "No batches yet. Submit a sweep with the form above."));
-    return CHANGED;
-  }, {
-    minDelay: 2000,
-    onError: (error) => {
-      errorBox.hidden = !error;
-      errorBox.textContent = error ? `Could not load batches: ${errorMessage(error)}` : "";
-    },
-  }).start();
-  return () => poller.stop();
 }
 
 /** The varied parameters of a batch job, as {path: value}. */

@@ -76,3 +76,17 @@ export function errorMessage(error) {
   if (error.fieldErrors?.length) lines.push(...error.fieldErrors);
   return lines.join("\n");
 }
+
+/** "3 running · 2 succeeded": a batch's non-zero counts by status. */
+export function countsText(counts) {
+  return Object.entries(counts || {})
+    .filter(([, n]) => n)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(" · ") || "no jobs";
+}
+
+/** A batch's finished fraction, from its progress block. */
+export function batchProgress(batch) {
+  const p = batch.progress;
+  return typeof p === "number" ? p : p?.fraction ?? 0;
+}

@@ -2,7 +2,8 @@
 import { getKey, setKey } from "./api.js";
 import { h, replace } from "./dom.js";
 import { parseRoute } from "./router.js";
-import { renderBatch, renderBatches } from "./batch.js";
+import { renderBatch } from "./batch.js";
+import { renderBatches } from "./batches.js";
 import { renderExplainer } from "./explain.js";
 import { renderJob } from "./job.js";
 import { renderJobs } from "./jobs.js";

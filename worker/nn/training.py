@@ -166,15 +166,20 @@ class Trainer:
         self.X_train, self.Y_train, self.X_val, self.Y_val = _split(
             X, Y, config.validation_split, self._rng
         )
-        # The network's hot path takes one column per example; X.T is a free view, the
-        # targets are transposed once here.
+        self.batch_size = config.effective_batch_size(self.X_train.shape[0])
+        # The network's hot path takes one column per example. The targets are transposed
+        # once here; so are the inputs that are used whole every epoch (full-batch
+        # training, validation), because BLAS reads a contiguous Xᵀ faster than the view
+        # X.T. Mini-batches are gathered by rows and passed as the view Xb.T.
+        full_batch = self.batch_size >= self.X_train.shape[0]
+        self._XT_train = np.ascontiguousarray(self.X_train.T) if full_batch else None
         self._YT_train = np.ascontiguousarray(self.Y_train.T)
+        self._XT_val = None if self.X_val is None else np.ascontiguousarray(self.X_val.T)
         self._YT_val = None if self.Y_val is None else np.ascontiguousarray(self.Y_val.T)
         self._labels_train = _labels(self.Y_train) if config.classification else None
         self._labels_val = (
             _labels(self.Y_val) if config.classification and self.X_val is not None else None
         )
-        self.batch_size = config.effective_batch_size(self.X_train.shape[0])
         self.optimizer: Optimizer = make_optimizer(
             config.optimizer,
             learning_rate=config.learning_rate,
@@ -248,8 +253,8 @@ class Trainer:
         record = self.config.record_grad_norms
         grad_norms: list[float] | None = None
         update_ratios: list[float | None] | None = None
-        if size >= n:  # full batch: no copy, no shuffle
-            loss_sum = net.loss_and_gradients_cols(X.T, YT, l2) * n
+        if self._XT_train is not None:  # full batch: no gather, no shuffle
+            loss_sum = net.loss_and_gradients_cols(self._XT_train, YT, l2) * n
             correct = None if labels is None else _count_correct(net.last_output_cols(n), labels)
             if record:
                 grad_norms, before = self._grad_norms(), self.net.parameters_copy()
@@ -280,12 +285,12 @@ class Trainer:
         return loss_sum / n, None if labels is None else correct_sum, grad_norms, update_ratios
 
     def _validate(self) -> tuple[float | None, float | None]:
-        if self.X_val is None or self._YT_val is None:
+        if self._XT_val is None or self._YT_val is None:
             return None, None
-        output, loss = self.net.output_and_loss_cols(self.X_val.T, self._YT_val)
+        output, loss = self.net.output_and_loss_cols(self._XT_val, self._YT_val)
         if self._labels_val is None:
             return loss, None
-        return loss, _count_correct(output, self._labels_val) / self.X_val.shape[0]
+        return loss, _count_correct(output, self._labels_val) / self._XT_val.shape[1]
 
     def _early_stopping(self, monitored: float) -> None:
         rule = self.config.early_stopping

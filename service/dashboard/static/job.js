@@ -96,7 +96,9 @@ export function renderJob(root, route) {
     const active = !FINISHED.has(job.status);
     replace(progressBox,
       h("div", { class: "progress-line" },
-        h("strong", {}, `Epoch ${progress.epoch ?? 0} of ${progress.epochs ?? "?"}`),
+        h("strong", {}, job.status === "queued" && !progress.epoch
+          ? `Queued: waiting for a worker (${progress.epochs ?? "?"} epochs planned)`
+          : `Epoch ${progress.epoch ?? 0} of ${progress.epochs ?? "?"}`),
         h("span", { class: "muted" }, active ? `ETA ${duration(progress.eta_seconds)}` : job.status)),
       progressBar(progress.fraction, job.status));
     const m = job.metrics || {};

@@ -272,16 +272,17 @@ def submit_job(
         existing = _by_idempotency_key(session, tenant_id, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint), False
-    job = create_job(
-        session,
-        tenant_id,
-        model,
-        name=name,
-        limits=limits,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint if idempotency_key else None,
-    )
     try:
+        # The unique (tenant, key) constraint can fire at the flush or at the commit.
+        job = create_job(
+            session,
+            tenant_id,
+            model,
+            name=name,
+            limits=limits,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint if idempotency_key else None,
+        )
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from typing import Any
 
@@ -21,6 +22,7 @@ from service.models import (
     TrainedModel,
     utcnow,
 )
+from tests.support.fixtures import postgres_server  # noqa: F401  (a session fixture)
 
 TABLES = (Tenant, ApiKey, Dataset, DatasetBlob, Job, CurvePoint, TrainedModel)
 
@@ -134,3 +136,29 @@ def store_model(sessions):  # type: ignore[no-untyped-def]
             session.add(TrainedModel(job_id=job_id, weights=npz_bytes(**arrays), meta=meta))
 
     return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def backend_app(request, settings):  # type: ignore[no-untyped-def]
+    """``(app, auth headers)`` on SQLite and on a fresh migrated PostgreSQL database."""
+    from service.app import create_app
+    from service.db import make_engine, make_sessionmaker
+    from service.migrate import upgrade
+    from service.tenants import create_tenant_key
+
+    server, name = None, None
+    url = settings.database_url
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        name = server.create_database()
+        url = server.sqlalchemy_url(name)
+        upgrade(url)
+    engine = make_engine(url)
+    with transaction(make_sessionmaker(engine)) as session:
+        key = create_tenant_key(session, "acme")
+    engine.dispose()
+    app = create_app({"settings": dataclasses.replace(settings, database_url=url)})
+    yield app, {"Authorization": f"Bearer {key}"}
+    app.extensions["deltaflow"].engine.dispose()
+    if server is not None:
+        server.drop_database(name)

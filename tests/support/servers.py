@@ -15,6 +15,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -116,6 +117,10 @@ def start_throwaway_postgres(base: Path) -> Postgres:
         except KeyError as exc:
             raise ServerUnavailable("running as root and there is no postgres user") from exc
         user = "postgres"
+    if user:
+        # The postgres user must be able to reach its folders; pytest's are root-only.
+        base = Path(tempfile.mkdtemp(prefix="deltaflow-pg-"))
+        shutil.chown(base, user)
     data = base / "pgdata"
     sockets = base / "pgsock"
     for folder in (base, data, sockets):
@@ -129,6 +134,7 @@ def start_throwaway_postgres(base: Path) -> Postgres:
         user=user,
     )
     port = free_port()
+    log = (base / "postgres.log").open("wb")
     process = subprocess.Popen(
         [
             postgres,
@@ -140,10 +146,11 @@ def start_throwaway_postgres(base: Path) -> Postgres:
             "-c", "max_connections=200",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(base / "postgres.log").open("wb"),
+        stderr=log,
         user=user,
         start_new_session=True,
     )  # fmt: skip
+    log.close()  # the server holds its own descriptor
     server = Postgres(port=port, process=process, data_dir=base, runs_as=user)
     deadline = time.monotonic() + START_TIMEOUT
     while not postgres_answers(port):
@@ -154,8 +161,13 @@ def start_throwaway_postgres(base: Path) -> Postgres:
     return server
 
 
+def _throwaway_forced() -> bool:
+    """``DELTAFLOW_TEST_THROWAWAY=1``: never use the shared servers (tests the fallback)."""
+    return os.environ.get("DELTAFLOW_TEST_THROWAWAY") == "1"
+
+
 def find_postgres(base: Path) -> Postgres:
-    if postgres_answers(PG_PORT):
+    if not _throwaway_forced() and postgres_answers(PG_PORT):
         return Postgres(port=PG_PORT)
     return start_throwaway_postgres(base)
 
@@ -245,7 +257,7 @@ def start_throwaway_redis(base: Path, *, appendonly: bool = False) -> Redis:
 
 
 def find_redis(base: Path) -> Redis:
-    if redis_answers(REDIS_PORT):
+    if not _throwaway_forced() and redis_answers(REDIS_PORT):
         return Redis(port=REDIS_PORT)
     return start_throwaway_redis(base)
 

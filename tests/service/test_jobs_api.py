@@ -315,8 +315,16 @@ def test_progress_reports_fraction_and_eta_from_epoch_times(
     assert progress == {"epoch": 5, "epochs": 20, "fraction": 0.25, "eta_seconds": 7.5}
 
 
-def test_an_unknown_job_is_404(client, auth):
-    assert_problem(client.get(f"{JOBS}/does-not-exist", headers=auth), 404)
+def test_unknown_jobs_are_404_for_every_operation(client, auth, unchanged):
+    for method, path, body in [
+        ("get", f"{JOBS}/does-not-exist", None),
+        ("get", f"{JOBS}/does-not-exist/curve", None),
+        ("get", f"{JOBS}/does-not-exist/model", None),
+        ("post", f"{JOBS}/does-not-exist/predict", {"X": [[0.0]]}),
+        ("post", f"{JOBS}/does-not-exist/cancel", None),
+        ("delete", f"{JOBS}/does-not-exist", None),
+    ]:
+        assert_problem(getattr(client, method)(path, json=body, headers=auth), 404)
 
 
 def test_list_is_newest_first_with_a_cursor(client, auth, spec):
@@ -436,11 +444,18 @@ def test_cancel_a_running_job_asks_the_run_to_stop(client, auth, spec, set_job, 
     assert client.post(f"{JOBS}/{job_id}/cancel", headers=auth).status_code == 202
 
 
-def test_cancel_a_finished_job_is_409(client, auth, spec, set_job, row_counts):
+def test_cancel_a_finished_job_is_409_and_changes_nothing(
+    client, auth, spec, set_job, row_counts, queued_messages
+):
     job_id = submit(client, auth, spec).get_json()["id"]
     set_job(job_id, status="succeeded")
+    before = client.get(f"{JOBS}/{job_id}", headers=auth)
+    counts = row_counts(), queued_messages()
     assert_problem(client.post(f"{JOBS}/{job_id}/cancel", headers=auth), 409)
-    assert client.get(f"{JOBS}/{job_id}", headers=auth).get_json()["status"] == "succeeded"
+    after = client.get(f"{JOBS}/{job_id}", headers=auth)
+    assert after.headers["ETag"] == before.headers["ETag"]
+    assert after.get_json()["status"] == "succeeded"
+    assert (row_counts(), queued_messages()) == counts
 
 
 def test_delete_is_409_while_running_and_204_when_finished(

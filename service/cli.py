@@ -259,7 +259,12 @@ class Embedded:
             with log_path.open("ab") as log:
                 # Own sessions: Ctrl-C reaches only us, and we stop the children in order.
                 process = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    command,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,  # runs before any thread of ours starts
                 )
             self.children.append(Child(name, process, log_path))
 
@@ -326,6 +331,18 @@ class Embedded:
     def _say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if ``up`` itself is killed, so nothing is orphaned."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def run_demo(url: str, key: str, stopping: threading.Event, out: TextIO) -> dict[str, Any]:

@@ -99,3 +99,66 @@ def test_names_with_markup_appear_literally_in_plotly_legends(modules):
         name,
     )
     assert legend == [name, 0, False]
+
+
+POLLER_RUN = """async (outcomes) => {
+  const m = await import('/static/poll.js');
+  const times = [];
+  let call = 0;
+  const start = Date.now();
+  const poller = new m.Poller(async () => {
+    times.push(Date.now() - start);
+    return outcomes[Math.min(call++, outcomes.length - 1)];
+  }, {minDelay: 1000, maxDelay: 8000, factor: 2});
+  window.__poller = {poller, times};
+  poller.start();
+  return times.length;
+}"""
+
+
+START = 1_800_000_000_000  # any fixed instant (ms since the epoch)
+
+
+@pytest.fixture
+def clocked(page, server):
+    """A page whose timers run only when the test advances Playwright's fake clock."""
+    page.clock.install(time=START)
+    page.goto(f"{server.url}/#/explain")
+    page.wait_for_selector("#gradient-card")
+    # From here on, time moves only when the test runs the clock.
+    page.clock.pause_at(START + 60_000)
+    return page
+
+
+def poll_times(page) -> list[int]:
+    return page.evaluate("window.__poller.times")
+
+
+def test_the_poller_backs_off_while_nothing_changes_and_resets_on_change(clocked):
+    outcomes = ["unchanged"] * 5 + ["changed", "unchanged", "unchanged"]
+    clocked.evaluate(POLLER_RUN, outcomes)
+    clocked.clock.run_for(33_500)
+    clocked.evaluate("window.__poller.poller.stop()")
+    times = poll_times(clocked)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    # On the fake clock: the gap doubles up to the cap while nothing changes; a change resets it.
+    assert gaps == [2000, 4000, 8000, 8000, 8000, 1000, 2000]
+
+
+def test_the_poller_sleeps_while_the_tab_is_hidden(clocked):
+    clocked.evaluate(POLLER_RUN, ["unchanged"])
+    clocked.evaluate(
+        """() => { Object.defineProperty(document, 'visibilityState',
+                     {configurable: true, get: () => 'hidden'});
+                   document.dispatchEvent(new Event('visibilitychange')); }"""
+    )
+    clocked.clock.run_for(60_000)
+    assert poll_times(clocked) == [0]
+    clocked.evaluate(
+        """() => { Object.defineProperty(document, 'visibilityState',
+                     {configurable: true, get: () => 'visible'});
+                   document.dispatchEvent(new Event('visibilitychange')); }"""
+    )
+    clocked.evaluate("window.__poller.poller.stop()")
+    # Visible again: one poll at once (with the back-off reset), none while hidden.
+    assert poll_times(clocked) == [0, 60_000]

@@ -52,11 +52,11 @@ def test_sigkill_one_pool_child(pg_stack, record_tally):
 def test_sigterm_hands_the_job_to_another_worker(pg_stack, record_tally):
     """Scenario 8: warm shutdown checkpoints and releases the job; another worker resumes it."""
     stack = pg_stack
-    leaving = stack.start_worker("leaving", concurrency=1)
-    job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=2 * EPOCHS))
+    workers = [stack.start_worker(name, concurrency=1) for name in ("one", "other")]
+    job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=3 * EPOCHS))
     job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
-    assert owner_pid(job) in leaving.pool_children()
-    staying = stack.start_worker("staying", concurrency=1)
+    (leaving,) = [w for w in workers if owner_pid(job) in w.pool_children()]
+    (staying,) = [w for w in workers if w is not leaving]
     assert leaving.terminate() == 0, leaving.log_tail()
     tally, audits = settle(stack, "8 SIGTERM mid-job", [job_id], record_tally)
     assert tally.succeeded == 1

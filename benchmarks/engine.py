@@ -32,6 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.nn import Trainer, TrainingConfig, network_from_spec  # noqa: E402
 
+# Wall time by default; ``--clock cpu`` switches to this process's CPU time, which a busy
+# shared machine disturbs less (meaningful with --threads 1, where no thread spins idle).
+CLOCK: Callable[[], float] = time.perf_counter
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -95,10 +99,10 @@ def deltaflow_runner(
     next(epochs)  # warm-up: buffers are allocated on first use
 
     def run(n_epochs: int) -> float:
-        started = time.perf_counter()
+        started = CLOCK()
         for _ in range(n_epochs):
             stats = next(epochs)
-        elapsed = time.perf_counter() - started
+        elapsed = CLOCK() - started
         assert np.isfinite(stats.train_loss)
         return elapsed
 
@@ -157,10 +161,10 @@ def torch_runner(
     epoch()
 
     def run(n_epochs: int) -> float:
-        started = time.perf_counter()
+        started = CLOCK()
         for _ in range(n_epochs):
             value = epoch()
-        elapsed = time.perf_counter() - started
+        elapsed = CLOCK() - started
         assert np.isfinite(value)
         return elapsed
 
@@ -193,11 +197,11 @@ def sklearn_runner(
             shuffle=True,
             random_state=0,
         )
-        started = time.perf_counter()
+        started = CLOCK()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(Xd, y)
-        return time.perf_counter() - started
+        return CLOCK() - started
 
     return run
 
@@ -252,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="abc", help="subset of a, b, c")
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.threads, user_api="blas")
     repeats = args.repeats or (3 if args.quick else 5)
     engines = [e for e in args.engines.split(",") if e]
 
@@ -268,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"warning: {var}={os.environ[var]} is set; it can slow numpy's BLAS")
-    print(f"repeats={repeats} (median reported){' --quick' if args.quick else ''}")
+    print(
+        f"repeats={repeats} (median reported), clock={args.clock}{' --quick' if args.quick else ''}"
+    )
     print(f"load average at start: {load_average()}\n")
 
     header = f"{'workload':<9}{'dtype':<9}" + "".join(f"{e + ' s/epoch':>19}" for e in engines)

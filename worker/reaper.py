@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import runs
+from service import batches, runs
 from service.queue import send_train
 from worker.runtime import Runtime
 
@@ -33,6 +33,10 @@ def sweep_once(rt: Runtime) -> runs.Sweep:
     for job_id, queue in result.dispatch:
         if not send_train(settings, job_id, queue):
             log.warning("reaper could not dispatch job=%s; will retry", job_id)
+    # Batch schedulers (ASHA) stop jobs that fall behind, with the same cancel CAS.
+    stopped = batches.schedule(rt.factory)
+    if stopped:
+        log.info("scheduler stopped=%d jobs", len(stopped))
     if result.requeued or result.exhausted or result.cancelled or result.dispatch:
         log.info(
             "reaper requeued=%d exhausted=%d cancelled=%d dispatched=%d",

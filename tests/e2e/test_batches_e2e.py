@@ -242,3 +242,44 @@ def test_a_grid_completes_on_the_embedded_default(embedded_backend, worker_proce
             for job in rows
         ]
         assert varied == [(lr, units) for lr in (0.01, 0.1) for units in (2, 4, 8)]
+
+
+def test_asha_stops_weak_trials_on_real_workers(
+    api,
+    production_backend,  # noqa: F811
+    worker_process,  # noqa: F811
+):
+    """Each worker's reaper runs the scheduler pass: trials whose validation loss falls
+    behind at a rung are stopped part-way, the strong ones run to the end."""
+    for _ in range(2):
+        worker_process(production_backend)
+    base = copy.deepcopy(BASE)
+    base["training"]["epochs"] = LONG_EPOCHS
+    body = {
+        "name": "asha",
+        "base": base,
+        "grid": {"training.optimizer.learning_rate": [0.05, 1e-5], "training.seed": [1, 2, 3, 4]},
+        "scheduler": {
+            "name": "asha",
+            "metric": "val_loss",
+            "min_epochs": 100,
+            "reduction_factor": 3,
+        },
+    }
+    batch = submit(api, body).get_json()
+    wait_for(lambda: finished(production_backend, batch["id"]), timeout=120, what="the batch")
+    summary = api.get(f"/api/v1/batches/{batch['id']}?metric=val_loss").get_json()
+    stopped = [job for job in summary["jobs"] if job["stopped_by_scheduler"]]
+    assert stopped, summary["jobs"]
+    for job in stopped:
+        decision = job["stopped_by_scheduler"]
+        assert job["status"] == "cancelled"
+        assert decision["epoch"] <= job["epoch"] < LONG_EPOCHS
+        assert decision["of"] >= 3
+        assert decision["rank"] > max(1, decision["of"] // 3)
+    assert summary["counts"]["running"] == summary["counts"]["cancelling"] == 0
+    best = next(job for job in summary["jobs"] if job["id"] == summary["best"]["id"])
+    assert best["params"]["training.optimizer.learning_rate"] == 0.05
+    # The good learning rate ran first (grid order), so every weak trial met a full rung.
+    weak = [j for j in summary["jobs"] if j["params"]["training.optimizer.learning_rate"] == 1e-5]
+    assert all(job["stopped_by_scheduler"] for job in weak)

@@ -344,3 +344,23 @@ def test_validation_split_must_leave_training_data():
         TrainingConfig.from_spec({}, validation_split=1.5)
     trainer = make({"epochs": 1}, X, Y, validation_split=0.5)
     assert trainer.X_train.shape[0] == 2
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_inputs_replaced_after_construction_are_the_ones_trained_on(batch_size):
+    # The worker standardizes trainer.X_train / X_val after the split is drawn.
+    X, Y = blobs(n=80, seed=3)
+    training = {
+        "optimizer": {"name": "adam", "learning_rate": 0.05},
+        "epochs": 5,
+        "batch_size": batch_size,
+        "seed": 2,
+    }
+    replaced = make(training, X, Y, validation_split=0.25)
+    replaced.X_train = replaced.X_train * 2.0 + 1.0
+    replaced.X_val = replaced.X_val * 2.0 + 1.0
+    direct = make(training, X * 2.0 + 1.0, Y, validation_split=0.25)
+    assert without_seconds(list(replaced.epochs())) == without_seconds(list(direct.epochs()))
+    assert_same_bits(final_params(replaced), final_params(direct))
+    with pytest.raises(ValueError):
+        replaced.X_train = X

@@ -163,19 +163,16 @@ class Trainer:
         X = net.as_input(X)
         Y = net.as_target(Y, X.shape[0])
         self._rng = np.random.default_rng(config.seed)
-        self.X_train, self.Y_train, self.X_val, self.Y_val = _split(
-            X, Y, config.validation_split, self._rng
-        )
-        self.batch_size = config.effective_batch_size(self.X_train.shape[0])
+        X_train, self.Y_train, X_val, self.Y_val = _split(X, Y, config.validation_split, self._rng)
+        self.batch_size = config.effective_batch_size(X_train.shape[0])
         # The network's hot path takes one column per example. The targets are transposed
         # once here; so are the inputs that are used whole every epoch (full-batch
         # training, validation), because BLAS reads a contiguous Xᵀ faster than the view
         # X.T. Mini-batches are gathered by rows and passed as the view Xb.T.
-        full_batch = self.batch_size >= self.X_train.shape[0]
-        self._XT_train = np.ascontiguousarray(self.X_train.T) if full_batch else None
         self._YT_train = np.ascontiguousarray(self.Y_train.T)
-        self._XT_val = None if self.X_val is None else np.ascontiguousarray(self.X_val.T)
         self._YT_val = None if self.Y_val is None else np.ascontiguousarray(self.Y_val.T)
+        self.X_train = X_train
+        self.X_val = X_val
         self._labels_train = _labels(self.Y_train) if config.classification else None
         self._labels_val = (
             _labels(self.Y_val) if config.classification and self.X_val is not None else None
@@ -198,6 +195,38 @@ class Trainer:
         self._best_params: list[Array] | None = None
         self._wait = 0
         self._batch_buffers: dict[int, tuple[Array, Array]] = {}
+
+    # The inputs may be replaced after construction (the worker standardizes them with
+    # the training split's statistics); the setters keep the transposed copies in step.
+
+    @property
+    def X_train(self) -> Array:
+        """Training inputs, (n_train, n_in)."""
+        return self._X_train
+
+    @X_train.setter
+    def X_train(self, X: Array) -> None:
+        X = self.net.as_input(X)
+        if X.shape[0] != self.Y_train.shape[0]:
+            raise ValueError(f"X_train needs {self.Y_train.shape[0]} rows, got {X.shape[0]}")
+        self._X_train = X
+        full_batch = self.batch_size >= X.shape[0]
+        self._XT_train = np.ascontiguousarray(X.T) if full_batch else None
+
+    @property
+    def X_val(self) -> Array | None:
+        """Validation inputs, (n_val, n_in), or None without a validation split."""
+        return self._X_val
+
+    @X_val.setter
+    def X_val(self, X: Array | None) -> None:
+        if (X is None) != (self.Y_val is None):
+            raise ValueError("X_val must be given exactly when there is a validation split")
+        self._X_val = None if X is None else self.net.as_input(X)
+        if self._X_val is not None and self.Y_val is not None:
+            if self._X_val.shape[0] != self.Y_val.shape[0]:
+                raise ValueError(f"X_val needs {self.Y_val.shape[0]} rows")
+        self._XT_val = None if self._X_val is None else np.ascontiguousarray(self._X_val.T)
 
     # ------------------------------------------------------------------ the loop
 

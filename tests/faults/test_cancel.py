@@ -22,13 +22,12 @@ def test_cancel_during_run_and_while_worker_is_down(any_stack, record_tally):
     stack, api = any_stack, any_stack.api
     first = stack.start_worker("first")
     during = api.submit(tiny_job("cancel-during-run", seed=1, epochs=LONG))
-    orphaned = api.submit(tiny_job("cancel-while-down", seed=1, epochs=LONG))
-
     wait_for_running_job(stack.factory, [during], min_epoch=20, timeout=60)
     assert api.cancel(during)["status"] in {"cancelling", "cancelled"}
     wait_for_status(stack.factory, during, {"cancelled"}, timeout=60)
     assert job_row(stack.factory, during).epoch < LONG  # stopped early, not run to the end
 
+    orphaned = api.submit(tiny_job("cancel-while-down", seed=1, epochs=LONG))
     wait_for_running_job(stack.factory, [orphaned], min_epoch=20, timeout=60)
     first.kill_group()
     assert api.cancel(orphaned)["status"] == "cancelling"  # its run is gone, nobody answers

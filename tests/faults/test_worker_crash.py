@@ -26,6 +26,7 @@ def test_sigkill_whole_worker_mid_batch(any_stack, record_tally):
     first = stack.start_worker("first")
     job_ids = [api.submit(tiny_job(f"crash-{i}", seed=i % 3)) for i in range(10)]
     wait_for_epochs(stack.factory, job_ids, total=len(job_ids) * EPOCHS // 2, timeout=120)
+    wait_for_running_job(stack.factory, job_ids, min_epoch=1, timeout=60)
     first.kill_group()
     stack.start_worker("second")
     tally, audits = settle(stack, "1 SIGKILL whole worker", job_ids, record_tally)
@@ -38,7 +39,8 @@ def test_sigkill_one_pool_child(pg_stack, record_tally):
     """Scenario 2: only the pool child running a job dies; the worker itself lives on."""
     stack = pg_stack
     worker = stack.start_worker("survivor")
-    job_ids = [stack.api.submit(tiny_job(f"child-{i}", seed=i)) for i in range(4)]
+    specs = [tiny_job(f"child-{i}", seed=i, epochs=2 * EPOCHS) for i in range(4)]
+    job_ids = [stack.api.submit(spec) for spec in specs]
     victim_job = wait_for_running_job(stack.factory, job_ids, min_epoch=40, timeout=60)
     victim_pid = owner_pid(victim_job)
     assert victim_pid in worker.pool_children(), (victim_job.lease_owner, worker)

@@ -9,11 +9,12 @@ W^(l) of shape (n_in, n_out) and b^(l) of shape (n_out,),
     δ^(l)   = (δ^(l+1) W^(l)ᵀ) .* g'(z^(l))
     D^(l)   = Δ^(l)/m + (λ/m) W^(l),   Δ^(l) = a^(l)ᵀ δ^(l+1)  (sum over examples)
 
-The hot path (``loss_and_gradients``) runs on buffers preallocated per batch size and
-reused every call: GEMMs write straight into them (``np.matmul(..., out=)``), the bias is
-added in place, activations overwrite their pre-activation buffer, and derivatives are
-taken from the outputs a. The 1/m of D is folded into δ^(L) once, so every δ below it and
-every GEMM already carries it.
+The hot path (``loss_and_gradients_cols``) holds one column per example, the transpose
+of the above (Ng's own layout), in buffers preallocated per batch size and reused every
+call: GEMMs write straight into them (``np.matmul(..., out=)``), the bias is added in
+place, activations overwrite their pre-activation buffer, and derivatives are taken from
+the outputs a. The 1/m of D is folded into δ^(L) once, so every δ below it and every GEMM
+already carries it. The public methods take and return rows per example.
 """
 
 from __future__ import annotations

@@ -400,7 +400,7 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
 
 def list_jobs_query(
     tenant_id: str, status: str | None = None, batch_id: str | None = None
-) -> Select[tuple[Job]]:
+) -> Select[Any]:
     """The tenant's jobs, filtered (the shared keyset paginator orders them newest first)."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status:

@@ -10,7 +10,7 @@ from service.problems import Unauthorized
 
 CHALLENGE = 'Bearer realm="deltaflow"'
 SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def require_tenant() -> None:

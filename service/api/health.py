@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
@@ -22,7 +23,7 @@ BROKER_TIMEOUT_SECONDS = 2.0
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")])
 
-_UNAVAILABLE = {
+_UNAVAILABLE: dict[str | int, Any] = {
     503: {
         "description": "A dependency is down",
         "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},

@@ -31,6 +31,10 @@ _DESCRIPTIONS = {
 COMMON = (401, 422, 500, 503)
 
 
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
 def problem_components() -> dict[str, Schema]:
     schema = get_model_schema(ProblemModel, mode="serialization")
     definitions = schema.pop("$defs", {})
@@ -39,9 +43,9 @@ def problem_components() -> dict[str, Schema]:
     return components
 
 
-def problems(*codes: int) -> dict[int, dict[str, Any]]:
+def problems(*codes: int) -> dict[str | int, Any]:
     """Problem responses for ``codes`` plus the common ones, ready for ``responses=``."""
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[str | int, Any] = {}
     for code in sorted({*COMMON, *codes}):
         response: dict[str, Any] = {
             "description": _DESCRIPTIONS.get(code, "Error"),
@@ -61,9 +65,7 @@ def json_response(
     """A documented JSON response with optional response headers (name -> description)."""
     return {
         "description": description,
-        "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-        },
+        "content": {"application/json": {"schema": _ref(model)}},
         "headers": {
             name: {"description": text, "schema": {"type": "string"}}
             for name, text in (headers or {}).items()
@@ -93,9 +95,7 @@ def document_body(
         for name, value in schema.pop("$defs", {}).items():
             bp.components_schemas[name] = Schema(**value)
         bp.components_schemas[model.__name__] = Schema(**schema)
-        media[media_type] = MediaType(
-            schema=Schema(**{"$ref": f"#/components/schemas/{model.__name__}"})
-        )
+        media[media_type] = MediaType(schema=Schema.model_validate(_ref(model)))
     path = (bp.url_prefix or "") + rule
     operation = getattr(bp.paths[path], method.lower())
     operation.requestBody = RequestBody(content=media, required=True)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from .conftest import screenshot
+from .specs import long_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -137,3 +138,29 @@ def test_a_sweep_submitted_from_the_form(page, server):
         for job in summary["jobs"]
     )
     assert params == [(0.01, 4), (0.01, 8), (0.1, 4), (0.1, 8)]
+
+
+def test_cancel_a_whole_batch_from_its_page(page, server):
+    base = long_job("sweep to cancel")
+    del base["name"]
+    created = server.api(
+        "POST",
+        "/batches",
+        json={"name": "to cancel", "base": base, "grid": {"training.seed": [1, 2]}},
+    )
+    assert created.status_code == 202, created.text
+    batch = created.json()
+    try:
+        page.goto(f"{server.url}/#/batches/{batch['id']}")
+        page.wait_for_selector("#cancel-batch >> visible=true")
+        page.click("#cancel-batch")
+        page.wait_for_function(
+            "(rows => rows.length === 2 && rows.every(r => r.dataset.status === 'cancelled'))"
+            "([...document.querySelectorAll('#batch-table tbody tr')])",
+            timeout=60_000,
+        )
+        statuses = {server.job(job_id)["status"] for job_id in batch["job_ids"]}
+        assert statuses == {"cancelled"}
+        assert page.locator("#cancel-batch").is_hidden()
+    finally:
+        server.api("POST", f"/batches/{batch['id']}/cancel")

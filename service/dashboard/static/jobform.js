@@ -98,11 +98,11 @@ export function specFieldsets() {
  * A collapsible card holding `fieldsets` and a submit button. On submit, `buildBody(form)`
  * makes the request body, it is POSTed to `path`, and `onCreated(answer)` runs after a 202.
  */
-export function formCard({ id, title, fieldsets, submitLabel, path, buildBody, onCreated }) {
+export function formCard({ id, title, lead, fieldsets, submitLabel, path, buildBody, onCreated }) {
   const errorBox = h("pre", { class: "error-box", hidden: true });
   const submit = h("button", { class: "button primary", type: "submit" }, submitLabel);
-  const form = h("form", { class: "job-form", id }, h("div", { class: "form-grid" }, fieldsets), errorBox,
-    h("div", { class: "actions" }, submit));
+  const form = h("form", { class: "job-form", id }, lead ? h("div", { class: "form-lead" }, lead) : null,
+    h("div", { class: "form-grid" }, fieldsets), errorBox, h("div", { class: "actions" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
@@ -127,11 +127,8 @@ export function jobForm(onCreated) {
     title: "New training job",
     submitLabel: "Submit job",
     path: "/jobs",
-    fieldsets: [
-      h("fieldset", {}, h("legend", {}, "Job"),
-        field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional" }))),
-      ...specFieldsets(),
-    ],
+    lead: field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional, e.g. spirals 16x16 adam" })),
+    fieldsets: specFieldsets(),
     buildBody: (form) => {
       const name = form.elements.name.value.trim();
       return name ? { name, ...specFromForm(form) } : specFromForm(form);

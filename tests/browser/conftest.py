@@ -219,7 +219,8 @@ def anonymous_page(browser, server: Server, problems: PageProblems):
     """A page in a fresh context with no API key stored: every test asserts no console errors."""
     context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    # Generous: the machine is shared, and a worker may still be starting its first job.
+    page.set_default_timeout(60_000)
     _watch(page, problems)
     yield page
     context.close()

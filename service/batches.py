@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, and_, case, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
@@ -536,6 +536,54 @@ def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[st
             for job in jobs
         ],
     }
+
+
+def list_items(session: Session, page: Sequence[Batch]) -> list[dict[str, Any]]:
+    """A page of batches for a list answer: counts and progress, without job ids."""
+    ids = [batch.id for batch in page]
+    counts = status_counts(session, ids)
+    progress = progress_by_batch(session, ids)
+    items = []
+    for batch in page:
+        item = describe(batch, [], counts[batch.id])
+        del item["job_ids"]  # a list answer stays small; the batch itself has them
+        item["size"] = sum(counts[batch.id].values())
+        items.append({**item, "progress": progress[batch.id]})
+    return items
+
+
+def progress_by_batch(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``progress`` of several batches, aggregated in one SQL query."""
+    ended = Job.status.in_([s.value for s in FINISHED])
+    # CASE rather than LEAST/MIN: scalar min differs between PostgreSQL and SQLite.
+    share = case(
+        (ended, 1.0),
+        (Job.epoch >= Job.epochs, 1.0),
+        else_=cast(Job.epoch, Float) / Job.epochs,
+    )
+    query = (
+        select(
+            Job.batch_id,
+            func.count().label("total"),
+            func.sum(case((ended, 1), else_=0)).label("finished"),
+            func.sum(share).label("done"),
+        )
+        .where(Job.batch_id.in_(list(batch_ids)))
+        .group_by(Job.batch_id)
+    )
+    found = {row.batch_id: row for row in session.execute(query)}
+    out = {}
+    for batch_id in batch_ids:
+        row = found.get(batch_id)
+        if row is None:  # a batch whose jobs were all deleted
+            out[batch_id] = {"finished": 0, "total": 0, "fraction": 1.0}
+            continue
+        out[batch_id] = {
+            "finished": int(row.finished),
+            "total": row.total,
+            "fraction": round(float(row.done) / row.total, 6),
+        }
+    return out
 
 
 def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:

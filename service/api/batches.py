@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from flask import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from service import batches, queue
@@ -25,7 +25,7 @@ from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
 from service.api.representations import CurvePointOut, finite
-from service.models import FINISHED, Batch, Job, Queue
+from service.models import Batch, Queue
 from service.schemas import JobSpec, JobSubmit
 
 log = logging.getLogger(__name__)
@@ -236,50 +236,7 @@ def list_batches(query: PageQuery) -> Response:
         query.cursor,
         settings().limits.page_size,
     )
-    ids = [batch.id for batch in rows]
-    counts = batches.status_counts(session, ids)
-    progress = _progress_by_batch(ids)
-    items = []
-    for batch in rows:
-        described = batches.describe(batch, [], counts[batch.id])
-        del described["job_ids"]  # a list answer stays small; the batch itself has them
-        described["size"] = sum(counts[batch.id].values())
-        items.append({**described, "progress": progress[batch.id]})
-    return respond({"items": items, "next_cursor": next_cursor})
-
-
-def _progress_by_batch(batch_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The batch progress of ``service.batches.progress``, aggregated in one SQL query."""
-    ended = Job.status.in_([s.value for s in FINISHED])
-    # CASE rather than LEAST/MIN: scalar min differs between PostgreSQL and SQLite.
-    share = case(
-        (ended, 1.0),
-        (Job.epoch >= Job.epochs, 1.0),
-        else_=cast(Job.epoch, Float) / Job.epochs,
-    )
-    found = {
-        row.batch_id: row
-        for row in db().execute(
-            select(
-                Job.batch_id,
-                func.count().label("total"),
-                func.sum(case((ended, 1), else_=0)).label("finished"),
-                func.sum(share).label("done"),
-            )
-            .where(Job.batch_id.in_(batch_ids))
-            .group_by(Job.batch_id)
-        )
-    }
-    out = {}
-    for batch_id in batch_ids:
-        row = found.get(batch_id)
-        total = row.total if row else 0
-        out[batch_id] = {
-            "finished": int(row.finished) if row else 0,
-            "total": total,
-            "fraction": round(float(row.done) / total, 6) if total else 1.0,
-        }
-    return out
+    return respond({"items": batches.list_items(session, rows), "next_cursor": next_cursor})
 
 
 @bp.get(

@@ -272,6 +272,8 @@ def test_summary_best_job_metric_validation_and_etag(client, env):
     assert summary["progress"]["finished"] == 2
     assert summary["progress"]["fraction"] == pytest.approx((1 + 1 + 0.25) / 6)
     assert [j["status"] for j in summary["jobs"]][:3] == ["succeeded", "succeeded", "running"]
+    listed = client.get("/api/v1/batches", headers=auth(env)).get_json()["items"][0]
+    assert listed["progress"] == summary["progress"]  # one SQL aggregate, same numbers
     assert summary["jobs"][1]["metrics"]["val_loss"] == pytest.approx(0.2)
     by_accuracy = client.get(url + "?metric=val_accuracy", headers=auth(env)).get_json()
     assert by_accuracy["best"]["id"] == ids[0]

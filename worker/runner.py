@@ -322,7 +322,7 @@ class _Run:
     def _after_epoch(self, trainer: Trainer) -> None:
         """Flush, checkpoint, or stop between two epochs, as the policy and flags say."""
         settings = self.rt.settings
-        if self.keeper.lost:
+        if self.keeper.lost or self.keeper.lapsed():
             raise _Stop(self._lost())
         if trainer.stop_reason is not None:
             return  # the last epoch: flushed by _train together with the finish
@@ -365,6 +365,7 @@ class _Run:
         if pulse.alive:
             self.buffer = []
             self.last_flush = time.monotonic()
+            self.keeper.last_alive = self.last_flush
         return pulse
 
     def _obey(self, pulse: Pulse) -> None:
@@ -426,7 +427,9 @@ class _Run:
 class LeaseKeeper(threading.Thread):
     """Extends the lease between flushes (long epochs) and notices cancel or a lost fence.
 
-    It only sets flags; the training loop reads them between epochs.
+    It only sets flags; the training loop reads them between epochs. A run that could not
+    extend its lease for a whole lease period (database unreachable from here) stops:
+    the job may already belong to another run, and its writes would be fenced off anyway.
     """
 
     def __init__(self, rt: Runtime, claim: Claim) -> None:
@@ -438,6 +441,7 @@ class LeaseKeeper(threading.Thread):
         self.interval = max(0.1, min(rt.settings.lease_seconds / 3, 5.0))
         self.lost = False
         self.cancel_requested = False
+        self.last_alive = time.monotonic()  # the claim itself set the lease
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -455,7 +459,12 @@ class LeaseKeeper(threading.Thread):
             if not pulse.alive:
                 self.lost = True
                 return
+            self.last_alive = time.monotonic()
             self.cancel_requested = self.cancel_requested or pulse.cancel_requested
+
+    def lapsed(self) -> bool:
+        """True once no write of this run extended the lease for a whole lease period."""
+        return time.monotonic() - self.last_alive > self.rt.settings.lease_seconds
 
     def stop(self) -> None:
         self._halt.set()

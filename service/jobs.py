@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,14 @@ ETA_WINDOW = 20
 # --- validation ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class DataShape:
     """What the network must fit: task and sizes of the (resolved) dataset."""
 
-    def __init__(self, task: str, n_samples: int, n_features: int, n_outputs: int) -> None:
-        self.task, self.n_samples = task, n_samples
-        self.n_features, self.n_outputs = n_features, n_outputs
+    task: str
+    n_samples: int
+    n_features: int
+    n_outputs: int
 
 
 def parse_spec(spec: JobSpec | Mapping[str, Any], loc: Loc = ("body",)) -> JobSpec:

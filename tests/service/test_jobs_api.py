@@ -342,6 +342,22 @@ def test_list_is_newest_first_with_a_cursor(client, auth, spec):
     assert seen == list(reversed(ids))
 
 
+def test_the_cursor_breaks_ties_between_equal_timestamps_by_id(client, auth, spec, set_job):
+    ids = [submit(client, auth, spec).get_json()["id"] for _ in range(4)]
+    same = utcnow()
+    for job_id in ids:
+        set_job(job_id, created_at=same)
+    seen, cursor = [], None
+    for _ in range(5):
+        query = f"?limit=1&cursor={cursor}" if cursor else "?limit=1"
+        page = client.get(JOBS + query, headers=auth).get_json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+
+
 def test_list_filters_by_status(client, auth, spec, set_job):
     a = submit(client, auth, spec).get_json()["id"]
     submit(client, auth, spec)

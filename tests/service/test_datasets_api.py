@@ -147,6 +147,15 @@ def test_bad_json_datasets_are_422(client, auth, body, loc, unchanged):
     assert_problem(client.post(DATASETS, json=body, headers=auth), 422, loc)
 
 
+def test_malformed_json_is_400(client, auth, unchanged):
+    response = client.post(
+        DATASETS,
+        data='{"name": "x", "X": [[1',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert_problem(response, 400)
+
+
 def test_non_finite_values_are_422(client, auth, unchanged):
     response = client.post(
         DATASETS,

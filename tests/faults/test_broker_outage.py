@@ -20,7 +20,7 @@ def test_redis_restart_while_jobs_run(pg_stack, throwaway_redis, record_tally):
     """Scenario 5: 8 jobs on two pool children; Redis restarts with jobs running and queued."""
     stack = pg_stack
     stack.start_worker("steady")
-    job_ids = [stack.api.submit(tiny_job(f"redis-{i}", seed=i % 3)) for i in range(8)]
+    job_ids = [stack.api.submit(tiny_job(f"redis-{i}", seed=i % 4, variant=i)) for i in range(8)]
     wait_for_epochs(stack.factory, job_ids, total=len(job_ids) * EPOCHS // 4, timeout=120)
     throwaway_redis.restart()
     tally, _ = settle(stack, "5 Redis restarted", job_ids, record_tally)

@@ -64,7 +64,7 @@ class Poller(threading.Thread):
 def test_postgres_stopped_for_ten_seconds(pg_stack, throwaway_postgres, record_tally):
     stack = pg_stack
     stack.start_worker("patient")
-    job_ids = [stack.api.submit(tiny_job(f"pg-down-{i}", seed=i % 3)) for i in range(6)]
+    job_ids = [stack.api.submit(tiny_job(f"pg-down-{i}", seed=i % 4, variant=i)) for i in range(6)]
     poller = Poller(stack.api, job_ids[0])
     poller.start()
     try:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.faults
 def test_frozen_worker_cannot_write_after_losing_its_lease(pg_stack, record_tally):
     stack = pg_stack
     workers = [stack.start_worker(name, concurrency=1) for name in ("one", "other")]
-    job_id = stack.api.submit(tiny_job("stale", seed=6, epochs=3 * EPOCHS))
+    job_id = stack.api.submit(tiny_job("stale", seed=0, epochs=3 * EPOCHS, variant=2))
     job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
     (frozen,) = [w for w in workers if owner_pid(job) in w.pool_children()]
     frozen.pause()

@@ -24,7 +24,7 @@ def test_sigkill_whole_worker_mid_batch(any_stack, record_tally):
     stack = any_stack
     api = stack.api
     first = stack.start_worker("first")
-    job_ids = [api.submit(tiny_job(f"crash-{i}", seed=i % 3)) for i in range(10)]
+    job_ids = [api.submit(tiny_job(f"crash-{i}", seed=i % 4, variant=i)) for i in range(10)]
     wait_for_epochs(stack.factory, job_ids, total=len(job_ids) * EPOCHS // 2, timeout=120)
     wait_for_running_job(stack.factory, job_ids, min_epoch=1, timeout=60)
     first.kill_group()
@@ -39,7 +39,7 @@ def test_sigkill_one_pool_child(pg_stack, record_tally):
     """Scenario 2: only the pool child running a job dies; the worker itself lives on."""
     stack = pg_stack
     worker = stack.start_worker("survivor")
-    specs = [tiny_job(f"child-{i}", seed=i, epochs=2 * EPOCHS) for i in range(4)]
+    specs = [tiny_job(f"child-{i}", seed=i, epochs=2 * EPOCHS, variant=i) for i in range(4)]
     job_ids = [stack.api.submit(spec) for spec in specs]
     victim_job = wait_for_running_job(stack.factory, job_ids, min_epoch=40, timeout=60)
     victim_pid = owner_pid(victim_job)
@@ -55,7 +55,7 @@ def test_sigterm_hands_the_job_to_another_worker(pg_stack, record_tally):
     """Scenario 8: warm shutdown checkpoints and releases the job; another worker resumes it."""
     stack = pg_stack
     workers = [stack.start_worker(name, concurrency=1) for name in ("one", "other")]
-    job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=3 * EPOCHS))
+    job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=3 * EPOCHS, variant=1))
     job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
     (leaving,) = [w for w in workers if owner_pid(job) in w.pool_children()]
     (staying,) = [w for w in workers if w is not leaving]

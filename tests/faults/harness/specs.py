@@ -12,7 +12,25 @@ from typing import Any
 EPOCHS = 200
 
 
-def tiny_job(name: str, seed: int = 0, epochs: int = EPOCHS) -> dict[str, Any]:
+# Training variants, so a resume must also restore early-stopping state (best weights,
+# patience counter), a plateau schedule's state, momentum buffers, and float32 weights.
+VARIANTS: list[dict[str, Any]] = [
+    {"optimizer": {"name": "adam", "learning_rate": 0.01}},
+    {
+        "optimizer": {"name": "nesterov", "learning_rate": 0.05, "momentum": 0.9},
+        "lr_schedule": {"name": "plateau", "factor": 0.5, "patience": 5, "min_delta": 1e-3},
+        "l2": 0.01,
+    },
+    {
+        "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        "early_stopping": {"patience": 40, "min_delta": 1e-4},
+        "dtype": "float32",
+    },
+]
+
+
+def tiny_job(name: str, seed: int = 0, epochs: int = EPOCHS, variant: int = 0) -> dict[str, Any]:
+    """A job spec; ``variant`` picks one of ``VARIANTS`` (default: plain Adam)."""
     return {
         "name": name,
         "network": {
@@ -30,9 +48,9 @@ def tiny_job(name: str, seed: int = 0, epochs: int = EPOCHS) -> dict[str, Any]:
             "standardize": True,
         },
         "training": {
-            "optimizer": {"name": "adam", "learning_rate": 0.01},
             "epochs": epochs,
             "batch_size": 4,
             "seed": seed,
+            **VARIANTS[variant % len(VARIANTS)],
         },
     }

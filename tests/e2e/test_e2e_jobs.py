@@ -1,7 +1,8 @@
 """Submit over HTTP, train in a real Celery worker process, read the results over HTTP.
 
 Runs on both backends: embedded (SQLite + filesystem broker) and production
-(PostgreSQL + Redis).
+(PostgreSQL + Redis), with one worker per module; tests that stop or kill workers are in
+test_e2e_reliability.py.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import pytest
 from service.queue import send_train
 from tests.support.jobs import (
     curve_epochs,
-    curve_losses,
     diverging_spec,
     job_row,
-    model_arrays,
     tiny_spec,
     wait_for,
 )
@@ -25,16 +24,7 @@ from tests.support.jobs import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def long_spec(epochs: int = 2000) -> dict:
-    """A job long enough (about a second or two) to be interrupted mid-run."""
-    spec = tiny_spec(epochs=epochs)
-    spec["dataset"]["n_samples"] = 600
-    spec["network"]["layers"] = [{"units": 32, "activation": "tanh"}] * 2
-    return spec
-
-
-def test_a_job_trains_and_its_model_predicts(api, backend, worker_process):
-    worker_process(backend)
+def test_a_job_trains_and_its_model_predicts(api, backend, running_worker):
     spec = tiny_spec(epochs=150)
     spec["dataset"]["standardize"] = True
     job_id = api.submit(spec)
@@ -53,8 +43,7 @@ def test_a_job_trains_and_its_model_predicts(api, backend, worker_process):
     assert set(predictions) <= {0, 1, 2}
 
 
-def test_a_stored_dataset_is_cached_by_hash_and_its_labels_come_back(api, backend, worker_process):
-    worker_process(backend)
+def test_a_stored_dataset_is_cached_by_hash_and_its_labels_come_back(api, backend, running_worker):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))
     labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
@@ -76,8 +65,7 @@ def test_a_stored_dataset_is_cached_by_hash_and_its_labels_come_back(api, backen
     assert response.get_json()["predictions"] == ["yes", "no"]
 
 
-def test_a_duplicate_delivery_trains_once(api, backend, worker_process):
-    worker_process(backend)
+def test_a_duplicate_delivery_trains_once(api, backend, running_worker):
     job_id = api.submit(tiny_spec(epochs=80))
     settings = backend.settings()
     send_train(settings, job_id, "interactive")  # the same message, twice more
@@ -88,8 +76,7 @@ def test_a_duplicate_delivery_trains_once(api, backend, worker_process):
     assert curve_epochs(backend.factory, job_id) == list(range(1, 81))
 
 
-def test_cancel_stops_a_running_job(api, backend, worker_process):
-    worker_process(backend)
+def test_cancel_stops_a_running_job(api, backend, running_worker):
     job_id = api.submit(tiny_spec(epochs=100_000))
     wait_for(lambda: api.job(job_id)["progress"]["epoch"] > 0, what="the job to make progress")
     response = api.post(f"/jobs/{job_id}/cancel")
@@ -101,37 +88,9 @@ def test_cancel_stops_a_running_job(api, backend, worker_process):
     assert curve_epochs(backend.factory, job_id) == list(range(1, row.epoch + 1))
 
 
-def test_a_diverging_job_fails_with_a_clear_error(api, backend, worker_process):
-    worker_process(backend)
+def test_a_diverging_job_fails_with_a_clear_error(api, backend, running_worker):
     job_id = api.submit(diverging_spec())
     job = api.wait(job_id, {"succeeded", "failed"})
     assert job["status"] == "failed"
     assert job["error"]["type"] == "non_finite"
     assert job["error"]["message"].startswith(f"training diverged at epoch {job['error']['epoch']}")
-
-
-def test_a_killed_worker_is_resumed_bit_for_bit_by_another(api, backend, worker_process):
-    """SIGKILL the whole worker mid-run; a new worker resumes from the checkpoint and ends
-    with exactly the curve and weights of an uninterrupted run with the same seed."""
-    reference_worker = worker_process(backend)
-    reference = api.submit(long_spec(), name="reference")
-    assert api.wait(reference, {"succeeded", "failed"})["status"] == "succeeded"
-    reference_worker.stop()
-
-    doomed = worker_process(backend)
-    job_id = api.submit(long_spec(), name="interrupted")
-    wait_for(lambda: job_row(backend.factory, job_id).epoch >= 300, what="epoch 300 stored")
-    doomed.kill()
-    interrupted = job_row(backend.factory, job_id)
-    assert interrupted.status == "running", "the job finished before the kill; make it longer"
-
-    worker_process(backend)  # its reaper requeues the job once the dead run's lease expires
-    job = api.wait(job_id, {"succeeded", "failed"}, timeout=120)
-    assert job["status"] == "succeeded", job["error"]
-    assert job["attempt"] == 2
-    assert curve_epochs(backend.factory, job_id) == list(range(1, 2001))
-    assert curve_losses(backend.factory, job_id) == curve_losses(backend.factory, reference)
-    expected = model_arrays(backend.factory, reference)
-    resumed = model_arrays(backend.factory, job_id)
-    for name, array in expected.items():
-        assert np.array_equal(resumed[name], array), name

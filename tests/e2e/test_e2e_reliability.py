@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-def long_spec(epochs: int = 2000) -> dict:
+def long_spec(epochs: int = 1200) -> dict:
     spec = tiny_spec(epochs=epochs)
     spec["dataset"]["n_samples"] = 600
     spec["network"]["layers"] = [{"units": 32, "activation": "tanh"}] * 2
@@ -41,7 +41,7 @@ def test_warm_shutdown_checkpoints_and_another_worker_finishes_bit_for_bit(
     assert api.wait(reference, FINISHED)["status"] == "succeeded"
 
     job_id = api.submit(long_spec(), name="handed over")
-    wait_for(lambda: job_row(backend.factory, job_id).epoch >= 300, what="epoch 300 stored")
+    wait_for(lambda: job_row(backend.factory, job_id).epoch >= 200, what="epoch 200 stored")
     assert first.stop() == 0  # SIGTERM: warm shutdown
     released = job_row(backend.factory, job_id)
     assert released.status == "queued", "the job ended before the shutdown; make it longer"
@@ -52,7 +52,7 @@ def test_warm_shutdown_checkpoints_and_another_worker_finishes_bit_for_bit(
     job = api.wait(job_id, FINISHED)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempt"] == 2
-    assert curve_epochs(backend.factory, job_id) == list(range(1, 2001))
+    assert curve_epochs(backend.factory, job_id) == list(range(1, 1201))
     assert curve_losses(backend.factory, job_id) == curve_losses(backend.factory, reference)
     expected, resumed = (
         model_arrays(backend.factory, reference),
@@ -80,3 +80,28 @@ def test_a_run_past_its_soft_time_limit_fails_with_the_reason(api, backend, work
     assert "time limit of 1 s" in job["error"]["message"]
     row = job_row(backend.factory, job_id)
     assert curve_epochs(backend.factory, job_id) == list(range(1, row.epoch + 1))
+
+
+def test_a_killed_worker_is_resumed_bit_for_bit_by_another(api, backend, worker_process):
+    """SIGKILL the whole worker mid-run; a new worker resumes from the checkpoint and ends
+    with exactly the curve and weights of an uninterrupted run with the same seed."""
+    doomed = worker_process(backend)
+    reference = api.submit(long_spec(), name="reference")
+    assert api.wait(reference, {"succeeded", "failed"})["status"] == "succeeded"
+
+    job_id = api.submit(long_spec(), name="interrupted")
+    wait_for(lambda: job_row(backend.factory, job_id).epoch >= 200, what="epoch 200 stored")
+    doomed.kill()
+    interrupted = job_row(backend.factory, job_id)
+    assert interrupted.status == "running", "the job finished before the kill; make it longer"
+
+    worker_process(backend)  # its reaper requeues the job once the dead run's lease expires
+    job = api.wait(job_id, {"succeeded", "failed"}, timeout=120)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempt"] == 2
+    assert curve_epochs(backend.factory, job_id) == list(range(1, 1201))
+    assert curve_losses(backend.factory, job_id) == curve_losses(backend.factory, reference)
+    expected = model_arrays(backend.factory, reference)
+    resumed = model_arrays(backend.factory, job_id)
+    for name, array in expected.items():
+        assert np.array_equal(resumed[name], array), name

@@ -8,7 +8,8 @@
   database number, both removed afterwards.
 - ``backend`` (module): parametrized over both.
 - ``worker_process``: a factory that starts real worker processes; all are stopped
-  (SIGKILL if they do not exit) when the test ends.
+  (SIGKILL if they do not exit) when the test ends. ``running_worker`` (module): one
+  worker shared by a module's tests, for modules that never stop or kill workers.
 """
 
 from __future__ import annotations
@@ -147,6 +148,14 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 WorkerFactory = Callable[..., WorkerProcess]
 
 
+@pytest.fixture(scope="module")
+def running_worker(backend: Backend) -> Iterator[WorkerProcess]:
+    """One worker for a whole module whose tests never stop or kill workers."""
+    worker = WorkerProcess(backend.env(), backend.log_dir).start()
+    yield worker
+    worker.stop(timeout=10)
+
+
 @pytest.fixture
 def worker_process() -> Iterator[WorkerFactory]:
     """``worker_process(backend, concurrency=1, wait=True, command=None, **settings)``."""
@@ -172,7 +181,10 @@ def worker_process() -> Iterator[WorkerFactory]:
         return worker.start(wait=wait)
 
     yield start
+    # Warm shutdown of all at once (an idle Celery worker takes seconds to stop); Redis
+    # can hold it ~30 s when a message arrives at that moment (celery#3802), so give up
+    # sooner: the database makes a kill harmless.
     for worker in started:
-        # Warm shutdown; Redis can hold it ~30 s when a message arrives at that moment
-        # (celery#3802), so give up sooner: the database makes a kill harmless.
+        worker.signal_stop()
+    for worker in started:
         worker.stop(timeout=10)

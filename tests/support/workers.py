@@ -48,6 +48,7 @@ class WorkerProcess:
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = False
 
     @property
     def pid(self) -> int:
@@ -91,12 +92,19 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def signal_stop(self) -> None:
+        """Begin a warm shutdown without waiting for it (see ``stop``)."""
+        if self.alive and not self._stopping:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            self._stopping = True
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Warm shutdown: SIGTERM to the main process only, then wait."""
         if not self.alive:
             return self._reap()
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.signal_stop()
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

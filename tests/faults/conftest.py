@@ -54,6 +54,7 @@ def pg_stack(
     """The production shape: PostgreSQL + Redis (both ours to break)."""
     throwaway_postgres.start()  # a previous scenario may have left them stopped on failure
     throwaway_redis.start()
+    throwaway_redis.resume()
     throwaway_redis.flush()
     url = throwaway_postgres.create_database(_database_name(request))
     stack = Stack("postgres-redis", tmp_path, database_url=url, broker_url=throwaway_redis.url())

@@ -219,12 +219,22 @@ class ThrowawayRedis:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()  # a stopped process would not see SIGTERM until continued
             _stop_process(self.process, signal.SIGTERM)
             self.process = None
 
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis keeps its connections open but answers nothing (a hung broker)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=2)

@@ -13,10 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from service.cli import blas_threads
 from service.db import make_engine
+from service.models import ApiKey
 from tests.support.jobs import insert_job, tiny_spec, wait_for_status
 from tests.support.servers import free_port
 from worker.shutdown import child_pids
@@ -53,29 +54,55 @@ def test_blas_threads_never_oversubscribe_the_cores(concurrency, cores):
     assert concurrency * per_child <= max(cores, concurrency)
 
 
+class Up:
+    """``deltaflow up`` in a subprocess; ``read_until`` collects its terminal output."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [DELTAFLOW, "up", "--port", str(self.port), *args],
+            env=clean_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def read_until(self, marker: str) -> str:
+        assert self.process.stdout is not None
+        while not any(marker in line for line in self.lines):
+            line = self.process.stdout.readline()
+            assert line, f"deltaflow up ended early:\n{self.text}{logs(self.tmp_path)}"
+            self.lines.append(line)
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_up_serves_trains_and_stops_both_children_on_ctrl_c(tmp_path):
-    port = free_port()
-    up = subprocess.Popen(
-        [DELTAFLOW, "up", "--port", str(port)],
-        env=clean_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    up = Up(tmp_path)
     try:
-        lines: list[str] = []
-        assert up.stdout is not None
-        while not any(KEY_PATTERN.search(line) for line in lines):
-            line = up.stdout.readline()
-            assert line, f"deltaflow up ended early:\n{''.join(lines)}{logs(tmp_path)}"
-            lines.append(line)
-        text = "".join(lines)
+        text = up.read_until("Press Ctrl-C")
         url = URL_PATTERN.search(text).group(1)
         key = KEY_PATTERN.search(text).group(1)
-        assert url == f"http://127.0.0.1:{port}"
-        children = child_pids(up.pid)
+        assert url == f"http://127.0.0.1:{up.port}"
+        children = child_pids(up.process.pid)
         assert len(children) == 2  # the API and the worker
 
         status, ready = http(f"{url}/readyz")
@@ -91,16 +118,28 @@ def test_up_serves_trains_and_stops_both_children_on_ctrl_c(tmp_path):
             _, job = http(f"{url}/api/v1/jobs/{job['id']}", key)
         assert job["status"] == "succeeded"
 
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0
+        assert up.interrupt() == 0
         for pid in children:
             assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"child {pid} survived"
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        if up.stdout is not None:
-            up.stdout.close()
+        up.close()
+
+    # A later start prints no key, and --demo trains the demo job with a key of its own.
+    again = Up(tmp_path, "--demo")
+    try:
+        text = again.read_until("demo job succeeded")
+        assert KEY_PATTERN.search(text) is None
+        assert "deltaflow create-key --tenant NAME" in text
+        assert re.search(r"\[#{30}\]  epoch 1500/1500  loss \d+\.\d+  acc \d\.\d+  succeeded", text)
+        assert again.interrupt() == 0
+    finally:
+        again.close()
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'deltaflow.sqlite3'}")
+    with engine.connect() as conn:
+        keys = conn.execute(select(ApiKey.revoked_at)).scalars().all()
+    engine.dispose()
+    assert len(keys) == 2
+    assert sum(revoked is not None for revoked in keys) == 1  # the demo's key, revoked
 
 
 def logs(tmp_path: Path) -> str:

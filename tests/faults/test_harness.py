@@ -80,3 +80,20 @@ def test_audit_finds_missing_and_wrong_epochs(embedded_stack):
     assert audit.wrong_points == [4]
     tally = Tally.from_audits("harness", stack.backend, [job_id, "never-stored"], [audit])
     assert (tally.submitted, tally.failed, tally.lost, tally.missing_epochs) == (2, 1, 1, 1)
+
+
+def test_audit_wants_a_succeeded_curve_to_end_where_the_reference_ends(embedded_stack):
+    stack = embedded_stack
+    with stack.factory.begin() as session:
+        tenant = Tenant(name="harness")
+        session.add(tenant)
+        session.flush()
+        job = Job(tenant_id=tenant.id, name="short", spec={}, epochs=5, epoch=2, status="succeeded")
+        session.add(job)
+        session.flush()
+        for epoch, loss in [(1, 0.9), (2, 0.8)]:
+            session.add(CurvePoint(job_id=job.id, epoch=epoch, train_loss=loss, seconds=0.0))
+    reference = Reference(train_loss={1: 0.9, 2: 0.8, 3: 0.7}, weights={})
+    (audit,) = audit_jobs(stack.factory, {"short": reference})
+    assert audit.missing_epochs == [3]
+    assert audit.weights_equal is False  # no model stored for a "succeeded" job

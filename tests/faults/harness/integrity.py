@@ -77,8 +77,9 @@ def audit_jobs(
                 curve_epochs=[p.epoch for p in points],
                 duplicated_epochs=duplicates.get(job.id, 0),
             )
-            audit.missing_epochs = _missing(audit.curve_epochs, _expected_last(job, audit))
             reference = references.get(job.name)
+            last = _expected_last(job, audit, reference)
+            audit.missing_epochs = _missing(audit.curve_epochs, last)
             if reference is not None:
                 audit.wrong_points = [
                     p.epoch
@@ -107,10 +108,16 @@ def _duplicate_counts(session: Session) -> dict[str, int]:
     return dict(counts)
 
 
-def _expected_last(job: Job, audit: JobAudit) -> int:
-    """A succeeded job must have every planned epoch; others every epoch up to the last one."""
+def _expected_last(job: Job, audit: JobAudit, reference: Reference | None) -> int:
+    """The last epoch a job's curve must reach, every epoch before it included.
+
+    A succeeded job must end where its uninterrupted run ended (early stopping included);
+    without a reference, at its planned epochs (or where it says early stopping ended it).
+    Other jobs: every epoch up to the last one stored.
+    """
     if job.status == JobStatus.succeeded:
-        # Early stopping ends before the plan; the job's own last epoch is then the end.
+        if reference is not None:
+            return max(reference.train_loss, default=0)
         return job.epoch if job.epoch < job.epochs else job.epochs
     return max(audit.curve_epochs, default=0)
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
@@ -110,7 +111,7 @@ def claim(
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return None
         row = session.execute(
             select(Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs).where(
@@ -150,7 +151,7 @@ def heartbeat(
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return Pulse(alive=False)
         return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
 
@@ -186,7 +187,7 @@ def flush(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return Pulse(alive=False)
         if points:
             last = points[-1]
@@ -275,7 +276,7 @@ def release(
             )
             .execution_options(synchronize_session=False)
         )
-        if requeued.rowcount == 1:
+        if _rowcount(requeued) == 1:
             return JobStatus.queued.value
         if _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
             return JobStatus.cancelled.value
@@ -346,11 +347,11 @@ def sweep(
         ).all()
     for row in expired:
         _recover_expired(factory, row, max_attempts, now, result)
-    for row in waiting:
-        if _redispatch_due(row, requeue_after_seconds, now) and _take_dispatch(
-            factory, row.id, row.dispatched_at, now
+    for queued in waiting:
+        if _redispatch_due(queued, requeue_after_seconds, now) and _take_dispatch(
+            factory, queued.id, queued.dispatched_at, now
         ):
-            result.dispatch.append((row.id, row.queue))
+            result.dispatch.append((queued.id, queued.queue))
     return result
 
 
@@ -363,7 +364,7 @@ def _recover_expired(
         Job.status == row.status,
         Job.lease_expires_at < now,
     )
-    common = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    common: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     if row.status == JobStatus.cancelling.value:
         values = {**common, "status": JobStatus.cancelled.value, "finished_at": now}
         target = result.cancelled
@@ -386,7 +387,7 @@ def _recover_expired(
             .values(**values, version=Job.version + 1)
             .execution_options(synchronize_session=False)
         )
-    if won.rowcount == 1:
+    if _rowcount(won) == 1:
         target.append(row.id)
         if target is result.requeued:
             result.dispatch.append((row.id, row.queue))
@@ -410,7 +411,7 @@ def _take_dispatch(
             .values(dispatched_at=now)
             .execution_options(synchronize_session=False)
         )
-    return won.rowcount == 1
+    return _rowcount(won) == 1
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -438,7 +439,7 @@ def _finish(
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def _cancel_requested(session: Session, job_id: str) -> bool:
@@ -454,12 +455,10 @@ def _insert_for(session: Session) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on PostgreSQL and SQLite alike."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    return insert
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"unsupported database dialect {dialect!r}")  # pragma: no cover
 
 
 def _save_checkpoint(
@@ -488,3 +487,9 @@ def curve_epochs(factory: SessionFactory, job_id: str) -> list[int]:
                 .order_by(CurvePoint.epoch)
             ).scalars()
         )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE: how a compare-and-set knows whether it won."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -286,10 +286,9 @@ class Trainer:
             loss_sum = net.loss_and_gradients_cols(self._XT_train, YT, l2) * n
             correct = None if labels is None else _count_correct(net.last_output_cols(n), labels)
             if record:
-                grad_norms, before = self._grad_norms(), self.net.parameters_copy()
-            self.optimizer.step(self._params, self._grads)
-            if record:
-                update_ratios = self._update_ratios(before)
+                grad_norms, update_ratios = self._recorded_step()
+            else:
+                self.optimizer.step(self._params, self._grads)
             return loss_sum / n, correct, grad_norms, update_ratios
         order = self._rng.permutation(n)
         loss_sum = 0.0
@@ -306,9 +305,7 @@ class Trainer:
             if labels is not None:
                 correct_sum += _count_correct(net.last_output_cols(m), labels[index])
             if record and start == last_start:
-                grad_norms, before = self._grad_norms(), self.net.parameters_copy()
-                self.optimizer.step(self._params, self._grads)
-                update_ratios = self._update_ratios(before)
+                grad_norms, update_ratios = self._recorded_step()
             else:
                 self.optimizer.step(self._params, self._grads)
         return loss_sum / n, None if labels is None else correct_sum, grad_norms, update_ratios
@@ -353,6 +350,12 @@ class Trainer:
     def _weights_finite(self) -> bool:
         # A sum is non-finite if any term is (or if the weights are astronomically large).
         return math.isfinite(float(self.net.flat_parameters.sum()))
+
+    def _recorded_step(self) -> tuple[list[float], list[float | None]]:
+        """One optimizer step, returning its ‖D^(l)‖ and ‖ΔΘ^(l)‖/‖Θ^(l)‖ per layer."""
+        grad_norms, before = self._grad_norms(), self.net.parameters_copy()
+        self.optimizer.step(self._params, self._grads)
+        return grad_norms, self._update_ratios(before)
 
     def _grad_norms(self) -> list[float]:
         net = self.net

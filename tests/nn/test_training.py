@@ -344,6 +344,8 @@ def test_validation_split_must_leave_training_data():
         TrainingConfig.from_spec({}, validation_split=1.5)
     trainer = make({"epochs": 1}, X, Y, validation_split=0.5)
     assert trainer.X_train.shape[0] == 2
+    with pytest.raises(SpecError):
+        make({"epochs": 1}, X[:0], Y[:0])
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])

@@ -452,6 +452,8 @@ def _split(
 ) -> tuple[Array, Array, Array | None, Array | None]:
     """A random validation split drawn from ``rng``; both parts keep the original order."""
     n = X.shape[0]
+    if n == 0:
+        raise SpecError("no training examples")
     n_val = int(round(n * fraction))
     if fraction > 0 and n_val == 0 and n >= 2:
         n_val = 1

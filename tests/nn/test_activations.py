@@ -34,6 +34,12 @@ def test_forward_values_worked_by_hand():
     np.testing.assert_allclose(p, [[0.25, 0.75]])
 
 
+def test_integer_inputs_are_computed_in_float64():
+    a = ACTIVATIONS["sigmoid"].forward(np.array([[0, 2]]))
+    assert a.dtype == np.float64
+    np.testing.assert_allclose(a, [[0.5, 1 / (1 + np.exp(-2.0))]])
+
+
 def test_forward_does_not_modify_its_input():
     z = np.array([[-1.0, 2.0]])
     for act in ACTIVATIONS.values():

@@ -39,7 +39,7 @@ class Activation(ABC):
     def forward(self, z: Array) -> Array:
         """a = g(z); z of shape (n_samples, n_units)."""
         with np.errstate(over="ignore"):
-            return self.forward_inplace(np.array(z, copy=True))
+            return self.forward_inplace(_float_copy(z))
 
     @abstractmethod
     def forward_inplace(self, z: Array, axis: int = 1) -> Array:
@@ -168,6 +168,13 @@ ACTIVATIONS: dict[str, Activation] = {
     act.name: act for act in (Sigmoid(), Tanh(), ReLU(), LeakyReLU(), Identity(), Softmax())
 }
 """Name → activation; the names are the API's vocabulary."""
+
+
+def _float_copy(z: Array) -> Array:
+    """A copy of z as floats (float32 stays float32; integers become float64)."""
+    z = np.asarray(z)
+    return np.array(z, dtype=np.result_type(z.dtype, np.float32), copy=True)
+
 
 HIDDEN_ACTIVATIONS = frozenset(name for name, act in ACTIVATIONS.items() if act.elementwise)
 """Activations allowed on hidden layers (softmax is output-only)."""

@@ -150,10 +150,6 @@ class Network:
         """Copies of [W1, b1, W2, b2, ...]."""
         return [p.copy() for p in self.parameters()]
 
-    def gradient_buffers(self) -> list[Array]:
-        """[dW1, db1, ...] in ``parameters()`` order, filled by ``loss_and_gradients``."""
-        return [g for pair in zip(self.grad_weights, self.grad_biases, strict=True) for g in pair]
-
     def wb(self) -> list[dict[str, Array]]:
         """Copies of the weights as ``[{"W": (n_in, n_out), "b": (n_out,)}, ...]``."""
         return [

@@ -1,9 +1,9 @@
 """Optimizers: small objects with one verb, ``step(params, grads)``, and per-parameter state.
 
-``params`` and ``grads`` are equally long lists of arrays (the network's
-``parameters()`` and ``gradient_buffers()``); ``step`` updates ``params`` in place and may
-use ``grads`` as scratch afterwards (the next backward pass overwrites them anyway).
-``learning_rate`` is an attribute the schedule sets between epochs. ``state_dict()`` /
+``params`` and ``grads`` are equally long lists of arrays (the trainer passes the
+network's ``[flat_parameters]`` and ``[flat_gradients]``); ``step`` updates ``params`` in
+place and may use ``grads`` as scratch afterwards (the next backward pass overwrites them
+anyway). ``learning_rate`` is an attribute the schedule sets between epochs. ``state_dict()`` /
 ``load_state_dict()`` save and restore everything a bit-for-bit resume needs.
 
 Updates, with η the learning rate and g the gradient D:

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 TRAIN_TASK = "deltaflow.train"
 APP_NAME = "deltaflow"
+# Above kombu's 1 s BRPOP timeout; found by tests/faults/test_broker_outage.py.
+REDIS_SOCKET_TIMEOUT_SECONDS = 3.0
 
 
 def celery_config(settings: Settings) -> dict:
@@ -27,6 +29,10 @@ def celery_config(settings: Settings) -> dict:
         "visibility_timeout": int(hard + 600),
         # BRPOP the worker's queues in -Q order (interactive first), not round-robin (README).
         "queue_order_strategy": "priority",
+        # A Redis that hangs with its connections open (paused VM, failover) must not block
+        # a send forever (kombu's default): the job stays queued for the reaper instead.
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     }
     if settings.uses_filesystem_broker:
         queue_dir = settings.broker_dir / "queue"

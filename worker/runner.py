@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import runs
 from service.datasets import DatasetArrays
@@ -279,6 +279,14 @@ class _Run:
             # The database stayed away longer than our patience: leave the job running;
             # its lease expires and the reaper hands it to another run.
             log.exception("job=%s database unavailable; leaving it to the reaper", self.job_id)
+            raise
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                log.exception("job=%s failed unexpectedly", self.job_id)
+                return self._fail("internal", f"{type(exc).__name__}: {exc}", epoch=None)
+            # The server ended our session (e.g. idle in a transaction while this process
+            # was frozen; see worker.runtime): an outage for this run, not the job's fault.
+            log.exception("job=%s database session ended; leaving it to the reaper", self.job_id)
             raise
         except Exception as exc:
             log.exception("job=%s failed unexpectedly", self.job_id)

@@ -12,6 +12,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -36,9 +37,29 @@ def runtime() -> Runtime:
         pid = os.getpid()
         if _current is None or _current[0] != pid:
             settings = Settings.from_env()
-            factory = make_sessionmaker(make_engine(settings.database_url))
+            engine = make_engine(settings.database_url)
+            if engine.dialect.name == "postgresql":
+                end_stuck_transactions(engine, settings.lease_seconds)
+            factory = make_sessionmaker(engine)
             _current = (pid, Runtime(settings, factory, f"{socket.gethostname()}:{pid}"))
         return _current[1]
+
+
+def end_stuck_transactions(engine: Engine, lease_seconds: float) -> None:
+    """Have PostgreSQL end a worker session left idle inside a transaction for a lease.
+
+    Worker transactions take milliseconds. One left open is a frozen process (paused VM,
+    partition, SIGSTOP) that may hold a job's row lock; every reaper's requeue would wait
+    on it until the process resumed or TCP gave up (found by tests/faults/test_stale_run.py).
+    """
+    timeout_ms = max(1000, int(lease_seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _set_timeout(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _after_fork_in_child() -> None:

@@ -9,6 +9,12 @@ writes are fenced out, and the curve and weights are those of one uninterrupted 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
+
+from service.db import make_engine
+from service.models import Job
+from worker.runtime import end_stuck_transactions
 
 from .harness.progress import job_row, owner_pid, wait_for_running_job
 from .harness.specs import EPOCHS, tiny_job
@@ -42,3 +48,33 @@ def test_frozen_worker_cannot_write_after_losing_its_lease(pg_stack, record_tall
         "the stale run to notice it lost the job",
         describe=frozen.log_tail,
     )
+
+
+def test_a_transaction_left_open_by_a_frozen_worker_ends_after_a_lease(pg_stack):
+    """The deterministic core of the scenario above: a worker connection that holds a job's
+    row lock inside an idle transaction (the process froze mid-flush) is ended by
+    PostgreSQL after one lease, so the reaper's UPDATE gets the row instead of waiting."""
+    stack = pg_stack
+    job_id = stack.api.submit(tiny_job("locked", seed=0))
+    frozen_engine = make_engine(stack.settings.database_url)
+    end_stuck_transactions(frozen_engine, lease_seconds=1.0)
+    try:
+        frozen = frozen_engine.connect()
+        frozen.execute(update(Job).where(Job.id == job_id).values(version=Job.version + 1))
+        # ...and the process stops here, holding the row lock, transaction open.
+        with stack.engine.connect() as reaper:
+            reaper.execute(text("SET lock_timeout = '30s'"))  # fail, never hang, if unfixed
+            won = reaper.execute(
+                update(Job).where(Job.id == job_id).values(lease_owner="reaper")
+            ).rowcount
+            reaper.commit()
+        assert won == 1
+        # The frozen session was ended by the server; the runner sees a lost connection
+        # (an outage: leave the job to the reaper), not an error of the job.
+        with pytest.raises(DBAPIError) as ended:
+            frozen.execute(text("SELECT 1"))
+        assert ended.value.connection_invalidated
+    finally:
+        frozen.invalidate()
+        frozen.close()
+        frozen_engine.dispose()

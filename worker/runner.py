@@ -251,6 +251,7 @@ class _Run:
     last_flush: float = field(default_factory=time.monotonic)
     last_checkpoint: float = field(default_factory=time.monotonic)
     checkpoint_epoch: int = 0
+    retry_at: float = 0.0  # monotonic time before which a failed flush is not retried
 
     def execute(self) -> str:
         keeper = LeaseKeeper(self.rt, self.claim)
@@ -348,14 +349,15 @@ class _Run:
             or len(self.buffer) >= FLUSH_MAX_POINTS
             or self.keeper.cancel_requested
         )
-        if not (checkpoint_due or flush_due):
+        if not (checkpoint_due or flush_due) or now < self.retry_at:
             return
         state = (trainer.epoch, trainer.state_bytes()) if checkpoint_due else None
         try:
             pulse = self._flush(state)
         except (OperationalError, InterfaceError):
             log.warning("job=%s flush failed; keeping %d points", self.job_id, len(self.buffer))
-            self.last_flush = now  # try again after another interval
+            # Try again after another interval, not every epoch (a due checkpoint stays due).
+            self.retry_at = now + settings.flush_seconds
             return
         if state is not None:
             self.checkpoint_epoch, self.last_checkpoint = trainer.epoch, now

@@ -23,12 +23,18 @@ COLUMNS = [
 assert {name for name, _ in COLUMNS} == {f.name for f in fields(Tally)}
 
 
+def _order(tally: Tally) -> tuple[int, str, str]:
+    """Numbered scenarios first, in their order; then the others by name."""
+    number, _, _ = tally.scenario.partition(" ")
+    return (int(number) if number.isdigit() else 100, tally.scenario, tally.backend)
+
+
 def markdown_table(tallies: list[Tally]) -> str:
-    """A Markdown table, scenarios in the order they ran."""
+    """A Markdown table, one row per scenario run, numbered scenarios in order."""
     header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     rows = [
         "| " + " | ".join(str(getattr(tally, name)) for name, _ in COLUMNS) + " |"
-        for tally in tallies
+        for tally in sorted(tallies, key=_order)
     ]
     return "\n".join([header, rule, *rows])

@@ -23,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -171,6 +172,9 @@ class Job(Base):
     gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Fencing token: bumped by every claim; every write of a run checks it.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims that ended in a warm-shutdown hand-over: they count toward the fencing token
+    # but not toward max_attempts, which caps only runs that were lost (attempt - releases).
+    releases: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -84,8 +84,9 @@ def claim(
 ) -> Claim | None:
     """Take the job if it is queued, or running with an expired lease; None if taken.
 
-    The reclaim of an expired lease is refused once ``max_attempts`` claims were made:
-    the reaper then fails the job instead (a poison pill never loops).
+    The reclaim of an expired lease is refused once ``max_attempts`` runs were lost
+    (claims minus warm-shutdown releases): the reaper then fails the job instead (a poison
+    pill never loops).
     """
     now = now or utcnow()
     claimable = or_(
@@ -93,7 +94,7 @@ def claim(
         and_(
             Job.status == JobStatus.running.value,
             Job.lease_expires_at < now,
-            Job.attempt < max_attempts,
+            Job.attempt - Job.releases < max_attempts,
         ),
     )
     with transaction(factory) as session:
@@ -268,6 +269,7 @@ def release(
             )
             .values(
                 status=JobStatus.queued.value,
+                releases=Job.releases + 1,  # handed over, not lost: no strike against the cap
                 lease_owner=None,
                 lease_expires_at=None,
                 dispatched_at=now,
@@ -319,7 +321,7 @@ def sweep(
 
     - ``cancelling`` with an expired lease → ``cancelled`` (its run is gone);
     - ``running`` with an expired lease → ``queued`` and re-dispatched, or ``failed`` with
-      ``attempts_exhausted`` once ``max_attempts`` claims were made;
+      ``attempts_exhausted`` once ``max_attempts`` runs were lost (releases do not count);
     - ``queued`` and not dispatched for a while → dispatched again. The wait doubles with
       the job's age (at least ``requeue_after_seconds``), so a long backlog is not flooded
       with duplicates; a duplicate is harmless anyway (the claim is a compare-and-set).
@@ -330,7 +332,7 @@ def sweep(
     result = Sweep()
     with transaction(factory) as session:
         expired = session.execute(
-            select(Job.id, Job.status, Job.attempt, Job.queue)
+            select(Job.id, Job.status, Job.attempt, Job.releases, Job.queue)
             .where(Job.status.in_(ACTIVE), Job.lease_expires_at < now)
             .limit(limit)
         ).all()
@@ -368,10 +370,11 @@ def _recover_expired(
     if row.status == JobStatus.cancelling.value:
         values = {**common, "status": JobStatus.cancelled.value, "finished_at": now}
         target = result.cancelled
-    elif row.attempt >= max_attempts:
+    elif row.attempt - row.releases >= max_attempts:
         error = {
             "type": "attempts_exhausted",
-            "message": f"gave up after {row.attempt} attempts: the run was lost each time "
+            "message": f"gave up after {row.attempt - row.releases} attempts: "
+            "the run was lost each time "
             "(worker killed or lease expired)",
             "epoch": None,
         }

@@ -216,3 +216,22 @@ def test_the_sweep_resends_a_queued_job_with_a_doubling_wait(backend):
     assert dispatched(62)  # 31 s after a send made at age 31 s
     assert not dispatched(100)  # the wait is now the age at the last send: 62 s
     assert dispatched(125)
+
+
+def test_warm_shutdown_releases_do_not_count_toward_max_attempts(backend):
+    # Rolling restarts hand a long job over several times; only lost runs are strikes.
+    job_id = insert_job(backend.factory, tiny_spec())
+    now = utcnow()
+    for _ in range(MAX_ATTEMPTS + 1):
+        run = claim(backend, job_id, now=now)
+        assert runs.release(backend.factory, job_id, run.attempt, now=now) == "queued"
+    for lost in range(1, MAX_ATTEMPTS + 1):
+        assert claim(backend, job_id, now=now) is not None
+        now += timedelta(seconds=LEASE + 1)
+        result = sweep(backend, now)
+        if lost < MAX_ATTEMPTS:
+            assert job_id in result.requeued
+    assert job_id in result.exhausted
+    job = job_row(backend.factory, job_id)
+    assert (job.attempt, job.releases) == (2 * MAX_ATTEMPTS + 1, MAX_ATTEMPTS + 1)
+    assert job.error["message"].startswith(f"gave up after {MAX_ATTEMPTS} attempts")

@@ -8,26 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from tests.support.networks import build_net
 from worker.nn.gradcheck import gradient_check
-from worker.nn.network import network_from_spec
 from worker.nn.trace import ng_trace
-
-
-def build_net(sizes, hidden, output, loss, thetas=None, seed=0):
-    init = (
-        {"weights": {"format": "theta", "layers": [np.asarray(t).tolist() for t in thetas]}}
-        if thetas is not None
-        else {"scheme": "ng"}
-    )
-    spec = {
-        "layers": [{"units": u, "activation": hidden} for u in sizes[1:-1]],
-        "output": {"activation": output},
-        "loss": loss,
-        "init": init,
-    }
-    return network_from_spec(
-        spec, sizes[0], sizes[-1], rng=np.random.default_rng(seed), dtype="float64"
-    )
 
 
 def targets(rng, loss, output, m, k):

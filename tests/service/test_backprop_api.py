@@ -14,6 +14,7 @@ from service.app import create_app
 from service.db import make_engine, make_sessionmaker, transaction
 from service.migrate import upgrade
 from service.tenants import create_tenant_key
+from tests.support.networks import debug_weights as ng_debug_weights
 
 TRACE = "/api/v1/backprop/trace"
 CHECK = "/api/v1/backprop/gradient-check"
@@ -68,9 +69,8 @@ class ConformingClient:
 
 
 def debug_weights(fan_out, fan_in):
-    """Ng's debugInitializeWeights: sin(1..n)/10, column-major into (fan_out, 1 + fan_in)."""
-    n = fan_out * (1 + fan_in)
-    return (np.reshape(np.sin(np.arange(1, n + 1)), (fan_out, 1 + fan_in), order="F") / 10).tolist()
+    """Ng's debug weights as JSON lists."""
+    return ng_debug_weights(fan_out, fan_in).tolist()
 
 
 def ng_check_body(l2):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -10,6 +11,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from service import datasets
+from service.app import create_app
 from service.config import Limits
 
 DATASETS = "/api/v1/datasets"
@@ -195,51 +197,33 @@ def test_npz_object_arrays_are_refused(client, auth, unchanged):
     assert "objects" in body["detail"]
 
 
-def test_npz_sizes_are_checked_before_loading(settings, make_key, row_counts):
-    import dataclasses
-
-    from service.app import create_app
-
-    small = dataclasses.replace(
-        settings, limits=dataclasses.replace(settings.limits, dataset_values=100)
-    )
+def upload_with_limits(settings, key, content, **limits):
+    """Upload ``content`` as big.npz to an app whose limits are lowered to ``limits``."""
+    small = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     app = create_app({"settings": small})
-    key = make_key()
-    before = row_counts()
     try:
-        response = upload(
-            app.test_client(),
-            {"Authorization": f"Bearer {key}"},
-            npz(X=np.zeros((50, 3)), y=np.arange(50) % 2),
-            "big.npz",
-        )
+        return upload(app.test_client(), {"Authorization": f"Bearer {key}"}, content, "big.npz")
     finally:
         app.extensions["deltaflow"].engine.dispose()
+
+
+def test_npz_sizes_are_checked_before_loading(settings, make_key, row_counts):
+    key = make_key()
+    before = row_counts()
+    response = upload_with_limits(
+        settings, key, npz(X=np.zeros((50, 3)), y=np.arange(50) % 2), dataset_values=100
+    )
     body = assert_problem(response, 422, ["body", "file", "X"])
     assert "at most 100 values" in body["detail"]
     assert row_counts() == before
 
 
 def test_a_body_over_the_limit_is_413(settings, make_key, row_counts):
-    import dataclasses
-
-    from service.app import create_app
-
-    small = dataclasses.replace(
-        settings, limits=dataclasses.replace(settings.limits, body_bytes=1000)
-    )
-    app = create_app({"settings": small})
     key = make_key()
     before = row_counts()
-    try:
-        response = upload(
-            app.test_client(),
-            {"Authorization": f"Bearer {key}"},
-            npz(X=np.zeros((100, 3)), y=np.arange(100) % 2),
-            "big.npz",
-        )
-    finally:
-        app.extensions["deltaflow"].engine.dispose()
+    response = upload_with_limits(
+        settings, key, npz(X=np.zeros((100, 3)), y=np.arange(100) % 2), body_bytes=1000
+    )
     assert_problem(response, 413)
     assert row_counts() == before
 

@@ -72,17 +72,25 @@ class Postgres:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()  # SIGTERM = smart shutdown; fine for a throwaway
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        # SIGTERM is PostgreSQL's smart shutdown; fine for a throwaway
+        _stop_throwaway(self.process, self.data_dir, timeout=20)
         self.process = None
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _stop_throwaway(
+    process: subprocess.Popen | None, data_dir: Path | None, *, timeout: float
+) -> None:
+    """Terminate a throwaway server we started (kill if it lingers) and remove its files."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def postgres_answers(port: int = PG_PORT) -> bool:
@@ -206,17 +214,8 @@ class Redis:
         self.held.discard(number)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop_throwaway(self.process, self.data_dir, timeout=10)
         self.process = None
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def redis_answers(port: int = REDIS_PORT) -> bool:

@@ -25,13 +25,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not faults and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check service worker tests benchmarks migrations docs
+	$(BIN)/ruff check service worker deltaflow_client tests benchmarks migrations docs
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format service worker tests benchmarks migrations docs
-	$(BIN)/ruff check --fix service worker tests benchmarks migrations docs
+	$(BIN)/ruff format service worker deltaflow_client tests benchmarks migrations docs
+	$(BIN)/ruff check --fix service worker deltaflow_client tests benchmarks migrations docs
 
 ## bench: the engine against PyTorch CPU and scikit-learn, printed as ratios
 bench: $(STAMP)

@@ -183,6 +183,10 @@ def main(
     except DeltaflowError as error:
         print(f"{PROG}: error: {error}", file=stderr)
         return 1
+    except BrokenPipeError:  # `… | head` closed the pipe: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return 1
 
 
 if __name__ == "__main__":

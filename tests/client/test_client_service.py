@@ -4,6 +4,11 @@ several of them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import requests
@@ -15,6 +20,7 @@ from tests.support.jobs import tiny_spec
 
 pytestmark = [pytest.mark.integration]
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 WAIT = 120.0  # a safety net for a stuck job, never a measurement
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]] * 4
 XOR_Y = [0, 1, 1, 0] * 4
@@ -216,3 +222,24 @@ def test_errors_raise_one_class_with_the_problem(client):
     ):
         stranger.get_job(queued["id"])
     assert raised.value.status == 401
+
+
+def test_the_worked_example_runs(service, tmp_path):
+    """docs/client.md's script, as it stands, against the live service."""
+    script = DOC.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "DELTAFLOW_URL": service.url, "DELTAFLOW_API_KEY": service.key}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("succeeded ")
+    assert lines[2].startswith("200 ")  # every epoch, although the server's pages are small
+    assert "4 succeeded; best" in result.stdout
+    assert lines[-1] == "404 /problems/not-found no job no-such-job"

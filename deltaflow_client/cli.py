@@ -128,11 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
+    def submitter(group: Any, run: Callable[..., int], what: str) -> None:
+        sub = verb(group, "submit", run, f"submit {what} (a JSON file, - for stdin)")
+        sub.add_argument("spec")
+        sub.add_argument("--wait", action="store_true", help="wait until it has finished")
+        sub.add_argument("--no-progress", action="store_true", help="no bar while waiting")
+
     jobs = group(resources, "jobs", "training jobs")
-    submit = verb(jobs, "submit", jobs_submit, "submit a job spec (JSON file, - for stdin)")
-    submit.add_argument("spec")
-    submit.add_argument("--wait", action="store_true", help="wait until it finishes")
-    submit.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
+    submitter(jobs, jobs_submit, "a job spec")
     listing = verb(jobs, "list", jobs_list, "list jobs, newest first")
     listing.add_argument("--status")
     listing.add_argument("--batch-id")
@@ -145,10 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb(jobs, "cancel", jobs_cancel, "cancel a job").add_argument("id")
 
     batches = group(resources, "batches", "sweeps")
-    bsubmit = verb(batches, "submit", batches_submit, "submit a sweep (JSON file, - for stdin)")
-    bsubmit.add_argument("spec")
-    bsubmit.add_argument("--wait", action="store_true", help="wait until every job finishes")
-    bsubmit.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
+    submitter(batches, batches_submit, "a sweep")
     bget = verb(batches, "get", batches_get, "a batch's summary and jobs")
     bget.add_argument("id")
     bget.add_argument("--metric", help="rank jobs by this metric (default val_loss)")

@@ -102,31 +102,39 @@ class Client:
         path: str,
         params: dict[str, Any],
         done: Callable[[dict[str, Any]], bool],
-        show: Callable[[dict[str, Any]], None],
+        describe: Callable[[dict[str, Any]], tuple[str, str]],
         *,
+        progress: bool,
         poll: float,
         timeout: float | None,
     ) -> dict[str, Any]:
-        """GET ``path`` until ``done(body)``; a 304 (nothing changed) lengthens the pause."""
+        """GET ``path`` until ``done(body)``, drawing ``describe(body)`` (a progress line and
+        the state it shows) on every change; a 304 (nothing changed) lengthens the pause."""
+        bar = Progress.on_stderr(progress)
         deadline = None if timeout is None else time.monotonic() + timeout
         etag: str | None = None
         body: dict[str, Any] = {}
         pause = poll
-        while True:
-            headers = {"If-None-Match": etag} if etag else None
-            response = self.transport.request("GET", path, params=params, headers=headers)
-            if response.status_code == 304:
-                pause = min(pause * 1.5, max(poll, MAX_POLL_SECONDS))
-            else:
-                body, etag, pause = json_object(response), response.headers.get("ETag"), poll
-                show(body)
-            if done(body):
-                return body
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeltaflowError(
-                    None, {"title": "Timeout"}, detail=f"{path}: not done after {timeout} s"
-                )
-            self.transport.sleep(pause)
+        try:
+            while True:
+                headers = {"If-None-Match": etag} if etag else None
+                response = self.transport.request("GET", path, params=params, headers=headers)
+                if response.status_code == 304:
+                    pause = min(pause * 1.5, max(poll, MAX_POLL_SECONDS))
+                else:
+                    body, etag, pause = json_object(response), response.headers.get("ETag"), poll
+                    if bar:
+                        bar.show(*describe(body))
+                if done(body):
+                    return body
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeltaflowError(
+                        None, {"title": "Timeout"}, detail=f"{path}: not done after {timeout} s"
+                    )
+                self.transport.sleep(pause)
+        finally:
+            if bar:
+                bar.close()
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -169,19 +177,15 @@ class Client:
         job does not change; ``timeout`` raises ``DeltaflowError`` (status None) after so
         many seconds.
         """
-        bar = Progress.on_stderr(progress)
-        try:
-            return self._poll(
-                f"/jobs/{segment(job_id)}",
-                {},
-                lambda job: job.get("status") in FINISHED,
-                (lambda job: bar.show(job_line(job), job["status"])) if bar else (lambda _: None),
-                poll=poll,
-                timeout=timeout,
-            )
-        finally:
-            if bar:
-                bar.close()
+        return self._poll(
+            f"/jobs/{segment(job_id)}",
+            {},
+            lambda job: job.get("status") in FINISHED,
+            lambda job: (job_line(job), str(job.get("status"))),
+            progress=progress,
+            poll=poll,
+            timeout=timeout,
+        )
 
     def curve(self, job_id: str, **query: Any) -> list[dict[str, Any]]:
         """The job's curve points, all pages (``since``, ``max_points`` and the other query
@@ -239,23 +243,20 @@ class Client:
         **query: Any,
     ) -> dict[str, Any]:
         """Poll until every job of the batch has finished; returns the summary (``batch``)."""
-        bar = Progress.on_stderr(progress)
-
-        def show(summary: dict[str, Any]) -> None:
-            if bar:
-                bar.show(batch_line(summary), str(summary["progress"]["finished"]))
 
         def done(summary: dict[str, Any]) -> bool:
-            progress = summary.get("progress") or {}
-            return bool(progress) and progress["finished"] >= progress["total"]
+            counts = summary.get("progress") or {}
+            return bool(counts) and counts["finished"] >= counts["total"]
 
-        try:
-            return self._poll(
-                f"/batches/{segment(batch_id)}", query, done, show, poll=poll, timeout=timeout
-            )
-        finally:
-            if bar:
-                bar.close()
+        return self._poll(
+            f"/batches/{segment(batch_id)}",
+            query,
+            done,
+            lambda summary: (batch_line(summary), str(summary["progress"]["finished"])),
+            progress=progress,
+            poll=poll,
+            timeout=timeout,
+        )
 
     def batch_results(self, batch_id: str, **query: Any) -> pd.DataFrame:
         """One row per job: varied parameters, status and final metrics (needs pandas)."""

@@ -111,9 +111,9 @@ class Transport:
         url: str,
         key: str,
         *,
-        timeout: float = 30.0,
-        retries: int = 4,
-        max_retry_wait: float = 60.0,
+        timeout: float,
+        retries: int,
+        max_retry_wait: float,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")

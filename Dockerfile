@@ -12,6 +12,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY migrations ./migrations
 COPY service ./service
 COPY worker ./worker
+COPY deltaflow_client ./deltaflow_client
 # Editable, so `deltaflow migrate` finds the Alembic scripts in /app/migrations.
 RUN pip install -e .
 

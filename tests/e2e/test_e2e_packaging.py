@@ -87,7 +87,8 @@ def test_the_dockerfile_ships_everything_the_package_needs():
     for line in text.splitlines():
         if line.startswith("COPY "):
             copied.update(part.rstrip("/").removeprefix("./") for part in shlex.split(line)[1:-1])
-    assert {"pyproject.toml", "migrations", "service", "worker", "alembic.ini"} <= copied
+    packages = {"service", "worker", "deltaflow_client"}
+    assert {"pyproject.toml", "migrations", "alembic.ini", *packages} <= copied
     assert re.search(r"pip install -e \.", text)  # migrations are read from the source tree
     cmd = re.search(r"^CMD (.+)$", text, re.MULTILINE).group(1)
     assert '"deltaflow"' in cmd

@@ -29,6 +29,8 @@ class Service:
     url: str
     key: str
     backend: Backend
+    page_size: int = PAGE_SIZE
+    curve_page: int = CURVE_PAGE
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from deltaflow_client import Client, DeltaflowError
-from tests.client.conftest import CURVE_PAGE, PAGE_SIZE
 from tests.client.scripted import DroppingProxy
 from tests.support.jobs import tiny_spec
 
@@ -86,7 +85,7 @@ def test_the_curve_is_read_across_pages(client, service):
         headers={"Authorization": f"Bearer {service.key}"},
         timeout=30,
     ).json()
-    assert len(first["points"]) == CURVE_PAGE
+    assert len(first["points"]) == service.curve_page
     assert first["complete"] is False  # one answer is not the whole curve
     points = client.curve(job["id"])
     assert [p["epoch"] for p in points] == list(range(1, 31))
@@ -97,11 +96,11 @@ def test_the_curve_is_read_across_pages(client, service):
     assert frame.loc[30, "train_loss"] == job["metrics"]["train_loss"]
 
 
-def test_jobs_iterates_over_every_page(client):
+def test_jobs_iterates_over_every_page(client, service):
     ids = [client.submit_job({"name": "paged", **tiny_spec(epochs=5)})["id"] for _ in range(5)]
     listed = [job["id"] for job in client.jobs() if job["name"] == "paged"]
-    assert sorted(listed) == sorted(ids)  # across pages of PAGE_SIZE, none twice
-    assert len(ids) > 2 * PAGE_SIZE
+    assert sorted(listed) == sorted(ids)  # across pages, none twice
+    assert len(ids) > 2 * service.page_size
     for job_id in ids:
         client.wait(job_id, progress=False, timeout=WAIT)
     succeeded = {job["id"] for job in client.jobs(status="succeeded")}

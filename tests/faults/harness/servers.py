@@ -3,6 +3,10 @@
 The fault scenarios stop and restart these; the machine's shared services on 5432 and
 6379 are never touched. PostgreSQL refuses to run as root, so as root the server runs
 as the ``postgres`` user (``setpriv`` execs, so the process we hold is the postmaster).
+
+Both listen on 127.0.0.1 unless given a ``host`` address, and both accept a ``launcher``:
+a command prefix that must exec its argument (the multi-host suite passes
+``ip netns exec …``, so the server runs on a namespaced host, bound to that host's address).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -22,6 +27,7 @@ import redis
 
 from .waiting import wait_until
 
+LOOPBACK = "127.0.0.1"
 STARTUP_SECONDS = 30.0
 SHUTDOWN_SECONDS = 30.0
 
@@ -61,7 +67,9 @@ def _stop_process(process: subprocess.Popen, sig: int) -> None:
 class ThrowawayPostgres:
     """A PostgreSQL cluster of our own: ``start``, ``stop``, ``restart``, ``create_database``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = LOOPBACK, launcher: Sequence[str] = ()) -> None:
+        self.host = host
+        self.launcher = list(launcher)
         self.bin_dir = postgres_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="deltaflow-faults-pg-"))
         self.data_dir = self.root / "data"
@@ -104,16 +112,22 @@ class ThrowawayPostgres:
             capture_output=True,
             timeout=120,
         )
+        if self.host != LOOPBACK:
+            # initdb trusts loopback only; let the hosts of the server's own subnet in.
+            with open(self.data_dir / "pg_hba.conf", "a") as hba:
+                hba.write("host all all samenet trust\n")
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
     def _conninfo(self, database: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database} connect_timeout=2"
+        return (
+            f"host={self.host} port={self.port} user=postgres dbname={database} connect_timeout=2"
+        )
 
     def start(self) -> None:
         if self.running:
@@ -121,7 +135,8 @@ class ThrowawayPostgres:
         log = open(self.log_path, "ab")  # the child keeps its own descriptor
         # fsync off: a throwaway cluster; crash safety of the host is not under test.
         self.process = subprocess.Popen(
-            self._command(
+            self.launcher
+            + self._command(
                 str(self.bin_dir / "postgres"),
                 "-D",
                 str(self.data_dir),
@@ -130,7 +145,7 @@ class ThrowawayPostgres:
                 "-k",
                 str(self.socket_dir),
                 "-c",
-                "listen_addresses=127.0.0.1",
+                f"listen_addresses={self.host}",
                 "-c",
                 "fsync=off",
                 "-c",
@@ -176,7 +191,9 @@ class ThrowawayPostgres:
 class ThrowawayRedis:
     """A redis-server of our own without persistence: a restart loses every message."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = LOOPBACK, launcher: Sequence[str] = ()) -> None:
+        self.host = host
+        self.launcher = list(launcher)
         self.root = Path(tempfile.mkdtemp(prefix="deltaflow-faults-redis-"))
         self.port = free_port()
         self.process: subprocess.Popen | None = None
@@ -190,18 +207,22 @@ class ThrowawayRedis:
         return self.process is not None and self.process.poll() is None
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{self.host}:{self.port}/{db}"
 
     def start(self) -> None:
         if self.running:
             return
         self.process = subprocess.Popen(
-            [
+            self.launcher
+            + [
                 "redis-server",
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                # Protected mode refuses clients off loopback; the bind address limits them.
+                "--protected-mode",
+                "yes" if self.host == LOOPBACK else "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -237,7 +258,7 @@ class ThrowawayRedis:
             self.process.send_signal(signal.SIGCONT)
 
     def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=2)
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=2)
 
     def accepts_connections(self) -> bool:
         try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.faults.harness.procs import WorkerProcess
 from tests.faults.harness.servers import ThrowawayPostgres, ThrowawayRedis, free_port
@@ -146,7 +147,7 @@ class Cluster:
         return f"Cluster(core={self.core.address}, hosts=[{names}])"
 
     @property
-    def factory(self) -> Any:
+    def factory(self) -> sessionmaker[Session]:
         return self.stack.factory
 
     def host(self, name: str) -> Host:

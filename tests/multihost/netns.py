@@ -87,10 +87,6 @@ class Host:
     def heal(self) -> None:
         ip("link", "set", self.cable, "up")
 
-    def pids(self) -> list[int]:
-        """Every process living in this host's network namespace."""
-        return [int(pid) for pid in ip("netns", "pids", self.netns).split()]
-
 
 class Network:
     """A bridge on a /24 of its own, and the hosts plugged into it."""
@@ -104,13 +100,13 @@ class Network:
         with _locked():
             self.prefix = _free_prefix()
             ip("link", "add", self.bridge, "type", "bridge", "forward_delay", "0")
-            ip("link", "set", self.bridge, "alias", self.tag)
-            ip("addr", "add", f"{self.prefix}.{GATEWAY}/24", "dev", self.bridge)
-            ip("link", "set", self.bridge, "up")
-
-    @property
-    def gateway(self) -> str:
-        return f"{self.prefix}.{GATEWAY}"
+            try:
+                ip("link", "set", self.bridge, "alias", self.tag)
+                ip("addr", "add", f"{self.prefix}.{GATEWAY}/24", "dev", self.bridge)
+                ip("link", "set", self.bridge, "up")
+            except RuntimeError:
+                self.destroy()
+                raise
 
     def add_host(self, name: str) -> Host:
         index = len(self.hosts) + 1

@@ -78,8 +78,13 @@ def make_data(workload: Workload, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def deltaflow_runner(
-    workload: Workload, X: np.ndarray, y: np.ndarray, dtype: str
+    workload: Workload,
+    X: np.ndarray,
+    y: np.ndarray,
+    dtype: str,
+    record: dict[str, bool] | None = None,
 ) -> Callable[[int], float]:
+    """``run(n_epochs) -> seconds``; ``record`` is the training spec's ``record`` block."""
     spec = {
         "layers": [{"units": u, "activation": workload.hidden} for u in workload.sizes[1:-1]],
         "output": {"activation": workload.output},
@@ -93,6 +98,7 @@ def deltaflow_runner(
         "epochs": 10**9,
         "batch_size": workload.batch_size or workload.n,
         "seed": 0,
+        "record": record or {},
     }
     trainer = Trainer(net, X, Y, TrainingConfig.from_spec(training))
     epochs = trainer.epochs()

@@ -104,3 +104,16 @@ def test_float32_stays_float32(name):
     assert act.backward(np.ones_like(z), z, a).dtype == np.float32
     if act.elementwise:
         assert act.derivative(z, a).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", sorted(HIDDEN_ACTIVATIONS - {"identity"}))
+def test_backward_inplace_leaves_the_derivative_in_scratch(name):
+    # The trainer's activation statistics read g'(z) from there (worker.nn.recording).
+    act = ACTIVATIONS[name]
+    z = np.array([[-2.3, -0.7, -0.05, 0.05, 0.4, 1.9]])
+    a = act.forward(z)
+    scratch = np.full_like(a, np.nan)
+    delta = np.full_like(a, 3.0)
+    act.backward_inplace(delta, a, scratch)
+    np.testing.assert_allclose(scratch, act.derivative(z))
+    np.testing.assert_allclose(delta, 3.0 * act.derivative(z))

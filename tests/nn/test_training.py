@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.support.toy_data import blobs, spirals
 from worker.nn import (
     EpochStats,
     NonFiniteError,
@@ -24,26 +25,6 @@ def spec(hidden=(8,), activation="tanh", output="softmax", loss="cross_entropy",
         "loss": loss,
         "init": {"scheme": init},
     }
-
-
-def spirals(n_per_class=100, classes=3, noise=0.1, seed=0):
-    """Interleaved spiral arms, one per class (cs231n's toy problem)."""
-    rng = np.random.default_rng(seed)
-    X, labels = [], []
-    for k in range(classes):
-        r = np.linspace(0.05, 1.0, n_per_class)
-        t = np.linspace(k * 4.0, (k + 1) * 4.0, n_per_class) + rng.normal(0, noise, n_per_class)
-        X.append(np.column_stack([r * np.sin(t), r * np.cos(t)]))
-        labels.append(np.full(n_per_class, k))
-    y = np.concatenate(labels)
-    return np.concatenate(X), np.eye(classes)[y]
-
-
-def blobs(n=120, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    X = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 1.0, -1.0)
-    return X, np.eye(2)[y]
 
 
 def make(training, X, Y, net_spec=None, validation_split=0.0, dtype="float64", init_seed=0):

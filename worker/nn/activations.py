@@ -11,7 +11,9 @@ and two in-place verbs the training hot path uses on preallocated buffers:
 - ``forward_inplace(z, axis)`` overwrites the pre-activation buffer with a = g(z);
 - ``backward_inplace(delta, a, scratch, axis)`` multiplies ``delta`` (holding dJ/da) by
   g'(z), computed from the output ``a`` alone (sigmoid' = a(1 - a), tanh' = 1 - a², the
-  ReLU mask from a > 0), so z never has to be kept.
+  ReLU mask from a > 0), so z never has to be kept. The elementwise activations other
+  than identity leave g'(z) itself in ``scratch``; the trainer's activation statistics
+  read it from there instead of computing it again.
 
 Public arrays are ``(n_samples, n_units)``; the in-place verbs take ``axis``, the units
 axis (1 there, 0 in the network's column-per-example buffers), which only softmax uses.

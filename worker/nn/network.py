@@ -269,6 +269,17 @@ class Network:
         """Output (K, m) of the last pass over m examples (a reused buffer)."""
         return self._workspaces[m].acts[-1]
 
+    def last_pass_cols(self, m: int) -> tuple[list[Array], list[Array]]:
+        """Buffers of the last ``loss_and_gradients_cols`` pass over m examples.
+
+        ``(acts, derivatives)``: ``acts[k]`` is a^(k+2) of shape (s, m) for every
+        non-input layer; ``derivatives[k]`` is g'(z^(k+2)) for the hidden layers only, as
+        ``backward_inplace`` left it (meaningless for identity, which leaves it alone).
+        Both are reused buffers, valid until the next pass over m examples.
+        """
+        ws = self._workspaces[m]
+        return ws.acts, ws.scratch[:-1]
+
     # The hot path keeps one column per example (Ng's own layout): every bias add,
     # softmax reduction and bias gradient then runs along contiguous rows of length m,
     # which matters when layers are narrow (a row-per-example (m, 8) array costs numpy a

@@ -6,18 +6,7 @@ with ``load_state_bytes(blob)`` continues bit for bit as if never interrupted (w
 optimizer state, generator state, schedule, early-stopping state and best weights are all
 in the blob).
 
-What the statistics mean:
-
-- ``train_loss`` is the data part of J (the L2 term excluded, so it compares with
-  ``val_loss``) averaged over the epoch's mini-batches, each at the weights before its
-  own step — the usual running training loss; for full-batch training it is J's data part
-  at the weights the epoch started from. ``train_accuracy`` is counted the same way.
-- ``val_loss``/``val_accuracy`` are measured on the held-out split after the epoch.
-- ``grad_norms[l]`` is ‖D^(l)‖ (Frobenius norm of the gradient in Θ layout: weights and
-  bias) of the epoch's **last mini-batch**; ``update_ratios[l]`` is ‖ΔΘ^(l)‖/‖Θ^(l)‖ of
-  that same last step (None where ‖Θ^(l)‖ was 0). Both only when ``record_grad_norms``.
-- Early stopping and the plateau schedule watch ``val_loss``, or ``train_loss`` when
-  there is no validation split.
+What the statistics mean is in ``epoch_stats``.
 """
 
 from __future__ import annotations
@@ -27,21 +16,25 @@ import json
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 
 from ._types import Array
+from .epoch_stats import EpochStats
 from .errors import NonFiniteError, SpecError
+from .examples import class_labels, count_correct, split_validation
 from .network import Network
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .recording import LastBatchRecorder, Recorded
 from .schedules import SCHEDULES, Schedule, make_schedule
 
 DEFAULT_SGD_BATCH_SIZE = 32
 """Mini-batch size of ``sgd`` when the spec leaves ``batch_size`` null (others: full batch)."""
 
 _STATE_FORMAT = 1
+_NOTHING_RECORDED = Recorded(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -69,6 +62,7 @@ class TrainingConfig:
     validation_split: float = 0.0
     classification: bool = True
     record_grad_norms: bool = False
+    record_activations: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -118,6 +112,7 @@ class TrainingConfig:
             validation_split=float(validation_split),
             classification=bool(classification),
             record_grad_norms=bool(record.get("grad_norms", False)),
+            record_activations=bool(record.get("activations", False)),
         )
 
     def effective_batch_size(self, n_train: int) -> int:
@@ -126,24 +121,6 @@ class TrainingConfig:
         if self.optimizer == "sgd":
             return min(DEFAULT_SGD_BATCH_SIZE, n_train)
         return n_train
-
-
-@dataclass
-class EpochStats:
-    """What one epoch produced; see the module docstring for the exact meanings."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    train_accuracy: float | None
-    val_accuracy: float | None
-    learning_rate: float
-    grad_norms: list[float] | None
-    update_ratios: list[float | None] | None
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Trainer:
@@ -163,7 +140,9 @@ class Trainer:
         X = net.as_input(X)
         Y = net.as_target(Y, X.shape[0])
         self._rng = np.random.default_rng(config.seed)
-        X_train, self.Y_train, X_val, self.Y_val = _split(X, Y, config.validation_split, self._rng)
+        X_train, self.Y_train, X_val, self.Y_val = split_validation(
+            X, Y, config.validation_split, self._rng
+        )
         self.batch_size = config.effective_batch_size(X_train.shape[0])
         # The network's hot path takes one column per example. The targets are transposed
         # once here; so are the inputs that are used whole every epoch (full-batch
@@ -173,9 +152,9 @@ class Trainer:
         self._YT_val = None if self.Y_val is None else np.ascontiguousarray(self.Y_val.T)
         self.X_train = X_train
         self.X_val = X_val
-        self._labels_train = _labels(self.Y_train) if config.classification else None
+        self._labels_train = class_labels(self.Y_train) if config.classification else None
         self._labels_val = (
-            _labels(self.Y_val) if config.classification and self.X_val is not None else None
+            class_labels(self.Y_val) if config.classification and self.X_val is not None else None
         )
         self.optimizer: Optimizer = make_optimizer(
             config.optimizer,
@@ -195,6 +174,19 @@ class Trainer:
         self._best_params: list[Array] | None = None
         self._wait = 0
         self._batch_buffers: dict[int, tuple[Array, Array]] = {}
+        # Only built when something is recorded: otherwise the loop never looks at it again.
+        self._recorder = (
+            LastBatchRecorder(
+                net,
+                self.optimizer,
+                self._params,
+                self._grads,
+                grad_norms=config.record_grad_norms,
+                activations=config.record_activations,
+            )
+            if config.record_grad_norms or config.record_activations
+            else None
+        )
 
     # The inputs may be replaced after construction (the worker standardizes them with
     # the training split's statistics); the setters keep the transposed copies in step.
@@ -248,7 +240,7 @@ class Trainer:
         learning_rate = self.schedule.rate(epoch)
         self.optimizer.learning_rate = learning_rate
         with np.errstate(all="ignore"):  # blow-ups are detected below and raised by name
-            train_loss, correct, grad_norms, update_ratios = self._train_one_epoch()
+            train_loss, correct, recorded = self._train_one_epoch()
             val_loss, val_accuracy = self._validate()
         n_train = self.X_train.shape[0]
         if not math.isfinite(train_loss):
@@ -269,27 +261,25 @@ class Trainer:
             train_accuracy=None if correct is None else correct / n_train,
             val_accuracy=val_accuracy,
             learning_rate=learning_rate,
-            grad_norms=grad_norms,
-            update_ratios=update_ratios,
+            grad_norms=recorded.grad_norms,
+            update_ratios=recorded.update_ratios,
             seconds=time.perf_counter() - started,
+            activation_stats=recorded.activation_stats,
         )
 
-    def _train_one_epoch(
-        self,
-    ) -> tuple[float, int | None, list[float] | None, list[float | None] | None]:
+    def _train_one_epoch(self) -> tuple[float, int | None, Recorded]:
         net, X, YT, labels = self.net, self.X_train, self._YT_train, self._labels_train
         n, size, l2 = X.shape[0], self.batch_size, self.config.l2
-        record = self.config.record_grad_norms
-        grad_norms: list[float] | None = None
-        update_ratios: list[float | None] | None = None
+        recorder = self._recorder
+        recorded = _NOTHING_RECORDED
         if self._XT_train is not None:  # full batch: no gather, no shuffle
             loss_sum = net.loss_and_gradients_cols(self._XT_train, YT, l2) * n
-            correct = None if labels is None else _count_correct(net.last_output_cols(n), labels)
-            if record:
-                grad_norms, update_ratios = self._recorded_step()
+            correct = None if labels is None else count_correct(net.last_output_cols(n), labels)
+            if recorder is not None:
+                recorded = recorder.step(n)
             else:
                 self.optimizer.step(self._params, self._grads)
-            return loss_sum / n, correct, grad_norms, update_ratios
+            return loss_sum / n, correct, recorded
         order = self._rng.permutation(n)
         loss_sum = 0.0
         correct_sum = 0
@@ -303,12 +293,12 @@ class Trainer:
             np.take(YT, index, axis=1, out=YTb)
             loss_sum += net.loss_and_gradients_cols(Xb.T, YTb, l2) * m
             if labels is not None:
-                correct_sum += _count_correct(net.last_output_cols(m), labels[index])
-            if record and start == last_start:
-                grad_norms, update_ratios = self._recorded_step()
+                correct_sum += count_correct(net.last_output_cols(m), labels[index])
+            if recorder is not None and start == last_start:
+                recorded = recorder.step(m)
             else:
                 self.optimizer.step(self._params, self._grads)
-        return loss_sum / n, None if labels is None else correct_sum, grad_norms, update_ratios
+        return loss_sum / n, None if labels is None else correct_sum, recorded
 
     def _validate(self) -> tuple[float | None, float | None]:
         if self._XT_val is None or self._YT_val is None:
@@ -316,7 +306,7 @@ class Trainer:
         output, loss = self.net.output_and_loss_cols(self._XT_val, self._YT_val)
         if self._labels_val is None:
             return loss, None
-        return loss, _count_correct(output, self._labels_val) / self._XT_val.shape[1]
+        return loss, count_correct(output, self._labels_val) / self._XT_val.shape[1]
 
     def _early_stopping(self, monitored: float) -> None:
         rule = self.config.early_stopping
@@ -350,31 +340,6 @@ class Trainer:
     def _weights_finite(self) -> bool:
         # A sum is non-finite if any term is (or if the weights are astronomically large).
         return math.isfinite(float(self.net.flat_parameters.sum()))
-
-    def _recorded_step(self) -> tuple[list[float], list[float | None]]:
-        """One optimizer step, returning its ‖D^(l)‖ and ‖ΔΘ^(l)‖/‖Θ^(l)‖ per layer."""
-        grad_norms, before = self._grad_norms(), self.net.parameters_copy()
-        self.optimizer.step(self._params, self._grads)
-        return grad_norms, self._update_ratios(before)
-
-    def _grad_norms(self) -> list[float]:
-        net = self.net
-        return [
-            math.sqrt(float(np.vdot(dW, dW)) + float(np.vdot(db, db)))
-            for dW, db in zip(net.grad_weights, net.grad_biases, strict=True)
-        ]
-
-    def _update_ratios(self, before: list[Array]) -> list[float | None]:
-        ratios: list[float | None] = []
-        for layer in range(self.net.n_layers):
-            old_W, old_b = before[2 * layer], before[2 * layer + 1]
-            new_W, new_b = self.net.weights[layer], self.net.biases[layer]
-            size = math.sqrt(float(np.vdot(old_W, old_W)) + float(np.vdot(old_b, old_b)))
-            change = math.sqrt(
-                float(np.sum((new_W - old_W) ** 2)) + float(np.sum((new_b - old_b) ** 2))
-            )
-            ratios.append(change / size if size > 0 else None)
-        return ratios
 
     # ------------------------------------------------------------------ resume
 
@@ -445,40 +410,3 @@ class Trainer:
             if early["has_best"]
             else None
         )
-
-
-def _split(
-    X: Array, Y: Array, fraction: float, rng: np.random.Generator
-) -> tuple[Array, Array, Array | None, Array | None]:
-    """A random validation split drawn from ``rng``; both parts keep the original order."""
-    n = X.shape[0]
-    if n == 0:
-        raise SpecError("no training examples")
-    n_val = int(round(n * fraction))
-    if fraction > 0 and n_val == 0 and n >= 2:
-        n_val = 1
-    if n_val == 0:
-        return X, Y, None, None
-    if n_val >= n:
-        raise SpecError(f"validation_split {fraction} leaves no training examples of {n}")
-    order = rng.permutation(n)
-    val_index, train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return X[train_index], Y[train_index], X[val_index], Y[val_index]
-
-
-def _labels(Y: Array | None) -> Array | None:
-    """Class index per row: argmax of one-hot rows, or y >= 0.5 for a single output."""
-    if Y is None:
-        return None
-    if Y.shape[1] == 1:
-        return (Y[:, 0] >= 0.5).astype(np.intp)
-    return np.argmax(Y, axis=1)
-
-
-def _count_correct(output: Array, labels: Array) -> int:
-    """Correct predictions in a column-per-example output of shape (K, m)."""
-    if output.shape[0] == 1:
-        predicted = (output[0] >= 0.5).astype(np.intp)
-    else:
-        predicted = np.argmax(output, axis=0)
-    return int(np.count_nonzero(predicted == labels))

@@ -1,0 +1,182 @@
+"""What the trainer records about an epoch's last mini-batch, when asked to.
+
+Everything here only reads the buffers the last backward pass left behind and the
+parameters before and after the optimizer step: it draws no random numbers and writes
+nothing the training reads, so a run with recording on has the same bits as one without.
+
+Gradients (``record_grad_norms``), per weight layer k = 1..n_layers (Θ^(k) in Ng's
+numbering, weights and bias together):
+
+- ``grad_norms[k-1]`` = ‖D^(k)‖, the Frobenius norm of the gradient of that batch;
+- ``update_ratios[k-1]`` = ‖ΔΘ^(k)‖ / ‖Θ^(k)‖ of the step taken with it (None if ‖Θ^(k)‖ = 0).
+
+Activations (``record_activations``), per layer k = 1..n_layers, the units that Θ^(k)
+feeds (a^(k+1) in Ng's numbering; k = n_layers is the output), over the batch's m
+examples: ``{"layer": k, "dead_fraction", "saturated_fraction", "mean", "std"}``.
+
+- ``mean``, ``std``: of all m·s values a of the layer (population std).
+- ``dead_fraction`` (relu, leaky_relu; None for the others): the fraction of units with
+  z ≤ 0 on every example of the batch — a = 0 throughout for relu, so no gradient flows
+  through them (leaky units keep a slope of 0.01).
+- ``saturated_fraction`` (sigmoid, tanh; None for the others): the fraction of units
+  that are saturated on more than ``SATURATED_SHARE`` (half) of the batch's examples. A
+  unit is saturated on an example when |u| > ``SATURATION_BOUND`` = 0.99, with u = tanh(z)
+  for tanh and u = 2·sigmoid(z) − 1 = tanh(z/2) for sigmoid: |tanh| > 0.99, sigmoid
+  outside [0.005, 0.995]. Then g'(z) = (1 − u²)·max g' is below 2% of its peak, so the
+  unit passes almost no gradient back. Counting units (not (example, unit) pairs) matches
+  ``dead_fraction``; "most examples" (not every one) catches the step-like units of
+  unscaled inputs, which stay linear only for the few examples near their boundary.
+
+For hidden layers g'(z) is what the backward pass left in the network's scratch buffers
+(see ``Network.last_pass_cols``), so each layer adds a few matrix-vector products and no
+pass of its own; the output layer's g' is computed (its pass fuses g' into δ^(L)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._types import Array
+from .activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+from .network import Network
+from .optimizers import Optimizer
+
+SATURATION_BOUND = 0.99
+"""An example saturates a sigmoid/tanh unit when |u| > this (u = tanh z, or 2·sigmoid z − 1)."""
+SATURATED_SHARE = 0.5
+"""A unit counts as saturated when more than this share of the batch saturates it."""
+
+_MAX_DERIVATIVE = {"sigmoid": 0.25, "tanh": 1.0}
+_RECTIFIERS = frozenset({"relu", "leaky_relu"})
+
+
+class Recorded(NamedTuple):
+    """What one epoch's last mini-batch recorded (None where not asked for)."""
+
+    grad_norms: list[float] | None
+    update_ratios: list[float | None] | None
+    activation_stats: list[dict[str, Any]] | None
+
+
+class LastBatchRecorder:
+    """Takes the optimizer step of an epoch's last mini-batch, recording around it.
+
+    Parameters
+    ----------
+    net : Network, trained in place
+    optimizer : Optimizer, stepping ``params`` with ``grads``
+    params, grads : the optimizer's lists (the network's flat vectors)
+    grad_norms, activations : what to record
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        optimizer: Optimizer,
+        params: list[Array],
+        grads: list[Array],
+        *,
+        grad_norms: bool,
+        activations: bool,
+    ) -> None:
+        self.net = net
+        self.optimizer = optimizer
+        self.params = params
+        self.grads = grads
+        self.record_grad_norms = grad_norms
+        self.record_activations = activations
+        # Per batch size: a vector of ones (row sums by BLAS) and a scratch for one layer.
+        self._buffers: dict[int, tuple[Array, Array]] = {}
+
+    def step(self, m: int) -> Recorded:
+        """Record, then step, after a ``loss_and_gradients_cols`` pass over m examples."""
+        stats = self.activation_stats(m) if self.record_activations else None
+        if not self.record_grad_norms:
+            self.optimizer.step(self.params, self.grads)
+            return Recorded(None, None, stats)
+        norms, before = grad_norms(self.net), self.net.parameters_copy()
+        self.optimizer.step(self.params, self.grads)
+        return Recorded(norms, update_ratios(self.net, before), stats)
+
+    def activation_stats(self, m: int) -> list[dict[str, Any]]:
+        """Per-layer statistics of the last pass over m examples (see the module docstring)."""
+        net = self.net
+        acts, derivatives = net.last_pass_cols(m)
+        buffers = self._buffers.get(m)
+        if buffers is None:
+            widest = max(net.layer_sizes[1:])
+            buffers = (np.ones(m, dtype=net.dtype), np.empty(widest * m, dtype=net.dtype))
+            self._buffers[m] = buffers
+        ones, flat = buffers
+        stats = []
+        for index, (name, a) in enumerate(zip(net.activations, acts, strict=True)):
+            g_prime = None
+            if name in _MAX_DERIVATIVE or name in _RECTIFIERS:
+                hidden = index < len(derivatives)
+                # The output layer's g' is not in a buffer: its δ^(L) fuses it away.
+                g_prime = derivatives[index] if hidden else ACTIVATIONS[name].derivative(None, a)
+            scratch = flat[: a.size].reshape(a.shape)
+            stats.append(_layer_stats(index + 1, name, a, g_prime, ones, scratch))
+        return stats
+
+
+def _layer_stats(
+    layer: int, name: str, a: Array, g_prime: Array | None, ones: Array, scratch: Array
+) -> dict[str, Any]:
+    """Statistics of one layer's a (s, m), given its g'(z) (s, m) for the kinds that use it.
+
+    A handful of BLAS calls and a Python loop over the s units: in the short epochs of
+    small networks the number of numpy calls is what costs.
+    """
+    count, m = a.size, a.shape[1]
+    dead = saturated = None
+    if g_prime is not None and name in _MAX_DERIVATIVE:
+        bound = (1.0 - SATURATION_BOUND**2) * _MAX_DERIVATIVE[name]
+        np.less(g_prime, bound, out=scratch)  # 1.0 where the example saturates the unit
+        per_unit = (scratch @ ones).tolist()
+        saturated = _share(per_unit, lambda n: n > SATURATED_SHARE * m)
+    elif g_prime is not None and name in _RECTIFIERS:
+        # g' is 1 where z > 0, else 0 (relu) or the slope (leaky); the row of a unit that
+        # was never active sums to slope·m (half an example of slack for rounding).
+        slope = 0.0 if name == "relu" else LEAKY_RELU_SLOPE
+        per_unit = (g_prime @ ones).tolist()
+        dead = _share(per_unit, lambda total: total < slope * m + 0.5 * (1.0 - slope))
+    mean = math.fsum((a @ ones).tolist()) / count
+    variance = max(float(np.vdot(a, a)) / count - mean * mean, 0.0)
+    return {
+        "layer": layer,
+        "dead_fraction": dead,
+        "saturated_fraction": saturated,
+        "mean": mean,
+        "std": math.sqrt(variance),
+    }
+
+
+def _share(values: list[float], test: Callable[[float], bool]) -> float:
+    return sum(1 for value in values if test(value)) / len(values)
+
+
+def grad_norms(net: Network) -> list[float]:
+    """‖D^(k)‖ per weight layer (weights and bias), from the network's gradient buffers."""
+    return [
+        math.sqrt(float(np.vdot(dW, dW)) + float(np.vdot(db, db)))
+        for dW, db in zip(net.grad_weights, net.grad_biases, strict=True)
+    ]
+
+
+def update_ratios(net: Network, before: list[Array]) -> list[float | None]:
+    """‖ΔΘ^(k)‖/‖Θ^(k)‖ per weight layer, from ``before`` = [W1, b1, W2, b2, ...] copies."""
+    ratios: list[float | None] = []
+    for layer in range(net.n_layers):
+        old_W, old_b = before[2 * layer], before[2 * layer + 1]
+        new_W, new_b = net.weights[layer], net.biases[layer]
+        size = math.sqrt(float(np.vdot(old_W, old_W)) + float(np.vdot(old_b, old_b)))
+        change = math.sqrt(
+            float(np.sum((new_W - old_W) ** 2)) + float(np.sum((new_b - old_b) ** 2))
+        )
+        ratios.append(change / size if size > 0 else None)
+    return ratios

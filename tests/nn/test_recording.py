@@ -14,24 +14,24 @@ import pytest
 
 from tests.support.toy_data import blobs, moons
 from worker.nn import Network, Trainer, TrainingConfig, network_from_spec
-from worker.nn.recording import SATURATED_SHARE, SATURATION_BOUND
 
-# A 2 → 3 relu → 2 tanh → 1 sigmoid network built by hand, for 6 examples:
+# A 2 → 3 relu → 3 tanh → 1 sigmoid network built by hand, for 6 examples:
 # relu unit 1 has bias -100, so z ≤ 0 on every example: dead;
-# tanh unit 2 has weights 50, so |tanh| > 0.99 on every example but (-0.5, -0.5).
+# tanh unit 2 has weights 50, so |tanh| > 0.99 on every example but (-0.5, -0.5);
+# tanh unit 3 sits at tanh(2) = 0.964 on every example: near its bound, not beyond 0.99.
 X6 = np.array([[0.0, 0.0], [1.0, 0.5], [-1.0, 0.5], [0.5, -1.0], [2.0, 1.0], [-0.5, -0.5]])
 Y6 = np.array([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
 W1 = np.array([[1.0, 0.5, -0.3], [1.0, -0.4, 0.8]])
 B1 = np.array([-100.0, 0.1, 0.2])
-W2 = np.array([[0.3, 50.0], [-0.2, 50.0], [0.1, 50.0]])
-B2 = np.array([0.05, 0.0])
-W3 = np.array([[1.0], [-1.0]])
+W2 = np.array([[0.3, 50.0, 0.0], [-0.2, 50.0, 0.0], [0.1, 50.0, 0.0]])
+B2 = np.array([0.05, 0.0, 2.0])
+W3 = np.array([[1.0], [-1.0], [0.5]])
 B3 = np.array([0.0])
 
 
 def hand_network(dtype="float64"):
     return Network(
-        [2, 3, 2, 1],
+        [2, 3, 3, 1],
         ["relu", "tanh", "sigmoid"],
         "binary_cross_entropy",
         [W1, W2, W3],
@@ -48,7 +48,8 @@ def expected_stats(X):
     a3 = 1 / (1 + np.exp(-(a2 @ W3 + B3)))
 
     def saturated(u):
-        return float(np.mean(np.mean(np.abs(u) > SATURATION_BOUND, axis=0) > SATURATED_SHARE))
+        # The documented rule: |u| > 0.99 on more than half of the examples.
+        return float(np.mean(np.mean(np.abs(u) > 0.99, axis=0) > 0.5))
 
     return [
         {
@@ -89,9 +90,9 @@ def test_full_batch_statistics_match_the_definitions():
     (stats,) = list(Trainer(hand_network(), X6, Y6, config).epochs())
     expected = expected_stats(X6)
     # What the network was built to show: one dead relu unit of three, and one tanh
-    # unit of two saturated on 5 of 6 examples (more than half), the other not.
+    # unit of three saturated on 5 of 6 examples (more than half), the others not.
     assert expected[0]["dead_fraction"] == pytest.approx(1 / 3)
-    assert expected[1]["saturated_fraction"] == 0.5
+    assert expected[1]["saturated_fraction"] == pytest.approx(1 / 3)
     assert_stats_close(stats.activation_stats, expected)
 
 

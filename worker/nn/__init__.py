@@ -10,10 +10,12 @@ Network(2→8 tanh→2 softmax)
 """
 
 from .activations import ACTIVATIONS, Activation
+from .diagnostics import RunContext, diagnose
 from .errors import NonFiniteError, SpecError
 from .gradcheck import GradientCheckReport, gradient_check
 from .initializers import INITIALIZERS, theta_from_wb, wb_from_theta
 from .losses import LOSSES, MATCHED_PAIRS, Loss
+from .lr_finder import lr_range_test
 from .network import Network, network_from_spec
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .schedules import SCHEDULES, Schedule, make_schedule
@@ -35,12 +37,15 @@ __all__ = [
     "Network",
     "NonFiniteError",
     "Optimizer",
+    "RunContext",
     "Schedule",
     "SpecError",
     "Trainer",
     "TrainingConfig",
+    "diagnose",
     "make_optimizer",
     "gradient_check",
+    "lr_range_test",
     "make_schedule",
     "network_from_spec",
     "ng_trace",

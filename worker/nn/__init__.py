@@ -19,7 +19,7 @@ from .lr_finder import lr_range_test
 from .network import Network, network_from_spec
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .schedules import SCHEDULES, Schedule, make_schedule
-from .trace import ng_trace
+from .trace import delta_norms, ng_trace
 from .training import EarlyStopping, EpochStats, Trainer, TrainingConfig
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "SpecError",
     "Trainer",
     "TrainingConfig",
+    "delta_norms",
     "diagnose",
     "make_optimizer",
     "gradient_check",

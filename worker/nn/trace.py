@@ -169,6 +169,57 @@ def ng_trace(
     return result
 
 
+def delta_norms(net: Any, X: np.ndarray, Y: np.ndarray, l2: float = 0.0) -> dict[str, Any]:
+    """How big the errors δ^(l) and gradients D are, layer by layer: the vanishing picture.
+
+    Same pass and notation as ``ng_trace`` (l = 2..L, output last), but only norms, so it
+    stays small for any m. Per layer: ``delta_norm`` = ‖δ^(l)‖ (Frobenius, over all
+    examples and units), ``delta_rms`` = ‖δ^(l)‖/√(m·s_l), ``delta_ratio`` = its
+    ``delta_rms`` over the output layer's, and ``D_norm`` = ‖D^(l-1)‖, the gradient of
+    the weights Θ^(l-1) that feed layer l (bias column included, as in ``grad_norms``).
+
+    Returns
+    -------
+    dict
+        ``{"m", "layers": [{"l", "units", "activation", "delta_norm", "delta_rms",
+        "delta_ratio", "D_norm"}, ...]}``; non-finite values become None.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    m = X.shape[0]
+    thetas = [
+        np.column_stack([np.asarray(b, np.float64), np.asarray(W, np.float64).T])
+        for W, b in zip(net.weights, net.biases, strict=True)
+    ]
+    with _quiet():
+        pass_ = _backprop(thetas, list(net.activations), net.loss, X, Y)
+        rows = []
+        for index, theta in enumerate(thetas):
+            delta = pass_.delta[index + 1]
+            assert delta is not None
+            regularization = (l2 / m) * theta
+            regularization[:, 0] = 0.0
+            D = pass_.Delta[index] / m + regularization
+            norm = float(np.linalg.norm(delta))
+            rows.append(
+                {
+                    "l": index + 2,
+                    "units": int(delta.shape[1]),
+                    "activation": net.activations[index],
+                    "delta_norm": norm,
+                    "delta_rms": norm / np.sqrt(delta.size),
+                    "D_norm": float(np.linalg.norm(D)),
+                }
+            )
+    output_rms = rows[-1]["delta_rms"]
+    for row in rows:
+        row["delta_ratio"] = row["delta_rms"] / output_rms if output_rms else None
+        for key, value in row.items():
+            if isinstance(value, float) and not np.isfinite(value):
+                row[key] = None
+    return {"m": m, "layers": rows}
+
+
 def _quiet() -> Any:
     """Overflow in a saturated network is the caller's to judge (the values say inf/nan)."""
     return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")

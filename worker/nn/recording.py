@@ -18,18 +18,20 @@ examples: ``{"layer": k, "dead_fraction", "saturated_fraction", "mean", "std"}``
 - ``dead_fraction`` (relu, leaky_relu; None for the others): the fraction of units with
   z ≤ 0 on every example of the batch — a = 0 throughout for relu, so no gradient flows
   through them (leaky units keep a slope of 0.01).
-- ``saturated_fraction`` (sigmoid, tanh; None for the others): the fraction of units
-  that are saturated on more than ``SATURATED_SHARE`` (half) of the batch's examples. A
-  unit is saturated on an example when |u| > ``SATURATION_BOUND`` = 0.99, with u = tanh(z)
-  for tanh and u = 2·sigmoid(z) − 1 = tanh(z/2) for sigmoid: |tanh| > 0.99, sigmoid
-  outside [0.005, 0.995]. Then g'(z) = (1 − u²)·max g' is below 2% of its peak, so the
-  unit passes almost no gradient back. Counting units (not (example, unit) pairs) matches
-  ``dead_fraction``; "most examples" (not every one) catches the step-like units of
-  unscaled inputs, which stay linear only for the few examples near their boundary.
+- ``saturated_fraction`` (hidden sigmoid and tanh layers; None for the others and for
+  the output layer, whose units near 0 or 1 are the confident predictions a classifier
+  is trained toward): the fraction of units saturated on more than ``SATURATED_SHARE``
+  (half) of the batch's examples. A unit is saturated on an example when |u| >
+  ``SATURATION_BOUND`` = 0.99, with u = tanh(z) for tanh and u = 2·sigmoid(z) − 1 =
+  tanh(z/2) for sigmoid: |tanh| > 0.99, sigmoid outside [0.005, 0.995]. Then g'(z) =
+  (1 − u²)·max g' is below 2% of its peak, so the unit passes almost no gradient back.
+  Counting units (not (example, unit) pairs) matches ``dead_fraction``; "most examples"
+  (not every one) catches the step-like units of unscaled inputs, which stay linear only
+  for the few examples near their boundary.
 
 For hidden layers g'(z) is what the backward pass left in the network's scratch buffers
-(see ``Network.last_pass_cols``), so each layer adds a few matrix-vector products and no
-pass of its own; the output layer's g' is computed (its pass fuses g' into δ^(L)).
+(see ``Network.last_pass_cols``), so no layer needs a pass of its own beyond Σa, Σa² and
+one comparison; an output relu is judged from a itself.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._types import Array
-from .activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+from .activations import LEAKY_RELU_SLOPE
 from .network import Network
 from .optimizers import Optimizer
 
@@ -89,7 +91,7 @@ class LastBatchRecorder:
         self.grads = grads
         self.record_grad_norms = grad_norms
         self.record_activations = activations
-        # Per batch size: a vector of ones (row sums by BLAS) and a scratch for one layer.
+        # Per batch size: a vector of ones (row sums by BLAS) and a mask for one layer.
         self._buffers: dict[int, tuple[Array, Array]] = {}
 
     def step(self, m: int) -> Recorded:
@@ -108,44 +110,52 @@ class LastBatchRecorder:
         acts, derivatives = net.last_pass_cols(m)
         buffers = self._buffers.get(m)
         if buffers is None:
-            widest = max(net.layer_sizes[1:])
-            buffers = (np.ones(m, dtype=net.dtype), np.empty(widest * m, dtype=net.dtype))
+            widest = max(net.layer_sizes[1:-1], default=1)
+            buffers = (np.ones(m, dtype=net.dtype), np.empty(widest * m, dtype=bool))
             self._buffers[m] = buffers
         ones, flat = buffers
         stats = []
         for index, (name, a) in enumerate(zip(net.activations, acts, strict=True)):
-            g_prime = None
-            if name in _MAX_DERIVATIVE or name in _RECTIFIERS:
-                hidden = index < len(derivatives)
-                # The output layer's g' is not in a buffer: its δ^(L) fuses it away.
-                g_prime = derivatives[index] if hidden else ACTIVATIONS[name].derivative(None, a)
-            scratch = flat[: a.size].reshape(a.shape)
-            stats.append(_layer_stats(index + 1, name, a, g_prime, ones, scratch))
+            if index < len(derivatives):
+                mask = flat[: a.size].reshape(a.shape)
+                stats.append(_hidden_stats(index + 1, name, a, derivatives[index], ones, mask))
+            else:
+                stats.append(_output_stats(index + 1, name, a, ones))
         return stats
 
 
-def _layer_stats(
-    layer: int, name: str, a: Array, g_prime: Array | None, ones: Array, scratch: Array
+def _hidden_stats(
+    layer: int, name: str, a: Array, g_prime: Array, ones: Array, mask: Array
 ) -> dict[str, Any]:
-    """Statistics of one layer's a (s, m), given its g'(z) (s, m) for the kinds that use it.
-
-    A handful of BLAS calls and a Python loop over the s units: in the short epochs of
-    small networks the number of numpy calls is what costs.
-    """
-    count, m = a.size, a.shape[1]
+    """A hidden layer's statistics from a (s, m) and g'(z) (s, m); ``mask`` is scratch."""
+    m = a.shape[1]
     dead = saturated = None
-    if g_prime is not None and name in _MAX_DERIVATIVE:
+    if name in _MAX_DERIVATIVE:
         bound = (1.0 - SATURATION_BOUND**2) * _MAX_DERIVATIVE[name]
-        np.less(g_prime, bound, out=scratch)  # 1.0 where the example saturates the unit
-        per_unit = (scratch @ ones).tolist()
-        saturated = _share(per_unit, lambda n: n > SATURATED_SHARE * m)
-    elif g_prime is not None and name in _RECTIFIERS:
+        np.less(g_prime, bound, out=mask)  # where the example saturates the unit
+        per_unit = np.count_nonzero(mask, axis=1).tolist()
+        saturated = _share(per_unit, lambda count: count > SATURATED_SHARE * m)
+    elif name in _RECTIFIERS:
         # g' is 1 where z > 0, else 0 (relu) or the slope (leaky); the row of a unit that
         # was never active sums to slope·m (half an example of slack for rounding).
         slope = 0.0 if name == "relu" else LEAKY_RELU_SLOPE
-        per_unit = (g_prime @ ones).tolist()
+        per_unit = (g_prime @ ones).tolist()  # one BLAS matrix-vector product
         dead = _share(per_unit, lambda total: total < slope * m + 0.5 * (1.0 - slope))
-    mean = math.fsum((a @ ones).tolist()) / count
+    return _stats(layer, a, ones, dead, saturated)
+
+
+def _output_stats(layer: int, name: str, a: Array, ones: Array) -> dict[str, Any]:
+    dead = None
+    if name in _RECTIFIERS:  # a ≤ 0 exactly where z ≤ 0
+        dead = _share(a.max(axis=1).tolist(), lambda top: top <= 0)
+    return _stats(layer, a, ones, dead, None)
+
+
+def _stats(
+    layer: int, a: Array, ones: Array, dead: float | None, saturated: float | None
+) -> dict[str, Any]:
+    count = a.size
+    mean = math.fsum((a @ ones).tolist()) / count  # row sums by BLAS, then exactly
     variance = max(float(np.vdot(a, a)) / count - mean * mean, 0.0)
     return {
         "layer": layer,
@@ -156,7 +166,7 @@ def _layer_stats(
     }
 
 
-def _share(values: list[float], test: Callable[[float], bool]) -> float:
+def _share(values: list[Any], test: Callable[[Any], bool]) -> float:
     return sum(1 for value in values if test(value)) / len(values)
 
 

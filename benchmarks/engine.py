@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +77,14 @@ def make_data(workload: Workload, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------- engines
 
 
-def deltaflow_runner(
+def deltaflow_trainer(
     workload: Workload,
     X: np.ndarray,
     y: np.ndarray,
     dtype: str,
     record: dict[str, bool] | None = None,
-) -> Callable[[int], float]:
-    """``run(n_epochs) -> seconds``; ``record`` is the training spec's ``record`` block."""
+) -> Trainer:
+    """The engine's trainer for a workload; ``record`` is the training spec's record block."""
     spec = {
         "layers": [{"units": u, "activation": workload.hidden} for u in workload.sizes[1:-1]],
         "output": {"activation": workload.output},
@@ -100,8 +100,18 @@ def deltaflow_runner(
         "seed": 0,
         "record": record or {},
     }
-    trainer = Trainer(net, X, Y, TrainingConfig.from_spec(training))
-    epochs = trainer.epochs()
+    return Trainer(net, X, Y, TrainingConfig.from_spec(training))
+
+
+def deltaflow_runner(
+    workload: Workload,
+    X: np.ndarray,
+    y: np.ndarray,
+    dtype: str,
+    record: dict[str, bool] | None = None,
+) -> Callable[[int], float]:
+    """``run(n_epochs) -> seconds`` after one warm-up epoch."""
+    epochs = deltaflow_trainer(workload, X, y, dtype, record).epochs()
     next(epochs)  # warm-up: buffers are allocated on first use
 
     def run(n_epochs: int) -> float:
@@ -253,6 +263,36 @@ def numpy_threads() -> int:
     return counts[0] if counts else 1
 
 
+def interleaved_medians(
+    runners: dict[str, Callable[[int], float]], epochs: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per epoch of each runner, the runners taking turns ``repeats`` times."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(run(epochs) / epochs)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def selected_workloads(
+    keys: str, quick: bool
+) -> Iterator[tuple[Workload, int, np.ndarray, np.ndarray]]:
+    """(workload, epochs per measurement, X, y) for each workload named in ``keys``."""
+    for workload in WORKLOADS:
+        if workload.key in keys:
+            epochs = workload.quick_epochs if quick else workload.epochs
+            yield (workload, epochs, *make_data(workload))
+
+
+def print_footer(keys: str, quick: bool) -> None:
+    """The load average at the end and what each measured workload was."""
+    print(f"\nload average at end: {load_average()}")
+    for workload in WORKLOADS:
+        if workload.key in keys:
+            epochs = workload.quick_epochs if quick else workload.epochs
+            print(f"{workload.describe()}, {epochs} epochs")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,18 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'workload':<9}{'dtype':<9}" + "".join(f"{e + ' s/epoch':>19}" for e in engines)
     header += "".join(f"{e + '/torch':>16}" for e in engines if e != "pytorch")
     print(header)
-    for workload in WORKLOADS:
-        if workload.key not in args.workloads:
-            continue
-        epochs = workload.quick_epochs if args.quick else workload.epochs
-        X, y = make_data(workload)
+    for workload, epochs, X, y in selected_workloads(args.workloads, args.quick):
         for dtype in args.dtypes.split(","):
             runners = {name: ENGINES[name](workload, X, y, dtype) for name in engines}
-            times: dict[str, list[float]] = {name: [] for name in engines}
-            for _ in range(repeats):
-                for name, run in runners.items():
-                    times[name].append(run(epochs) / epochs)
-            median = {name: statistics.median(values) for name, values in times.items()}
+            median = interleaved_medians(runners, epochs, repeats)
             row = f"({workload.key}){'':<6}{dtype:<9}" + "".join(
                 f"{median[e]:>19.6f}" for e in engines
             )
@@ -314,11 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{median[e] / median['pytorch']:>15.2f}×" for e in engines if e != "pytorch"
                 )
             print(row, flush=True)
-    print(f"\nload average at end: {load_average()}")
-    for workload in WORKLOADS:
-        if workload.key in args.workloads:
-            epochs = workload.quick_epochs if args.quick else workload.epochs
-            print(f"{workload.describe()}, {epochs} epochs")
+    print_footer(args.workloads, args.quick)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""What recording costs: seconds per epoch of the engine with ``training.record`` off and on.
+"""What recording costs: the engine's seconds per epoch with ``training.record`` off and on.
 
 Same workloads, data and timing method as ``engine.py`` (one warm-up epoch, interleaved
 repeats, median seconds per epoch), Deltaflow's engine only. Modes:
@@ -8,11 +8,14 @@ repeats, median seconds per epoch), Deltaflow's engine only. Modes:
 - ``grad_norms``: ``record.grad_norms`` (‖D‖ and update ratios), for comparison;
 - ``both``.
 
-Each "on" mode is printed as its ratio to ``off`` and as the extra microseconds per epoch
-(all of it is spent on the epoch's last mini-batch, so the cost per epoch is constant
-while the epoch grows with the data).
+Each "on" mode is printed as its ratio to ``off`` and as the extra microseconds per
+epoch. All of the extra work happens once per epoch, on its last mini-batch, so it is
+also timed alone: ``stats µs`` calls the activation statistics on that batch's buffers
+many times, which a busy shared machine disturbs far less than whole epochs, and
+``stats/epoch`` divides it by the median epoch with recording off.
 
-    nice -n 10 .venv/bin/python benchmarks/recording.py [--quick] [--clock cpu --threads 1]
+    nice -n 10 .venv/bin/python benchmarks/recording.py [--quick] [--clock cpu]
+    OPENBLAS_NUM_THREADS=1 ... (one BLAS thread: steadier on a shared machine)
 """
 
 from __future__ import annotations
@@ -21,7 +24,17 @@ import argparse
 import statistics
 import time
 
-from engine import WORKLOADS, deltaflow_runner, load_average, make_data
+import numpy as np
+from engine import (
+    deltaflow_runner,
+    deltaflow_trainer,
+    interleaved_medians,
+    load_average,
+    print_footer,
+    selected_workloads,
+)
+
+from worker.nn.recording import LastBatchRecorder
 
 MODES: dict[str, dict[str, bool]] = {
     "off": {},
@@ -29,6 +42,38 @@ MODES: dict[str, dict[str, bool]] = {
     "grad_norms": {"grad_norms": True},
     "both": {"activations": True, "grad_norms": True},
 }
+
+
+def statistics_alone(workload, X, y, dtype: str, clock) -> float:  # type: ignore[no-untyped-def]
+    """Seconds for one call of the activation statistics on the last batch's buffers."""
+    trainer = deltaflow_trainer(workload, X, y, dtype)
+    next(trainer.epochs())
+    n, size = X.shape[0], trainer.batch_size
+    last = n - (n - 1) // size * size  # the size of the epoch's last mini-batch
+    net = trainer.net
+    recorder = LastBatchRecorder(
+        net,
+        trainer.optimizer,
+        [net.flat_parameters],
+        [net.flat_gradients],
+        grad_norms=False,
+        activations=True,
+    )
+    recorder.activation_stats(last)
+    calls = max(20, int(0.2 / max(_time_once(recorder, last, clock), 1e-7)))
+    samples = []
+    for _ in range(5):
+        started = clock()
+        for _ in range(calls):
+            recorder.activation_stats(last)
+        samples.append((clock() - started) / calls)
+    return statistics.median(samples)
+
+
+def _time_once(recorder: LastBatchRecorder, m: int, clock) -> float:  # type: ignore[no-untyped-def]
+    started = clock()
+    recorder.activation_stats(m)
+    return clock() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,39 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="abc", help="subset of a, b, c")
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--threads", type=int, default=None, help="BLAS threads")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args(argv)
     import engine
 
-    engine.CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=args.threads, user_api="blas")
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    engine.CLOCK = clock
     repeats = args.repeats or (3 if args.quick else 7)
-    modes = [m for m in args.modes.split(",") if m]
-    if modes[0] != "off":
-        modes.insert(0, "off")
-    print(f"BLAS: {engine.blas_description()}")
+    modes = [m for m in args.modes.split(",") if m and m != "off"]
+    modes.insert(0, "off")
+    print(f"numpy {np.__version__} BLAS: {engine.blas_description()}")
     print(f"repeats={repeats} (median reported), clock={args.clock}")
     print(f"load average at start: {load_average()}\n")
     on = modes[1:]
     header = f"{'workload':<9}{'dtype':<9}" + "".join(f"{m + ' s/epoch':>22}" for m in modes)
     header += "".join(f"{m + '/off':>17}{'+µs/epoch':>12}" for m in on)
+    header += f"{'stats µs':>11}{'stats/epoch':>13}"
     print(header)
-    for workload in WORKLOADS:
-        if workload.key not in args.workloads:
-            continue
-        epochs = workload.quick_epochs if args.quick else workload.epochs
-        X, y = make_data(workload)
+    for workload, epochs, X, y in selected_workloads(args.workloads, args.quick):
         for dtype in args.dtypes.split(","):
             runners = {m: deltaflow_runner(workload, X, y, dtype, MODES[m]) for m in modes}
-            times: dict[str, list[float]] = {m: [] for m in modes}
-            for _ in range(repeats):
-                for mode, run in runners.items():
-                    times[mode].append(run(epochs) / epochs)
-            median = {m: statistics.median(v) for m, v in times.items()}
+            median = interleaved_medians(runners, epochs, repeats)
+            alone = statistics_alone(workload, X, y, dtype, clock)
             row = f"({workload.key}){'':<6}{dtype:<9}" + "".join(
                 f"{median[m]:>22.6f}" for m in modes
             )
@@ -80,12 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{median[m] / median['off']:>16.3f}×{(median[m] - median['off']) * 1e6:>12.1f}"
                 for m in on
             )
+            row += f"{alone * 1e6:>11.1f}{alone / median['off']:>12.2%}"
             print(row, flush=True)
-    print(f"\nload average at end: {load_average()}")
-    for workload in WORKLOADS:
-        if workload.key in args.workloads:
-            epochs = workload.quick_epochs if args.quick else workload.epochs
-            print(f"{workload.describe()}, {epochs} epochs")
+    print_footer(args.workloads, args.quick)
     return 0
 
 

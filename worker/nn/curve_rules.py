@@ -12,9 +12,9 @@ from .run_curve import (
     RunContext,
     end_value,
     lower_rate_advice,
+    median,
     median_update_ratios,
     present,
-    window_median,
 )
 
 MIN_EPOCHS = 10
@@ -46,6 +46,7 @@ UPDATE_RATIO_HIGH = 1e-1
 
 
 def diverged(curve: Curve, ctx: RunContext, error: Mapping[str, Any] | None) -> list[Finding]:
+    """A non-finite job or point, or a training loss that ended at ≥ 3× its first value."""
     lower = lower_rate_advice(ctx)
     if error is not None and error.get("type") == "non_finite":
         epoch = error.get("epoch")
@@ -83,6 +84,7 @@ def diverged(curve: Curve, ctx: RunContext, error: Mapping[str, Any] | None) -> 
 
 
 def too_high(curve: Curve, ctx: RunContext) -> list[Finding]:
+    """The loss gave back a quarter of its gain (warning); else very large steps (info)."""
     known = present(curve.train_loss)
     if len(known) >= MIN_EPOCHS and known[0] > 0:
         first, best, end = known[0], min(known), end_value(known)
@@ -122,6 +124,7 @@ def too_high(curve: Curve, ctx: RunContext) -> list[Finding]:
 
 
 def too_low(curve: Curve, ctx: RunContext) -> list[Finding]:
+    """A steady, still-falling loss: its last quarter drops about as much as its first."""
     losses = curve.train_loss
     if len(losses) < MIN_EPOCHS or any(loss is None for loss in losses):
         return []
@@ -152,6 +155,7 @@ def too_low(curve: Curve, ctx: RunContext) -> list[Finding]:
 
 
 def overfitting(curve: Curve, ctx: RunContext) -> list[Finding]:
+    """Validation loss up from its minimum (Prechelt's GL) while training loss kept falling."""
     val = curve.val_loss
     known = present(val)
     if len(known) < MIN_EPOCHS:
@@ -198,6 +202,7 @@ def overfitting(curve: Curve, ctx: RunContext) -> list[Finding]:
 
 
 def underfitting(curve: Curve, ctx: RunContext, explained: bool) -> list[Finding]:
+    """Accuracy nearer chance than 100% on a levelled-off curve (info when ``explained``)."""
     poor = poor_fit(curve, ctx)
     losses = curve.train_loss
     if poor is None or len(present(losses)) < MIN_EPOCHS:
@@ -206,7 +211,7 @@ def underfitting(curve: Curve, ctx: RunContext, explained: bool) -> list[Finding
     # the gain of the whole run: a stalled curve brought almost nothing lately.
     n, quarter = len(losses), len(losses) // 4
     first = present(losses)[0]
-    before, end = window_median(losses, n - quarter - 3, n - quarter), end_value(losses)
+    before, end = median(losses[max(n - quarter - 3, 0) : n - quarter]), end_value(losses)
     if before is None or end is None:
         return []
     gained, lately = first - end, before - end

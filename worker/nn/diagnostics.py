@@ -26,17 +26,6 @@ from .curve_rules import diverged, overfitting, too_high, too_low, underfitting
 from .layer_rules import activations, gradients
 from .run_curve import Curve, RunContext
 
-_CAUSES = frozenset(
-    {
-        "diverged",
-        "exploding_gradients",
-        "vanishing_gradients",
-        "dead_relu",
-        "saturated_units",
-        "learning_rate_too_high",
-        "learning_rate_too_low",
-    }
-)
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 CODES = (
     "diverged",
@@ -49,6 +38,8 @@ CODES = (
     "overfitting",
     "underfitting",
 )
+# The codes that name a cause; overfitting and underfitting are symptoms.
+_CAUSES = frozenset(CODES) - {"overfitting", "underfitting"}
 
 
 def diagnose(

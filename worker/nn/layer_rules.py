@@ -31,7 +31,10 @@ def gradients(curve: Curve, ctx: RunContext) -> list[Finding]:
     """Vanishing or exploding across depth at the start, and exploding over time."""
     if not curve.gradients:
         return []
-    return _across_depth(curve, ctx) + _growing_gradients(curve, ctx)
+    findings = _across_depth(curve, ctx)
+    if not any(f.code == "exploding_gradients" for f in findings):  # one card per cause
+        findings += _growing_gradients(curve, ctx)
+    return findings
 
 
 def _across_depth(curve: Curve, ctx: RunContext) -> list[Finding]:
@@ -110,6 +113,7 @@ def _growing_gradients(curve: Curve, ctx: RunContext) -> list[Finding]:
 
 
 def activations(curve: Curve, ctx: RunContext) -> list[Finding]:
+    """Dead units in relu/leaky layers; saturated units in hidden sigmoid/tanh layers."""
     rows = curve.activations
     if not rows:
         return []

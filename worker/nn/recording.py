@@ -37,7 +37,6 @@ one comparison; an output relu is judged from a itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -91,7 +90,7 @@ class LastBatchRecorder:
         self.grads = grads
         self.record_grad_norms = grad_norms
         self.record_activations = activations
-        # Per batch size: a vector of ones (row sums by BLAS) and a mask for one layer.
+        # Per batch size: ones as long as the widest layer (sums by BLAS) and a mask.
         self._buffers: dict[int, tuple[Array, Array]] = {}
 
     def step(self, m: int) -> Recorded:
@@ -110,52 +109,49 @@ class LastBatchRecorder:
         acts, derivatives = net.last_pass_cols(m)
         buffers = self._buffers.get(m)
         if buffers is None:
-            widest = max(net.layer_sizes[1:-1], default=1)
-            buffers = (np.ones(m, dtype=net.dtype), np.empty(widest * m, dtype=bool))
+            widest = max(net.layer_sizes[1:])
+            buffers = (np.ones(widest * m, dtype=net.dtype), np.empty(widest * m, dtype=bool))
             self._buffers[m] = buffers
         ones, flat = buffers
         stats = []
         for index, (name, a) in enumerate(zip(net.activations, acts, strict=True)):
-            if index < len(derivatives):
+            dead = saturated = None
+            if index < len(derivatives):  # hidden: g'(z) is in the backward pass's buffer
                 mask = flat[: a.size].reshape(a.shape)
-                stats.append(_hidden_stats(index + 1, name, a, derivatives[index], ones, mask))
-            else:
-                stats.append(_output_stats(index + 1, name, a, ones))
+                if name in _MAX_DERIVATIVE:
+                    saturated = _saturated(name, derivatives[index], mask)
+                elif name in _RECTIFIERS:
+                    dead = _dead(name, derivatives[index], ones[:m])
+            elif name in _RECTIFIERS:  # an output relu: a ≤ 0 exactly where z ≤ 0
+                dead = sum(1 for top in a.max(axis=1).tolist() if top <= 0) / a.shape[0]
+            stats.append(_stats(index + 1, a, ones[: a.size], dead, saturated))
         return stats
 
 
-def _hidden_stats(
-    layer: int, name: str, a: Array, g_prime: Array, ones: Array, mask: Array
-) -> dict[str, Any]:
-    """A hidden layer's statistics from a (s, m) and g'(z) (s, m); ``mask`` is scratch."""
-    m = a.shape[1]
-    dead = saturated = None
-    if name in _MAX_DERIVATIVE:
-        bound = (1.0 - SATURATION_BOUND**2) * _MAX_DERIVATIVE[name]
-        np.less(g_prime, bound, out=mask)  # where the example saturates the unit
-        per_unit = np.count_nonzero(mask, axis=1).tolist()
-        saturated = _share(per_unit, lambda count: count > SATURATED_SHARE * m)
-    elif name in _RECTIFIERS:
-        # g' is 1 where z > 0, else 0 (relu) or the slope (leaky); the row of a unit that
-        # was never active sums to slope·m (half an example of slack for rounding).
-        slope = 0.0 if name == "relu" else LEAKY_RELU_SLOPE
-        per_unit = (g_prime @ ones).tolist()  # one BLAS matrix-vector product
-        dead = _share(per_unit, lambda total: total < slope * m + 0.5 * (1.0 - slope))
-    return _stats(layer, a, ones, dead, saturated)
+def _saturated(name: str, g_prime: Array, mask: Array) -> float:
+    """The share of units (rows of g'(z)) saturated on more than SATURATED_SHARE of examples."""
+    units, m = g_prime.shape
+    np.less(g_prime, (1.0 - SATURATION_BOUND**2) * _MAX_DERIVATIVE[name], out=mask)
+    most = SATURATED_SHARE * m
+    if np.count_nonzero(mask) <= most:  # too few saturated pairs for even one unit
+        return 0.0
+    return sum(1 for count in np.count_nonzero(mask, axis=1).tolist() if count > most) / units
 
 
-def _output_stats(layer: int, name: str, a: Array, ones: Array) -> dict[str, Any]:
-    dead = None
-    if name in _RECTIFIERS:  # a ≤ 0 exactly where z ≤ 0
-        dead = _share(a.max(axis=1).tolist(), lambda top: top <= 0)
-    return _stats(layer, a, ones, dead, None)
+def _dead(name: str, g_prime: Array, ones: Array) -> float:
+    """The share of units never active: g' is 1 where z > 0, else 0 (relu) or the slope."""
+    units, m = g_prime.shape
+    slope = 0.0 if name == "relu" else LEAKY_RELU_SLOPE
+    bound = slope * m + 0.5 * (1.0 - slope)  # a row sum of slope·m, half an example of slack
+    return sum(1 for total in (g_prime @ ones).tolist() if total < bound) / units
 
 
 def _stats(
     layer: int, a: Array, ones: Array, dead: float | None, saturated: float | None
 ) -> dict[str, Any]:
+    """Σa and Σa² by two BLAS dot products (``ones`` is as long as a), then the dict."""
     count = a.size
-    mean = math.fsum((a @ ones).tolist()) / count  # row sums by BLAS, then exactly
+    mean = float(np.vdot(a, ones)) / count
     variance = max(float(np.vdot(a, a)) / count - mean * mean, 0.0)
     return {
         "layer": layer,
@@ -164,10 +160,6 @@ def _stats(
         "mean": mean,
         "std": math.sqrt(variance),
     }
-
-
-def _share(values: list[Any], test: Callable[[Any], bool]) -> float:
-    return sum(1 for value in values if test(value)) / len(values)
 
 
 def grad_norms(net: Network) -> list[float]:

@@ -79,7 +79,6 @@ class Curve:
     train_loss: list[float | None] = field(default_factory=list)
     val_loss: list[float | None] = field(default_factory=list)
     train_accuracy: list[float | None] = field(default_factory=list)
-    learning_rate: list[float | None] = field(default_factory=list)
     # Only the epochs that recorded them: (epoch, ‖D^(k)‖ per layer, update ratio per layer).
     gradients: list[tuple[int, list[float | None], list[float | None]]] = field(
         default_factory=list
@@ -100,7 +99,6 @@ class Curve:
             curve.train_loss.append(loss)
             curve.val_loss.append(_number(point.get("val_loss")))
             curve.train_accuracy.append(_number(point.get("train_accuracy")))
-            curve.learning_rate.append(_number(point.get("learning_rate")))
             grads = point.get("grad_norms")
             if isinstance(grads, Mapping) and grads.get("D"):
                 norms = [_number(d) for d in grads["D"]]
@@ -110,9 +108,6 @@ class Curve:
             if isinstance(stats, Sequence) and stats:
                 curve.activations.append((epoch, list(stats)))
         return curve
-
-    def __len__(self) -> int:
-        return len(self.epochs)
 
 
 def _number(value: Any) -> float | None:
@@ -136,11 +131,6 @@ def end_value(values: Sequence[float | None]) -> float | None:
     return statistics.median(known[-width:])
 
 
-def window_median(values: Sequence[float | None], start: int, stop: int) -> float | None:
-    known = present(values[max(start, 0) : stop])
-    return statistics.median(known) if known else None
-
-
 def ratio(a: float | None, b: float | None) -> float | None:
     """a / b, None when either is missing or b is 0."""
     if a is None or b is None or b == 0:
@@ -149,6 +139,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def median_update_ratios(curve: Curve) -> list[float | None]:
+    """Each layer's median ‖ΔΘ‖/‖Θ‖ over the recorded epochs ([] if none were recorded)."""
     rows = [U for _, _, U in curve.gradients if U]
     if not rows:
         return []
@@ -157,6 +148,7 @@ def median_update_ratios(curve: Curve) -> list[float | None]:
 
 
 def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values that are there, None if there are none."""
     known = present(values)
     return statistics.median(known) if known else None
 

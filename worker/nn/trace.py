@@ -110,13 +110,8 @@ def ng_trace(
         ``layers`` (one entry per layer l = 1..L), ``cost``, ``notation`` and, with
         ``per_example``, ``examples``.
     """
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
+    X, Y, thetas = _in_ng_layout(net, X, Y)
     m = X.shape[0]
-    thetas = [
-        np.column_stack([np.asarray(b, np.float64), np.asarray(W, np.float64).T])
-        for W, b in zip(net.weights, net.biases, strict=True)
-    ]
     activations = list(net.activations)
     with _quiet():
         pass_ = _backprop(thetas, activations, net.loss, X, Y)
@@ -184,13 +179,8 @@ def delta_norms(net: Any, X: np.ndarray, Y: np.ndarray, l2: float = 0.0) -> dict
         ``{"m", "layers": [{"l", "units", "activation", "delta_norm", "delta_rms",
         "delta_ratio", "D_norm"}, ...]}``; non-finite values become None.
     """
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
+    X, Y, thetas = _in_ng_layout(net, X, Y)
     m = X.shape[0]
-    thetas = [
-        np.column_stack([np.asarray(b, np.float64), np.asarray(W, np.float64).T])
-        for W, b in zip(net.weights, net.biases, strict=True)
-    ]
     with _quiet():
         pass_ = _backprop(thetas, list(net.activations), net.loss, X, Y)
         rows = []
@@ -218,6 +208,17 @@ def delta_norms(net: Any, X: np.ndarray, Y: np.ndarray, l2: float = 0.0) -> dict
             if isinstance(value, float) and not np.isfinite(value):
                 row[key] = None
     return {"m": m, "layers": rows}
+
+
+def _in_ng_layout(
+    net: Any, X: np.ndarray, Y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """X and Y in float64, and each Θ^(l) = [b W^T] (bias in column 0), in float64."""
+    thetas = [
+        np.column_stack([np.asarray(b, np.float64), np.asarray(W, np.float64).T])
+        for W, b in zip(net.weights, net.biases, strict=True)
+    ]
+    return np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), thetas
 
 
 def _quiet() -> Any:

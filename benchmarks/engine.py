@@ -111,7 +111,12 @@ def deltaflow_runner(
     record: dict[str, bool] | None = None,
 ) -> Callable[[int], float]:
     """``run(n_epochs) -> seconds`` after one warm-up epoch."""
-    epochs = deltaflow_trainer(workload, X, y, dtype, record).epochs()
+    return epoch_runner(deltaflow_trainer(workload, X, y, dtype, record))
+
+
+def epoch_runner(trainer: Trainer) -> Callable[[int], float]:
+    """``run(n_epochs) -> seconds`` of an engine trainer, after one warm-up epoch."""
+    epochs = trainer.epochs()
     next(epochs)  # warm-up: buffers are allocated on first use
 
     def run(n_epochs: int) -> float:

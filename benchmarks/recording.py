@@ -23,17 +23,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 from engine import (
-    deltaflow_runner,
     deltaflow_trainer,
+    epoch_runner,
     interleaved_medians,
     load_average,
     print_footer,
     selected_workloads,
 )
 
+from worker.nn import Trainer
 from worker.nn.recording import LastBatchRecorder
 
 MODES: dict[str, dict[str, bool]] = {
@@ -44,11 +46,13 @@ MODES: dict[str, dict[str, bool]] = {
 }
 
 
-def statistics_alone(workload, X, y, dtype: str, clock) -> float:  # type: ignore[no-untyped-def]
-    """Seconds for one call of the activation statistics on the last batch's buffers."""
-    trainer = deltaflow_trainer(workload, X, y, dtype)
-    next(trainer.epochs())
-    n, size = X.shape[0], trainer.batch_size
+def statistics_alone(trainer: Trainer, clock: Callable[[], float]) -> float:
+    """Seconds per call of the activation statistics on the last mini-batch's buffers.
+
+    Timed on a trainer that has run as many epochs as the measured ones: how much of a
+    layer saturates, which decides how much counting there is, depends on that.
+    """
+    n, size = trainer.X_train.shape[0], trainer.batch_size
     last = n - (n - 1) // size * size  # the size of the epoch's last mini-batch
     net = trainer.net
     recorder = LastBatchRecorder(
@@ -59,8 +63,9 @@ def statistics_alone(workload, X, y, dtype: str, clock) -> float:  # type: ignor
         grad_norms=False,
         activations=True,
     )
+    started = clock()
     recorder.activation_stats(last)
-    calls = max(20, int(0.2 / max(_time_once(recorder, last, clock), 1e-7)))
+    calls = max(20, int(0.2 / max(clock() - started, 1e-7)))
     samples = []
     for _ in range(5):
         started = clock()
@@ -68,12 +73,6 @@ def statistics_alone(workload, X, y, dtype: str, clock) -> float:  # type: ignor
             recorder.activation_stats(last)
         samples.append((clock() - started) / calls)
     return statistics.median(samples)
-
-
-def _time_once(recorder: LastBatchRecorder, m: int, clock) -> float:  # type: ignore[no-untyped-def]
-    started = clock()
-    recorder.activation_stats(m)
-    return clock() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     for workload, epochs, X, y in selected_workloads(args.workloads, args.quick):
         for dtype in args.dtypes.split(","):
-            runners = {m: deltaflow_runner(workload, X, y, dtype, MODES[m]) for m in modes}
+            trainers = {m: deltaflow_trainer(workload, X, y, dtype, MODES[m]) for m in modes}
+            runners = {m: epoch_runner(trainer) for m, trainer in trainers.items()}
             median = interleaved_medians(runners, epochs, repeats)
-            alone = statistics_alone(workload, X, y, dtype, clock)
+            alone = statistics_alone(trainers["off"], clock)
             row = f"({workload.key}){'':<6}{dtype:<9}" + "".join(
                 f"{median[m]:>22.6f}" for m in modes
             )

@@ -135,7 +135,9 @@ def _saturated(name: str, g_prime: Array, mask: Array) -> float:
     most = SATURATED_SHARE * m
     if np.count_nonzero(mask) <= most:  # too few saturated pairs for even one unit
         return 0.0
-    return sum(1 for count in np.count_nonzero(mask, axis=1).tolist() if count > most) / units
+    # Row counts of the 0/1 bytes: cheaper than count_nonzero along an axis.
+    counts = mask.view(np.uint8).sum(axis=1, dtype=np.uint32).tolist()
+    return sum(1 for count in counts if count > most) / units
 
 
 def _dead(name: str, g_prime: Array, ones: Array) -> float:

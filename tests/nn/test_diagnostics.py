@@ -456,3 +456,11 @@ def test_run_context_from_a_job_spec():
         early_stopping=True,
     )
     assert RunContext.from_spec({}) == RunContext()
+
+
+def test_evidence_stays_strict_json_when_a_ratio_overflows():
+    losses = [1.0 / (1 + e) for e in range(20)]
+    grads = [{"D": [1e300, 1e-300], "update_ratio": [1e-3, 1e-3]}] * 20
+    (finding,) = by_code(diagnose(curve(losses, grad_norms=grads)), "exploding_gradients")
+    assert finding["evidence"]["ratios_to_output_layer"] == [None]
+    json.dumps(finding, allow_nan=False)

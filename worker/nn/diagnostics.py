@@ -19,6 +19,7 @@ comes from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,10 +74,19 @@ def diagnose(
             "layer": f.layer,
             "epoch": f.epoch,
             "message": f.message,
-            "evidence": f.evidence,
+            "evidence": {key: _finite(value) for key, value in f.evidence.items()},
         }
         for f in findings
     ]
+
+
+def _finite(value: Any) -> Any:
+    """Evidence stays strict JSON: a non-finite float (a ratio that overflowed) is None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 __all__ = ["CODES", "RunContext", "diagnose"]

@@ -13,8 +13,7 @@ import secrets
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Float, and_, case, cast, func, or_, select, update
@@ -23,30 +22,31 @@ from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from service.config import Limits
 from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
-from service.models import (
-    FINISHED,
-    UNFINISHED,
-    Batch,
-    CurvePoint,
-    Job,
-    JobStatus,
-    Queue,
-    utcnow,
-)
+from service.models import Batch, CurvePoint, Job
 from service.problems import Conflict, Invalid, NotFound
-from service.runs import POINT_FIELDS, as_utc
-from service.schemas import JobSpec
+from service.runs import POINT_FIELDS
+from service.schemas.names import (
+    BATCH_KINDS,
+    FINISHED,
+    METRICS,
+    MODES,
+    UNFINISHED,
+    JobStatus,
+    Metric,
+    Mode,
+    Queue,
+    SchedulerName,
+)
+from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
+from service.timeutil import iso, utcnow
 
-METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-MODES = ("min", "max")
 # Jobs per curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
 CURVE_QUERY_CHUNK = 100
 
 
 # --- creating -------------------------------------------------------------------------
 
-KINDS = ("grid", "random", "jobs")
 # A rejected batch lists at most this many invalid jobs (the first ones, in batch order).
 MAX_REPORTED_JOBS = 20
 
@@ -62,9 +62,9 @@ class AshaSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["asha"]
-    metric: Literal["train_loss", "val_loss", "train_accuracy", "val_accuracy"] = "val_loss"
-    mode: Literal["min", "max"] | None = Field(
+    name: SchedulerName
+    metric: Metric = "val_loss"
+    mode: Mode | None = Field(
         default=None, description="Default: min for losses, max for accuracies."
     )
     min_epochs: int = Field(default=10, ge=1, description="The first rung.")
@@ -117,7 +117,7 @@ class Plan:
 
 def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
     """Check the request's shape and expand it; raises ``Invalid`` naming the field."""
-    given = [kind for kind in KINDS if getattr(request, kind) is not None]
+    given = [kind for kind in BATCH_KINDS if getattr(request, kind) is not None]
     if len(given) != 1:
         raise Invalid.at(["body"], "give exactly one of grid, random or jobs")
     kind = given[0]
@@ -594,16 +594,10 @@ def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> di
         "kind": batch.spec.get("kind"),
         "size": len(job_ids),
         "varied": list(batch.varied),
-        "created_at": _iso(batch.created_at),
+        "created_at": iso(batch.created_at),
         "job_ids": list(job_ids),
         "counts": counts,
     }
-
-
-def _iso(value: datetime) -> str:
-    stamp = as_utc(value)
-    assert stamp is not None
-    return stamp.isoformat().replace("+00:00", "Z")
 
 
 # --- curves ---------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from sqlalchemy import func, select, update
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.migrate import upgrade
-from service.models import ApiKey, utcnow
+from service.models import ApiKey
+from service.timeutil import utcnow
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -21,10 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.config import Limits
-from service.models import Dataset, DatasetBlob, Job, utcnow
+from service.models import Dataset, DatasetBlob, Job
 from service.problems import Conflict, Invalid, NotFound
+from service.schemas.names import TASKS
+from service.timeutil import utcnow
 
-TASKS = ("classification", "regression")
 # Fixed zip timestamps make the packed bytes (and so the sha256) a function of the data only.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 

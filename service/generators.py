@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from service.datasets import DatasetArrays
-from service.schemas import (
+from service.schemas.spec import (
     CirclesSpec,
     GaussiansSpec,
     GeneratorSpec,
@@ -57,7 +57,7 @@ def generate(spec: Any) -> DatasetArrays:
     """The dataset a generator spec describes; X float64 (n_samples, n_features)."""
     spec = parse(spec)
     rng = np.random.default_rng(spec.seed)
-    X, y = _GENERATORS[spec.generator](spec, rng)
+    X, y = GENERATORS[spec.generator](spec, rng)
     # Shuffle so that any contiguous validation split sees every class.
     order = rng.permutation(spec.n_samples)
     X, y = np.ascontiguousarray(X[order]), y[order]
@@ -138,7 +138,8 @@ def _sine(spec: SineSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return x[:, None], y
 
 
-_GENERATORS: dict[str, Callable[[Any, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
+# Name -> generator; the names are ``schemas.names.GENERATORS`` (tests/service/test_names.py).
+GENERATORS: dict[str, Callable[[Any, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
     "xor": _xor,
     "circles": _circles,
     "moons": _moons,

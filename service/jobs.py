@@ -22,18 +22,10 @@ from sqlalchemy.orm import Session
 
 from service import datasets, generators
 from service.config import Limits
-from service.models import (
-    FINISHED,
-    CurvePoint,
-    Dataset,
-    Job,
-    JobStatus,
-    Queue,
-    TrainedModel,
-    utcnow,
-)
+from service.models import CurvePoint, Dataset, Job, TrainedModel
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
-from service.schemas import (
+from service.schemas.names import FINISHED, JobStatus, Queue
+from service.schemas.spec import (
     InitWeights,
     InlineDatasetSpec,
     JobSpec,
@@ -41,6 +33,7 @@ from service.schemas import (
     ThetaWeights,
     parameter_count,
 )
+from service.timeutil import utcnow
 
 Loc = Sequence[str | int]
 # The ETA uses the mean wall time of this many most recent epochs.

@@ -6,9 +6,8 @@ fencing token), curve points and checkpoint. See README "Job lifecycle".
 
 from __future__ import annotations
 
-import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -27,9 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from service.schemas.names import JobStatus, Queue
+from service.timeutil import utcnow
 
 
 def new_id() -> str:
@@ -38,30 +36,6 @@ def new_id() -> str:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class JobStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    cancelling = "cancelling"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED
-
-
-FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
-UNFINISHED = frozenset({JobStatus.queued, JobStatus.running, JobStatus.cancelling})
-
-
-class Queue(enum.StrEnum):
-    """Celery queues: single jobs never wait behind a large batch."""
-
-    interactive = "interactive"
-    batch = "batch"
 
 
 class Tenant(Base):

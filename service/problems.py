@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from service.schemas import UNION_TAGS
+from service.schemas.spec import UNION_TAGS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 

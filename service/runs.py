@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
@@ -22,11 +22,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
-from service.models import Checkpoint, CurvePoint, Job, JobStatus, TrainedModel, utcnow
+from service.models import Checkpoint, CurvePoint, Job, TrainedModel
+from service.schemas.names import ACTIVE, JobStatus
+from service.timeutil import as_utc, utcnow
 
 SessionFactory = sessionmaker[Session]
 
-ACTIVE = (JobStatus.running.value, JobStatus.cancelling.value)
 POINT_FIELDS = (
     "epoch",
     "train_loss",
@@ -60,13 +61,6 @@ class Pulse:
 
     alive: bool
     cancel_requested: bool = False
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; every time stored here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _fenced(job_id: str, attempt: int) -> Any:

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+from service.schemas.names import DISTRIBUTIONS
+
 # Leaves longer than this (inline arrays, explicit weights) are summarised in ``params``.
 MAX_PARAM_JSON_CHARS = 200
 

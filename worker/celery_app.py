@@ -29,8 +29,8 @@ from kombu import Exchange  # noqa: E402
 from kombu import Queue as KombuQueue  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from service.models import Queue  # noqa: E402
 from service.queue import APP_NAME, celery_config  # noqa: E402
+from service.schemas.names import Queue  # noqa: E402
 from worker import shutdown  # noqa: E402
 
 log = logging.getLogger(__name__)

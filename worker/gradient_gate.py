@@ -25,7 +25,9 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
-from service.models import Job, JobStatus, utcnow
+from service.models import Job
+from service.schemas.names import JobStatus
+from service.timeutil import utcnow
 from worker.nn import Network, gradient_check
 from worker.nn.gradcheck import DEFAULT_EPSILON, DEFAULT_THRESHOLD
 

@@ -28,7 +28,7 @@ from service.api.http import respond
 from service.api.openapi import PROBLEM_REF, problems
 from service.config import Limits
 from service.problems import PROBLEM_MEDIA_TYPE, Invalid, PayloadTooLarge
-from service.schemas import InitWeights, ThetaWeights, parameter_count
+from service.schemas.spec import InitWeights, ThetaWeights, parameter_count
 from worker.nn.errors import SpecError
 from worker.nn.gradcheck import gradient_check
 from worker.nn.network import Network

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas import Finite, Matrix, NetworkSpec, Strict, ThetaWeights, WbWeights
+from service.schemas.spec import Finite, Matrix, NetworkSpec, Strict, ThetaWeights, WbWeights
 
 Vector = list[Finite]
 Row = Annotated[list[Finite], Field(min_length=1)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from flask import Response
 from pydantic import BaseModel, Field
@@ -25,8 +25,9 @@ from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
 from service.api.representations import CurvePointOut, finite
-from service.models import Batch, Queue
-from service.schemas import JobSpec, JobSubmit
+from service.models import Batch
+from service.schemas.names import Metric, Mode, Queue
+from service.schemas.spec import JobSpec, JobSubmit
 
 log = logging.getLogger(__name__)
 bp = api_blueprint("batches", __name__, "/batches", "Batches")
@@ -47,10 +48,10 @@ class IdempotencyHeaders(BaseModel):
 
 
 class SummaryQuery(BaseModel):
-    metric: Literal["train_loss", "val_loss", "train_accuracy", "val_accuracy"] | None = Field(
+    metric: Metric | None = Field(
         default=None, description="Ranks the jobs for ``best`` (default val_loss)."
     )
-    mode: Literal["min", "max"] | None = Field(
+    mode: Mode | None = Field(
         default=None, description="Default: min for losses, max for accuracies."
     )
 

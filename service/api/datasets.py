@@ -16,7 +16,8 @@ from service.api.pagination import PageQuery, paginate
 from service.api.representations import DatasetList, DatasetOut, dataset_dict
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
-from service.schemas import Label, Matrix, Task
+from service.schemas.names import Task
+from service.schemas.spec import Label, Matrix
 
 bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")
 register_models(bp, DatasetOut)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from flask import Response, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,12 +22,11 @@ from service.api.representations import (
     job_dict,
 )
 from service.models import Job
-from service.schemas import JobSubmit, Matrix
+from service.schemas.names import StatusName
+from service.schemas.spec import JobSubmit, Matrix
 
 bp = api_blueprint("jobs", __name__, "/jobs", tag="jobs")
 register_models(bp, JobOut, CurveOut)
-
-StatusName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 
 
 class JobPath(BaseModel):

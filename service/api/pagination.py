@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
 from service.problems import Invalid
+from service.timeutil import as_utc
 
 
 class PageQuery(BaseModel):
@@ -42,11 +43,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return as_utc(datetime.fromisoformat(stamp)), str(item_id)
     except (ValueError, TypeError, UnicodeDecodeError):
         raise Invalid.at(["query", "cursor"], "not a cursor returned by this API") from None
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def paginate(

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service import jobs
-from service.api.pagination import as_utc
 from service.models import Dataset, Job
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, or None."""
-    if value is None:
-        return None
-    return as_utc(value).isoformat().replace("+00:00", "Z")
+from service.timeutil import iso
 
 
 def finite(value: Any) -> Any:

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from service.app import create_app
 from service.db import transaction
-from service.models import FINISHED, Job
-from service.runs import as_utc
+from service.models import Job
+from service.schemas.names import FINISHED
 from service.tenants import create_tenant_key
+from service.timeutil import as_utc
 from tests.support.fixtures import (  # noqa: F401 (fixtures)
     embedded_backend,
     postgres_server,

@@ -12,16 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.db import transaction
-from service.models import (
-    ApiKey,
-    CurvePoint,
-    Dataset,
-    DatasetBlob,
-    Job,
-    Tenant,
-    TrainedModel,
-    utcnow,
-)
+from service.models import ApiKey, CurvePoint, Dataset, DatasetBlob, Job, Tenant, TrainedModel
+from service.timeutil import utcnow
 from tests.support.fixtures import postgres_server  # noqa: F401  (a session fixture)
 
 TABLES = (Tenant, ApiKey, Dataset, DatasetBlob, Job, CurvePoint, TrainedModel)

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from service import batches, jobs, runs
 from service.config import Limits
-from service.models import Batch, CurvePoint, Job, JobStatus, Tenant
+from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
+from service.schemas.names import JobStatus
 from service.sweeps import set_path
 
 LIMITS = Limits()

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from service import generators
-from service.schemas import GENERATOR_NAMES
+from service.schemas.names import GENERATORS
 
 
-@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("name", GENERATORS)
 def test_same_spec_same_bits_other_seed_other_data(name):
     spec = {"generator": name, "n_samples": 90, "noise": 0.2, "seed": 4}
     a, b = generators.generate(spec), generators.generate(dict(spec))
@@ -19,7 +19,7 @@ def test_same_spec_same_bits_other_seed_other_data(name):
     assert not np.array_equal(a.X, other.X)
 
 
-@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("name", GENERATORS)
 def test_describe_matches_what_generate_returns(name):
     spec = {"generator": name, "n_samples": 61}
     task, n_features, n_outputs = generators.describe(spec)

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from service.models import JobStatus, utcnow
+from service.schemas.names import JobStatus
+from service.timeutil import utcnow
 
 JOBS = "/api/v1/jobs"
 

@@ -1,4 +1,4 @@
-"""The job spec schema: names equal the engine's registries; defaults; error locations."""
+"""The job spec schema: defaults and error locations (names: tests/service/test_names.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,9 @@ import typing
 import pytest
 from pydantic import ValidationError
 
-from service import schemas
 from service.problems import from_validation_error
-from worker.nn import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
-from worker.nn.activations import HIDDEN_ACTIVATIONS
-
-
-def names(literal) -> set[str]:
-    return set(typing.get_args(literal))
-
-
-def test_schema_names_equal_the_engine_registries():
-    assert names(schemas.OutputActivation) == set(ACTIVATIONS)
-    assert names(schemas.HiddenActivation) == set(HIDDEN_ACTIVATIONS)
-    assert names(schemas.LossName) == set(LOSSES)
-    assert names(schemas.InitSchemeName) == set(INITIALIZERS)
-    assert names(schemas.OptimizerName) == set(OPTIMIZERS)
-    assert names(schemas.ScheduleName) == set(SCHEDULES)
+from service.schemas import spec as schemas
+from service.schemas.names import SCHEDULES
 
 
 def test_every_schedule_name_has_a_spec_model():
@@ -31,7 +17,7 @@ def test_every_schedule_name_has_a_spec_model():
         typing.get_args(model.model_fields["name"].annotation)[0]
         for model in typing.get_args(typing.get_args(schemas.ScheduleSpec)[0])
     }
-    assert adapter_names == names(schemas.ScheduleName)
+    assert adapter_names == set(SCHEDULES)
 
 
 def test_defaults_are_filled_in():

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from service import tenants
 from service.db import transaction
-from service.models import ApiKey, Tenant, utcnow
+from service.models import ApiKey, Tenant
+from service.timeutil import utcnow
 
 
 def test_a_key_is_stored_only_as_its_hash(sessions):

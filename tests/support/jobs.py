@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
 from service.models import CurvePoint, Job, Tenant, TrainedModel
-from service.schemas import JobSpec
+from service.schemas.spec import JobSpec
 
 T = TypeVar("T")
 

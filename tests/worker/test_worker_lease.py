@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from service import runs
-from service.models import utcnow
+from service.timeutil import utcnow
 from tests.support.jobs import insert_job, job_row, tiny_spec, wait_for
 from worker.runner import Outcome, run_job
 

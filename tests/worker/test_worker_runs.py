@@ -12,7 +12,8 @@ from sqlalchemy import update
 
 from service import runs
 from service.db import transaction
-from service.models import Job, utcnow
+from service.models import Job
+from service.timeutil import utcnow
 from tests.support.jobs import curve_epochs, insert_job, job_row, tiny_spec
 
 pytestmark = pytest.mark.integration

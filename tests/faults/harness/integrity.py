@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import FINISHED, CurvePoint, Job, JobStatus, TrainedModel
+from service.models import CurvePoint, Job, TrainedModel
+from service.schemas.names import FINISHED, JobStatus
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import FINISHED, Job
+from service.models import Job
+from service.schemas.names import FINISHED
 
 from .waiting import wait_until
 

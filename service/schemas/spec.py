@@ -1,8 +1,10 @@
 """Pydantic specs of a job: network, dataset and training (the shape ``jobs.spec`` stores).
 
-These models check types, names and ranges. Checks that need the dataset or the
-configured limits (weight shapes, parameter counts, epochs) live in ``service.jobs``.
-The names allowed here must equal the engine's registries (a test asserts it).
+These models check types, names and ranges; the names come from ``schemas.names``.
+Checks that need the dataset or the configured limits (weight shapes, parameter counts,
+epochs) live in ``service.validation``. The defaults here are the only ones: the worker
+builds every run from a validated ``JobSpec`` (``worker.build``), and a test proves the
+engine's own defaults for notebook use equal these.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-HiddenActivation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
-OutputActivation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax"]
-LossName = Literal["binary_cross_entropy", "cross_entropy", "mse"]
-InitSchemeName = Literal["ng", "glorot", "he", "zeros"]
-OptimizerName = Literal["gd", "sgd", "momentum", "nesterov", "adam"]
-ScheduleName = Literal["constant", "step", "inverse_scaling", "plateau"]
-Task = Literal["classification", "regression"]
-Dtype = Literal["float32", "float64"]
+from service.schemas.names import (
+    GENERATORS,
+    SCHEDULES,
+    Dtype,
+    HiddenActivation,
+    InitSchemeName,
+    LossName,
+    OptimizerName,
+    OutputActivation,
+    Task,
+)
 
 # Tags of tagged unions: pydantic puts them into error locations; ``problems`` strips them
 # so a client sees ["body", "dataset", "n_samples"], not [..., "dataset", "spirals", ...].
@@ -31,17 +36,8 @@ UNION_TAGS = frozenset(
         "init_weights",
         "theta",
         "wb",
-        "xor",
-        "circles",
-        "moons",
-        "spirals",
-        "gaussians",
-        "plane",
-        "sine",
-        "constant",
-        "step",
-        "inverse_scaling",
-        "plateau",
+        *GENERATORS,
+        *SCHEDULES,
     }
 )
 
@@ -171,7 +167,6 @@ GeneratorSpec = Annotated[
     XorSpec | CirclesSpec | MoonsSpec | SpiralsSpec | GaussiansSpec | PlaneSpec | SineSpec,
     Field(discriminator="generator"),
 ]
-GENERATOR_NAMES = ("xor", "circles", "moons", "spirals", "gaussians", "plane", "sine")
 
 Label = Annotated[int, Field(strict=True)] | Annotated[str, Field(max_length=200)] | Finite
 

@@ -1,0 +1,11 @@
+"""Shapes: every name, spec, record and response of Deltaflow, each declared once.
+
+- ``names``: the vocabularies (statuses, queues, metrics, generators, activations, …);
+- ``spec``: the job spec (network, dataset, training) and the body of ``POST /jobs``;
+- ``records``: the curve point, as stored, flushed and served;
+- ``batch``: the body of ``POST /batches`` and the scheduler specs;
+- ``backprop``: the bodies of the backprop endpoints;
+- ``responses``: every response model and the functions that fill them.
+
+Import from the submodule that declares a shape; this package re-exports nothing.
+"""

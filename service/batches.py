@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Float, and_, case, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only, sessionmaker
@@ -25,6 +24,7 @@ from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
 from service.models import Batch, CurvePoint, Job
 from service.problems import Conflict, Invalid, NotFound
 from service.runs import POINT_FIELDS
+from service.schemas.batch import BatchSubmit
 from service.schemas.names import (
     BATCH_KINDS,
     FINISHED,
@@ -32,10 +32,7 @@ from service.schemas.names import (
     MODES,
     UNFINISHED,
     JobStatus,
-    Metric,
-    Mode,
     Queue,
-    SchedulerName,
 )
 from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
@@ -49,59 +46,6 @@ CURVE_QUERY_CHUNK = 100
 
 # A rejected batch lists at most this many invalid jobs (the first ones, in batch order).
 MAX_REPORTED_JOBS = 20
-
-
-class AshaSpec(BaseModel):
-    """Early stopping by asynchronous successive halving (ASHA).
-
-    Rungs sit at ``min_epochs * reduction_factor**k`` epochs. A running job that reached a
-    rung is stopped once at least ``reduction_factor`` jobs reached that rung and it is not
-    among the best ``max(1, n // reduction_factor)`` of those ``n`` by ``metric`` at that
-    epoch. Stopped jobs end ``cancelled``; the batch summary says which rung stopped them.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: SchedulerName
-    metric: Metric = "val_loss"
-    mode: Mode | None = Field(
-        default=None, description="Default: min for losses, max for accuracies."
-    )
-    min_epochs: int = Field(default=10, ge=1, description="The first rung.")
-    reduction_factor: int = Field(default=3, ge=2, le=64, description="η: keep 1/η per rung.")
-
-
-class BatchSubmit(BaseModel):
-    """The body of ``POST /batches``: a ``base`` spec with a ``grid`` or ``random`` sweep,
-    or an explicit ``jobs`` list. Expanded specs are validated one by one afterwards."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    base: dict[str, Any] | None = Field(
-        default=None, description="A job spec (network, dataset, training) the sweep writes into."
-    )
-    grid: dict[str, list[Any]] | None = Field(
-        default=None,
-        description="Dotted path -> values; the batch is their cartesian product, e.g. "
-        "{'training.optimizer.learning_rate': [0.01, 0.1], 'network.layers.0.units': [4, 8]}.",
-    )
-    random: dict[str, dict[str, Any]] | None = Field(
-        default=None,
-        description="Dotted path -> one of {'uniform': [a, b]}, {'loguniform': [a, b]}, "
-        "{'randint': [lo, hi]} (both included), {'choice': [v, ...]}.",
-    )
-    samples: int | None = Field(default=None, ge=1, description="How many random draws.")
-    seed: int | None = Field(
-        default=None, ge=0, le=2**32 - 1, description="Seed of the draws (chosen if omitted)."
-    )
-    scheduler: AshaSpec | None = Field(
-        default=None, description="Stop jobs that fall behind (successive halving)."
-    )
-    # Plain dicts at parse time: each job is validated later, its errors naming its index.
-    jobs: list[dict[str, Any]] | None = Field(
-        default=None, description="Explicit job specs, each like the body of POST /jobs."
-    )
 
 
 @dataclass(frozen=True)

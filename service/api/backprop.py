@@ -17,17 +17,17 @@ import numpy as np
 from flask import Response
 
 from service.api import deps
-from service.api.backprop_schemas import (
-    GradientCheckRequest,
-    GradientCheckResponse,
-    TraceRequest,
-    TraceResponse,
-)
 from service.api.blueprint import api_blueprint
 from service.api.http import respond
 from service.api.openapi import PROBLEM_REF, problems
 from service.config import Limits
 from service.problems import PROBLEM_MEDIA_TYPE, Invalid, PayloadTooLarge
+from service.schemas.backprop import (
+    GradientCheckRequest,
+    GradientCheckResponse,
+    TraceRequest,
+    TraceResponse,
+)
 from service.schemas.spec import InitWeights, ThetaWeights, parameter_count
 from worker.nn.errors import SpecError
 from worker.nn.gradcheck import gradient_check

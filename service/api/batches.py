@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
 
 from flask import Response
 from pydantic import BaseModel, Field
@@ -24,10 +23,17 @@ from service.api.deps import db, settings, tenant_id
 from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
-from service.api.representations import CurvePointOut, finite
 from service.models import Batch
+from service.schemas.batch import BatchRequest, BatchSubmit
 from service.schemas.names import Metric, Mode, Queue
-from service.schemas.spec import JobSpec, JobSubmit
+from service.schemas.responses import (
+    BatchCurves,
+    BatchList,
+    BatchOut,
+    BatchSummary,
+    CancelOut,
+    finite,
+)
 
 log = logging.getLogger(__name__)
 bp = api_blueprint("batches", __name__, "/batches", "Batches")
@@ -65,108 +71,7 @@ class CurvesQuery(BaseModel):
     )
 
 
-class Counts(BaseModel):
-    queued: int
-    running: int
-    cancelling: int
-    succeeded: int
-    failed: int
-    cancelled: int
-
-
-class BatchProgress(BaseModel):
-    finished: int = Field(description="Jobs that ended (succeeded, failed or cancelled).")
-    total: int
-    fraction: float = Field(description="Mean of the jobs' epoch fractions; ended jobs count 1.")
-
-
-class BatchOut(BaseModel):
-    id: str
-    name: str
-    kind: str = Field(description="grid | random | jobs")
-    size: int
-    varied: list[str] = Field(description="The dotted paths whose values differ between jobs.")
-    created_at: str
-    job_ids: list[str] = Field(description="In batch order.")
-    counts: Counts
-
-
-class BatchListItem(BaseModel):
-    id: str
-    name: str
-    kind: str
-    size: int
-    varied: list[str]
-    created_at: str
-    counts: Counts
-    progress: BatchProgress
-
-
-class BatchList(BaseModel):
-    items: list[BatchListItem]
-    next_cursor: str | None
-
-
-class BatchJobOut(BaseModel):
-    id: str
-    index: int
-    name: str
-    status: str
-    params: dict[str, Any] = Field(description="This job's values of the varied paths.")
-    epoch: int
-    epochs: int
-    metrics: dict[str, Any] | None = Field(description="The latest (final once ended) point.")
-    error: dict[str, Any] | None
-    stopped_by_scheduler: dict[str, Any] | None = Field(
-        description="{epoch, value, rank, of}: the rung where the scheduler stopped it."
-    )
-
-
-class Best(BaseModel):
-    id: str
-    value: float
-
-
-class BatchSummary(BatchOut):
-    scheduler: dict[str, Any] | None = Field(description="The early-stopping scheduler, if any.")
-    progress: BatchProgress
-    metric: str
-    mode: str
-    best: Best | None = Field(description="The succeeded job with the best final metric.")
-    jobs: list[BatchJobOut]
-
-
-class CancelOut(BatchOut):
-    cancelled: list[str] = Field(description="Jobs this request cancelled (or found cancelling).")
-
-
-class JobCurve(BaseModel):
-    id: str
-    status: str
-    points: list[CurvePointOut] = Field(description="Only epochs after the cursor, in order.")
-
-
-class BatchCurves(BaseModel):
-    jobs: list[JobCurve] = Field(description="Every job of the batch, in batch order.")
-    next_cursor: str = Field(description="Opaque: one last-seen epoch per job.")
-    truncated: bool = Field(description="More points are already stored: ask again at once.")
-    complete: bool = Field(description="Every job ended and every point was returned.")
-
-
 register_models(bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut)
-
-
-class BatchRequest(batches.BatchSubmit):
-    """The documented shape of the POST body: ``BatchSubmit`` parses ``base`` and ``jobs``
-    as plain objects (each expanded spec is validated afterwards, its errors naming the
-    job), but they are job specs."""
-
-    base: JobSpec | None = Field(
-        default=None, description="A job spec (network, dataset, training) the sweep writes into."
-    )
-    jobs: list[JobSubmit] | None = Field(
-        default=None, description="Explicit job specs, each like the body of POST /jobs."
-    )
 
 
 def _location(batch_id: str) -> str:
@@ -181,7 +86,7 @@ def _location(batch_id: str) -> str:
         **problems(400, 413),
     },
 )
-def submit(body: batches.BatchSubmit, header: IdempotencyHeaders) -> Response:
+def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:
     session = db()
     batch, job_ids, created = batches.submit_batch(
         session, tenant_id(), body, settings().limits, header.idempotency_key

@@ -13,10 +13,10 @@ from service.api.blueprint import api_blueprint
 from service.api.http import no_content, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
-from service.api.representations import DatasetList, DatasetOut, dataset_dict
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task
+from service.schemas.responses import DatasetList, DatasetOut, dataset_dict
 from service.schemas.spec import Label, Matrix
 
 bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from service.api import deps
 from service.api.http import respond
 from service.api.openapi import PROBLEM_REF
-from service.api.representations import Health
 from service.problems import PROBLEM_MEDIA_TYPE, Unavailable
 from service.queue import celery_config
+from service.schemas.responses import Health
 
 log = logging.getLogger(__name__)
 

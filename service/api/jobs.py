@@ -13,16 +13,9 @@ from service.api.http import ConditionalHeaders, no_content, not_modified, respo
 from service.api.model import model_dict, predict
 from service.api.openapi import json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
-from service.api.representations import (
-    CurveOut,
-    JobList,
-    JobOut,
-    ModelOut,
-    PredictOut,
-    job_dict,
-)
 from service.models import Job
 from service.schemas.names import StatusName
+from service.schemas.responses import CurveOut, JobList, JobOut, ModelOut, PredictOut, job_dict
 from service.schemas.spec import JobSubmit, Matrix
 
 bp = api_blueprint("jobs", __name__, "/jobs", tag="jobs")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.api.backprop_schemas import GradientCheckResponse, TraceResponse
 from service.app import create_app
 from service.db import make_engine, make_sessionmaker, transaction
 from service.migrate import upgrade
+from service.schemas.backprop import GradientCheckResponse, TraceResponse
 from service.tenants import create_tenant_key
 from tests.support.networks import debug_weights as ng_debug_weights
 

@@ -13,6 +13,7 @@ from service import batches, jobs, runs
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
+from service.schemas.batch import BatchSubmit
 from service.schemas.names import JobStatus
 from service.sweeps import set_path
 
@@ -55,7 +56,7 @@ def tenants(session):
 
 def submit(session, tenant_id, key=None, limits=LIMITS, **body):
     return batches.submit_batch(
-        session, tenant_id, batches.BatchSubmit(**body), limits, idempotency_key=key
+        session, tenant_id, BatchSubmit(**body), limits, idempotency_key=key
     )
 
 

@@ -1,7 +1,7 @@
 """Request and response bodies of ``POST /backprop/trace`` and ``POST /backprop/gradient-check``.
 
 The network spec, the weight layouts and the problem body are the API's own
-(``service.schemas``, ``service.problems``); only what is particular to backprop is here.
+(``service.schemas.spec``, ``service.problems``); only what is particular to backprop is here.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.spec import Finite, Matrix, NetworkSpec, Strict, ThetaWeights, WbWeights
+from service.schemas.names import Task
+from service.schemas.spec import Finite, Label, Matrix, NetworkSpec, Strict, ThetaWeights, WbWeights
 
 Vector = list[Finite]
 Row = Annotated[list[Finite], Field(min_length=1)]
-Label = Annotated[int, Field(strict=True)] | Annotated[str, Field(max_length=200)] | Finite
 
 
 class _BackpropRequest(Strict):
@@ -34,7 +34,7 @@ class _BackpropRequest(Strict):
         description="Targets: a matrix (m, K) used as Y exactly; or a vector of m class labels "
         "(one-hot over classes); or, for regression, a vector of m reals (K = 1).",
     )
-    task: Literal["classification", "regression"] | None = Field(
+    task: Task | None = Field(
         default=None,
         description="How a vector y is read. Default: regression for mse, classification "
         "otherwise.",

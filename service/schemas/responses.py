@@ -1,4 +1,8 @@
-"""Response models (documented in OpenAPI) and the functions that fill them."""
+"""Every response: its model (documented in OpenAPI) and the function that fills it.
+
+One place answers "what does a job (a dataset, a batch, a curve, a model) look like on the
+wire". Views call a domain function and dump its result with a function from here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service import jobs
 from service.models import Dataset, Job
+from service.schemas.records import CurvePointOut
 from service.timeutil import iso
 
 
@@ -121,17 +126,6 @@ def job_dict(session: Session, job: Job) -> dict[str, Any]:
     )
 
 
-class CurvePointOut(BaseModel):
-    epoch: int
-    train_loss: float | None
-    val_loss: float | None
-    train_accuracy: float | None
-    val_accuracy: float | None
-    learning_rate: float | None
-    grad_norms: dict[str, Any] | None = Field(description='{"D": [...], "update_ratio": [...]}')
-    seconds: float | None = Field(description="That epoch's wall time.")
-
-
 class CurveOut(BaseModel):
     job_id: str
     status: str
@@ -174,6 +168,100 @@ class PredictOut(BaseModel):
     probabilities: list[list[float]] | None = Field(
         default=None, description="Per-class output of a softmax or sigmoid classifier."
     )
+
+
+# --- batches ---------------------------------------------------------------------------
+
+
+class Counts(BaseModel):
+    queued: int
+    running: int
+    cancelling: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class BatchProgress(BaseModel):
+    finished: int = Field(description="Jobs that ended (succeeded, failed or cancelled).")
+    total: int
+    fraction: float = Field(description="Mean of the jobs' epoch fractions; ended jobs count 1.")
+
+
+class BatchOut(BaseModel):
+    id: str
+    name: str
+    kind: str = Field(description="grid | random | jobs")
+    size: int
+    varied: list[str] = Field(description="The dotted paths whose values differ between jobs.")
+    created_at: str
+    job_ids: list[str] = Field(description="In batch order.")
+    counts: Counts
+
+
+class BatchListItem(BaseModel):
+    id: str
+    name: str
+    kind: str
+    size: int
+    varied: list[str]
+    created_at: str
+    counts: Counts
+    progress: BatchProgress
+
+
+class BatchList(BaseModel):
+    items: list[BatchListItem]
+    next_cursor: str | None
+
+
+class BatchJobOut(BaseModel):
+    id: str
+    index: int
+    name: str
+    status: str
+    params: dict[str, Any] = Field(description="This job's values of the varied paths.")
+    epoch: int
+    epochs: int
+    metrics: dict[str, Any] | None = Field(description="The latest (final once ended) point.")
+    error: dict[str, Any] | None
+    stopped_by_scheduler: dict[str, Any] | None = Field(
+        description="{epoch, value, rank, of}: the rung where the scheduler stopped it."
+    )
+
+
+class Best(BaseModel):
+    id: str
+    value: float
+
+
+class BatchSummary(BatchOut):
+    scheduler: dict[str, Any] | None = Field(description="The early-stopping scheduler, if any.")
+    progress: BatchProgress
+    metric: str
+    mode: str
+    best: Best | None = Field(description="The succeeded job with the best final metric.")
+    jobs: list[BatchJobOut]
+
+
+class CancelOut(BatchOut):
+    cancelled: list[str] = Field(description="Jobs this request cancelled (or found cancelling).")
+
+
+class JobCurve(BaseModel):
+    id: str
+    status: str
+    points: list[CurvePointOut] = Field(description="Only epochs after the cursor, in order.")
+
+
+class BatchCurves(BaseModel):
+    jobs: list[JobCurve] = Field(description="Every job of the batch, in batch order.")
+    next_cursor: str = Field(description="Opaque: one last-seen epoch per job.")
+    truncated: bool = Field(description="More points are already stored: ask again at once.")
+    complete: bool = Field(description="Every job ended and every point was returned.")
+
+
+# --- health ----------------------------------------------------------------------------
 
 
 class Health(BaseModel):

@@ -23,7 +23,6 @@ from service.config import Limits
 from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
 from service.models import Batch, CurvePoint, Job
 from service.problems import Conflict, Invalid, NotFound
-from service.runs import POINT_FIELDS
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import (
     BATCH_KINDS,
@@ -34,6 +33,7 @@ from service.schemas.names import (
     JobStatus,
     Queue,
 )
+from service.schemas.records import point_values
 from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
 from service.timeutil import iso, utcnow
@@ -583,7 +583,7 @@ def batch_curves(
         )
         query = select(CurvePoint).where(condition).order_by(CurvePoint.job_id, CurvePoint.epoch)
         for point in session.scalars(query):
-            points[point.job_id].append({k: getattr(point, k) for k in POINT_FIELDS})
+            points[point.job_id].append(point_values(point))
     truncated = False
     jobs = []
     for row in rows:

@@ -25,6 +25,7 @@ from service.config import Limits
 from service.models import CurvePoint, Dataset, Job, TrainedModel
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
 from service.schemas.names import FINISHED, JobStatus, Queue
+from service.schemas.records import point_values
 from service.schemas.spec import (
     InitWeights,
     InlineDatasetSpec,
@@ -470,22 +471,9 @@ def curve(
     return {
         "job_id": job.id,
         "status": job.status,
-        "points": [point_dict(p) for p in rows],
+        "points": [point_values(p) for p in rows],
         "next_since": next_since,
         "complete": job.status in FINISHED and not has_more,
-    }
-
-
-def point_dict(point: CurvePoint) -> dict[str, Any]:
-    return {
-        "epoch": point.epoch,
-        "train_loss": point.train_loss,
-        "val_loss": point.val_loss,
-        "train_accuracy": point.train_accuracy,
-        "val_accuracy": point.val_accuracy,
-        "learning_rate": point.learning_rate,
-        "grad_norms": point.grad_norms,
-        "seconds": point.seconds,
     }
 
 

@@ -24,20 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import transaction
 from service.models import Checkpoint, CurvePoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
+from service.schemas.records import point_values
 from service.timeutil import as_utc, utcnow
 
 SessionFactory = sessionmaker[Session]
-
-POINT_FIELDS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "train_accuracy",
-    "val_accuracy",
-    "learning_rate",
-    "grad_norms",
-    "seconds",
-)
 
 
 @dataclass(frozen=True)
@@ -189,10 +179,10 @@ def flush(
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.epoch < last["epoch"])
-                .values(epoch=last["epoch"], metrics=_metrics(last))
+                .values(epoch=last["epoch"], metrics=point_values(last))
                 .execution_options(synchronize_session=False)
             )
-            rows = [{"job_id": job_id, **{k: p.get(k) for k in POINT_FIELDS}} for p in points]
+            rows = [{"job_id": job_id, **point_values(p)} for p in points]
             insert = _insert_for(session)
             # executemany with one cached statement: a multi-VALUES literal would be
             # compiled afresh for every flush (it cost as much as training tiny nets).
@@ -442,10 +432,6 @@ def _finish(
 def _cancel_requested(session: Session, job_id: str) -> bool:
     flag = session.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar_one()
     return bool(flag)
-
-
-def _metrics(point: dict[str, Any]) -> dict[str, Any]:
-    return {k: point.get(k) for k in POINT_FIELDS}
 
 
 def _insert_for(session: Session) -> Any:

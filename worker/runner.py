@@ -34,10 +34,10 @@ from service import runs
 from service.datasets import DatasetArrays
 from service.queue import send_train
 from service.runs import Claim, Pulse
+from service.schemas.records import point_from_stats
 from worker import gradient_gate
 from worker.datasets import DatasetUnavailable, load_dataset
 from worker.nn import (
-    EpochStats,
     Network,
     NonFiniteError,
     SpecError,
@@ -215,22 +215,6 @@ def check_gradients_before_training(
 
 class GradientCheckFailed(Exception):
     """The job asked for a gradient check and backprop did not match the numbers."""
-
-
-def point_from_stats(stats: EpochStats) -> dict[str, Any]:
-    grad_norms = None
-    if stats.grad_norms is not None:
-        grad_norms = {"D": stats.grad_norms, "update_ratio": stats.update_ratios}
-    return {
-        "epoch": stats.epoch,
-        "train_loss": stats.train_loss,
-        "val_loss": stats.val_loss,
-        "train_accuracy": stats.train_accuracy,
-        "val_accuracy": stats.val_accuracy,
-        "learning_rate": stats.learning_rate,
-        "grad_norms": grad_norms,
-        "seconds": stats.seconds,
-    }
 
 
 class _Stop(Exception):

@@ -59,10 +59,6 @@ class Settings:
     broker_polling_interval: float = 0.1
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.data_dir / "deltaflow.sqlite3"
-
-    @property
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
 

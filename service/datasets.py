@@ -370,10 +370,3 @@ def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
         if blob is not None:
             session.delete(blob)
             session.flush()
-
-
-def load_arrays(session: Session, dataset: Dataset) -> DatasetArrays:
-    blob = session.get(DatasetBlob, dataset.sha256)
-    if blob is None:
-        raise NotFound(f"dataset {dataset.id} has no stored data")
-    return unpack(blob.data, dataset.task, dataset.classes)

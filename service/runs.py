@@ -269,17 +269,6 @@ def release(
     return None
 
 
-def mark_dispatched(factory: SessionFactory, job_id: str, *, now: datetime | None = None) -> None:
-    """Record that a message for a queued job was sent (the reaper waits before resending)."""
-    with transaction(factory) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.queued.value)
-            .values(dispatched_at=now or utcnow())
-            .execution_options(synchronize_session=False)
-        )
-
-
 # --- the reaper's side ------------------------------------------------------------------
 
 
@@ -458,18 +447,6 @@ def _save_checkpoint(
             set_={"attempt": attempt, "epoch": epoch, "state": state, "created_at": now},
         )
     )
-
-
-def curve_epochs(factory: SessionFactory, job_id: str) -> list[int]:
-    """Every stored epoch of a job's curve, in order (tests and diagnostics)."""
-    with transaction(factory) as session:
-        return list(
-            session.execute(
-                select(CurvePoint.epoch)
-                .where(CurvePoint.job_id == job_id)
-                .order_by(CurvePoint.epoch)
-            ).scalars()
-        )
 
 
 def _rowcount(result: Result[Any]) -> int:

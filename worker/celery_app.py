@@ -40,12 +40,8 @@ QUEUE_ORDER = (Queue.interactive.value, Queue.batch.value)
 
 def make_app(settings: Settings) -> Celery:
     app = Celery(APP_NAME, include=["worker.tasks"])
-    config = celery_config(settings)
-    transport = dict(config["broker_transport_options"])
-    if not settings.uses_filesystem_broker:
-        transport["queue_order_strategy"] = "priority"
+    config = celery_config(settings)  # sets queue_order_strategy="priority" on Redis
     config.update(
-        broker_transport_options=transport,
         # The same exchange per queue as the API's client app creates on send_task(queue=…).
         task_queues=[KombuQueue(name, Exchange(name), routing_key=name) for name in QUEUE_ORDER],
         worker_hijack_root_logger=True,

@@ -11,7 +11,6 @@ in a shutting-down worker is rejected back to the broker for another worker.
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 
 # One byte of shared memory (an anonymous shared mapping survives fork).
 _flag = multiprocessing.RawValue("b", 0)
@@ -31,18 +30,3 @@ def pending() -> bool:
 def request_stop() -> None:
     """In the main process: every run of this worker and of its pool children stops."""
     _flag.value = 1
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
-    children: list[int] = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces; the parent pid is the 2nd field after ")".
-        fields = text.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == str(pid):
-            children.append(int(stat.parent.name))
-    return children

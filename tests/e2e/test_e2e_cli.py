@@ -19,8 +19,8 @@ from service.cli import blas_threads
 from service.db import make_engine
 from service.models import ApiKey
 from tests.support.jobs import insert_job, tiny_spec, wait_for_status
+from tests.support.procs import child_pids
 from tests.support.servers import free_port
-from worker.shutdown import child_pids
 
 DELTAFLOW = str(Path(sys.executable).with_name("deltaflow"))
 KEY_PATTERN = re.compile(r"API key \(shown only now; keep it\): (\S+)")

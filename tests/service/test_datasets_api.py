@@ -13,6 +13,7 @@ from werkzeug.test import encode_multipart
 from service import datasets
 from service.app import create_app
 from service.config import Limits
+from tests.support.datasets import stored_arrays
 
 DATASETS = "/api/v1/datasets"
 
@@ -74,7 +75,7 @@ def test_csv_upload_uses_the_target_column(client, auth, sessions):
     assert dataset["classes"] == ["no", "yes"]
     with sessions() as session:
         row = datasets.get_dataset(session, dataset_tenant(sessions), dataset["id"])
-        arrays = datasets.load_arrays(session, row)
+        arrays = stored_arrays(session, row)
     assert arrays.X.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
     assert arrays.y.tolist() == [1, 0, 1]
 
@@ -118,7 +119,7 @@ def test_a_20000_by_784_float32_npz_fits_the_default_limits(client, auth, sessio
     assert (dataset["n_samples"], dataset["n_features"], dataset["n_outputs"]) == (20000, 784, 10)
     with sessions() as session:
         row = datasets.get_dataset(session, dataset_tenant(sessions), dataset["id"])
-        arrays = datasets.load_arrays(session, row)
+        arrays = stored_arrays(session, row)
     assert np.array_equal(arrays.X, X.astype(np.float64))
 
 

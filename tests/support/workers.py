@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from worker.shutdown import child_pids
+from .procs import child_pids
 
 READY_MARK = " ready."
 START_TIMEOUT = 60.0

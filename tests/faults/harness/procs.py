@@ -12,34 +12,11 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tests.support.procs import child_pids, pid_alive
+
 from .waiting import wait_until
 
 EXIT_SECONDS = 60.0
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid``, read from /proc (no psutil needed)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # the process ended while we looked
-            continue
-        # "pid (comm) state ppid ...": comm may contain spaces, so split after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            children.append(int(entry.name))
-    return sorted(children)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class WorkerProcess:

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.config import Limits
+from service.db import dialect_insert
 from service.models import Dataset, DatasetBlob, Job
 from service.problems import Conflict, Invalid, NotFound
 from service.schemas.names import TASKS
@@ -329,8 +328,7 @@ def store_dataset(session: Session, tenant_id: str, name: str, arrays: DatasetAr
 
 def _insert_blob_once(session: Session, digest: str, data: bytes) -> None:
     """Insert a blob unless a concurrent upload of the same bytes just did (no 500 on a race)."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(DatasetBlob).values(
+    stmt = dialect_insert(session)(DatasetBlob).values(
         sha256=digest, data=data, size_bytes=len(data), created_at=utcnow()
     )
     session.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))

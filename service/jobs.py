@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, generators
+from service import datasets, generators, lifecycle
 from service.config import Limits
 from service.models import CurvePoint, Dataset, Job, TrainedModel
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
@@ -319,17 +319,6 @@ def mark_dispatched(session: Session, job_id: str) -> None:
 # --- state changes -------------------------------------------------------------------
 
 
-def compare_and_set(session: Session, job_id: str, expected: Iterable[str], **values: Any) -> bool:
-    """Set ``values`` only if the job's status is one of ``expected``; True if this call won."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([str(s) for s in expected]))
-        .values(version=Job.version + 1, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-
-
 def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """queued → cancelled at once; running → cancelling (the run stops at its next flush).
 
@@ -338,28 +327,11 @@ def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
     job = get_job(session, tenant_id, job_id)
     for _ in range(5):  # the status may move under us; each loop re-reads it
         status = job.status
-        if status == JobStatus.queued:
-            now = utcnow()
-            won = compare_and_set(
-                session,
-                job.id,
-                [JobStatus.queued],
-                status=JobStatus.cancelled.value,
-                cancel_requested=True,
-                finished_at=now,
-            )
-        elif status == JobStatus.running:
-            won = compare_and_set(
-                session,
-                job.id,
-                [JobStatus.running],
-                status=JobStatus.cancelling.value,
-                cancel_requested=True,
-            )
-        elif status == JobStatus.cancelling:
+        if status == JobStatus.cancelling:
             return job
-        else:
+        if status not in (JobStatus.queued, JobStatus.running):
             raise Conflict(f"job {job.id} is already {status}")
+        won = lifecycle.request_cancel(session, job.id, status)
         session.commit()
         session.refresh(job)
         if won:

@@ -1,8 +1,9 @@
 """The gradient check a job may ask for before training (``training.gradient_check: true``).
 
 The runner calls ``check_before_training`` once, before the first epoch of a fresh run,
-stores the report on the job with ``store_report`` (a fenced write, so a stale run cannot
-overwrite it) and fails the job with ``gradient_check_failed`` when it did not pass.
+stores the report on the job (``service.lifecycle.record_gradient_check``, a fenced write,
+so a stale run cannot overwrite it) and fails the job with ``gradient_check_failed`` when
+it did not pass.
 
 The check is the engine's ``gradient_check`` on a float64 copy of the network, at most
 ``Limits.gradcheck_examples`` training rows and (sampled, seeded) at most
@@ -18,16 +19,10 @@ A wrong gradient does not shrink with ε, so real errors are still caught.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import CursorResult, update
-from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import transaction
-from service.models import Job
-from service.schemas.names import JobStatus
-from service.timeutil import utcnow
 from worker.nn import Network, gradient_check
 from worker.nn.gradcheck import DEFAULT_EPSILON, DEFAULT_THRESHOLD
 
@@ -100,22 +95,3 @@ def failure_message(report: dict[str, Any]) -> str:
         f"{report['threshold']:g}; worst parameter {where}: numerical "
         f"{worst['numerical']:.6e}, analytic {worst['analytic']:.6e}"
     )
-
-
-def store_report(
-    factory: sessionmaker[Session], job_id: str, attempt: int, report: dict[str, Any]
-) -> bool:
-    """Save the report on the job (fenced by attempt); False if this run lost the job."""
-    now = utcnow()
-    with transaction(factory) as session:
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.attempt == attempt,
-                Job.status.in_((JobStatus.running.value, JobStatus.cancelling.value)),
-            )
-            .values(gradient_check=report, updated_at=now, version=Job.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-    return cast(CursorResult[Any], result).rowcount == 1

@@ -1,6 +1,6 @@
 """The reaper: a loop in each worker's main process that recovers lost work.
 
-Every ``reaper_interval_seconds`` it asks ``service.runs.sweep`` to requeue runs whose
+Every ``reaper_interval_seconds`` it asks ``service.recovery.recover`` to requeue runs whose
 lease expired (their worker died), finish ``cancelling`` jobs whose run is gone, fail
 jobs that used up ``max_attempts`` (a poison pill never loops), and re-send queued jobs
 whose message may have been lost (broker down at submit, a fetched message of a killed
@@ -15,17 +15,17 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import batches, runs
+from service import batches, recovery
 from service.queue import send_train
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def sweep_once(rt: Runtime) -> runs.Sweep:
+def reap(rt: Runtime) -> recovery.Recovery:
     """One pass: fix the database, then send the messages it asks for."""
     settings = rt.settings
-    result = runs.sweep(
+    result = recovery.recover(
         rt.factory,
         max_attempts=settings.max_attempts,
         requeue_after_seconds=settings.requeue_after_seconds,
@@ -37,7 +37,7 @@ def sweep_once(rt: Runtime) -> runs.Sweep:
     stopped = batches.schedule(rt.factory)
     if stopped:
         log.info("scheduler stopped=%d jobs", len(stopped))
-    if result.requeued or result.exhausted or result.cancelled or result.dispatch:
+    if result.changed:
         log.info(
             "reaper requeued=%d exhausted=%d cancelled=%d dispatched=%d",
             len(result.requeued),
@@ -49,7 +49,7 @@ def sweep_once(rt: Runtime) -> runs.Sweep:
 
 
 class Reaper(threading.Thread):
-    """Runs ``sweep_once`` now and then every interval until stopped."""
+    """Runs ``reap`` now and then every interval until stopped."""
 
     def __init__(self, rt: Runtime) -> None:
         super().__init__(name="deltaflow-reaper", daemon=True)
@@ -60,7 +60,7 @@ class Reaper(threading.Thread):
         interval = self.rt.settings.reaper_interval_seconds
         while True:
             try:
-                sweep_once(self.rt)
+                reap(self.rt)
             except SQLAlchemyError:
                 log.warning("reaper pass failed (database unavailable?)", exc_info=True)
             except Exception:  # the loop must survive anything; the next pass retries

@@ -30,10 +30,10 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import runs
+from service import lifecycle
 from service.datasets import DatasetArrays
+from service.lifecycle import Claim, Pulse
 from service.queue import send_train
-from service.runs import Claim, Pulse
 from service.schemas.records import point_from_stats
 from worker import gradient_gate
 from worker.datasets import DatasetUnavailable, load_dataset
@@ -83,7 +83,7 @@ def run_job(
     """
     rt = rt or runtime()
     settings = rt.settings
-    claim = runs.claim(
+    claim = lifecycle.claim(
         rt.factory,
         job_id,
         rt.owner,
@@ -207,7 +207,7 @@ def check_gradients_before_training(
         max_parameters=limits.gradcheck_parameters,
         seed=int(training.get("seed", 0)),
     )
-    if not gradient_gate.store_report(rt.factory, claim.job_id, claim.attempt, report):
+    if not lifecycle.record_gradient_check(rt.factory, claim.job_id, claim.attempt, report):
         raise _Stop(Outcome.lost)
     if not report["passed"]:
         raise GradientCheckFailed(gradient_gate.failure_message(report))
@@ -299,7 +299,7 @@ class _Run:
         pulse = self._final(lambda: self._flush(None))
         self._obey(pulse)
         done = self._final(
-            lambda: runs.finish_succeeded(
+            lambda: lifecycle.finish_succeeded(
                 rt.factory,
                 self.job_id,
                 claim.attempt,
@@ -348,7 +348,7 @@ class _Run:
         self._obey(pulse)
 
     def _flush(self, checkpoint: tuple[int, bytes] | None) -> Pulse:
-        pulse = runs.flush(
+        pulse = lifecycle.flush(
             self.rt.factory,
             self.job_id,
             self.claim.attempt,
@@ -367,7 +367,7 @@ class _Run:
             raise _Stop(self._lost())
         if pulse.cancel_requested or self.keeper.cancel_requested:
             done = self._final(
-                lambda: runs.finish_cancelled(self.rt.factory, self.job_id, self.claim.attempt)
+                lambda: lifecycle.finish_cancelled(self.rt.factory, self.job_id, self.claim.attempt)
             )
             log.info("job=%s cancelled", self.job_id)
             raise _Stop(Outcome.cancelled if done else Outcome.lost)
@@ -378,7 +378,9 @@ class _Run:
         pulse = self._final(lambda: self._flush(state))
         if not pulse.alive:
             return self._lost()
-        status = self._final(lambda: runs.release(self.rt.factory, self.job_id, self.claim.attempt))
+        status = self._final(
+            lambda: lifecycle.release(self.rt.factory, self.job_id, self.claim.attempt)
+        )
         if status is None:
             return self._lost()
         if status == "queued":
@@ -394,7 +396,7 @@ class _Run:
                 log.warning("job=%s could not flush the points before failing", self.job_id)
         error = {"type": kind, "message": message, "epoch": epoch}
         done = self._final(
-            lambda: runs.finish_failed(self.rt.factory, self.job_id, self.claim.attempt, error)
+            lambda: lifecycle.finish_failed(self.rt.factory, self.job_id, self.claim.attempt, error)
         )
         log.info("job=%s failed type=%s message=%s", self.job_id, kind, message)
         return Outcome.failed if done else Outcome.lost
@@ -441,7 +443,7 @@ class LeaseKeeper(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(self.interval):
             try:
-                pulse = runs.heartbeat(
+                pulse = lifecycle.heartbeat(
                     self.rt.factory,
                     self.claim.job_id,
                     self.claim.attempt,

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, jobs, runs
+from service import batches, jobs, lifecycle
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
@@ -234,11 +234,11 @@ def run_epochs(factory, job_id, attempt, first, last, loss=1.0):
         {"epoch": e, "train_loss": loss / e, "val_loss": loss / e + 0.1, "seconds": 0.01}
         for e in range(first, last + 1)
     ]
-    assert runs.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
 
 
 def claim(factory, job_id):
-    claimed = runs.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
+    claimed = lifecycle.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
     assert claimed is not None
     return claimed.attempt
 
@@ -308,7 +308,7 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
     for job_id, loss in zip(ids[:3], losses, strict=True):
         attempt = claim(factory, job_id)
         run_epochs(factory, job_id, attempt, 1, 30, loss=loss * 30)
-        assert runs.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
+        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
     attempt = claim(factory, ids[3])
     run_epochs(factory, ids[3], attempt, 1, 15, loss=0.01)  # better, but still running
     session.expire_all()
@@ -332,14 +332,14 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
 def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, session, tenants):
     batch, ids, _ = submit(session, tenants[0], name="cancel", base=BASE, grid=GRID)
     done = claim(factory, ids[0])
-    assert runs.finish_succeeded(factory, ids[0], done, weights=b"w", meta={})
+    assert lifecycle.finish_succeeded(factory, ids[0], done, weights=b"w", meta={})
     running = claim(factory, ids[1])
     result = batches.cancel_batch(session, tenants[0], batch.id)
     assert result["cancelled"] == ids[1:]
     statuses = [j.status for j in batches.batch_jobs(session, batch.id)]
     assert statuses == ["succeeded", "cancelling"] + ["cancelled"] * 4
     # The running job's next flush sees the request and the run ends cancelled.
-    pulse = runs.flush(
+    pulse = lifecycle.flush(
         factory,
         ids[1],
         running,
@@ -347,7 +347,7 @@ def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, ses
         lease_seconds=60,
     )
     assert pulse.cancel_requested
-    assert runs.finish_cancelled(factory, ids[1], running)
+    assert lifecycle.finish_cancelled(factory, ids[1], running)
     session.expire_all()
     assert result["counts"]["cancelled"] == 4
     assert batches.cancel_batch(session, tenants[0], batch.id)["cancelled"] == []
@@ -396,7 +396,7 @@ def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory,
     attempts = {job_id: claim(factory, job_id) for job_id in ids[:3]}
     for job_id in ids[:3]:
         run_epochs(factory, job_id, attempts[job_id], 1, 3)
-    assert runs.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
+    assert lifecycle.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
     first = batches.batch_curves(session, batch, None, max_points=100)
     jobs.delete_job(session, tenants[0], ids[1])
     run_epochs(factory, ids[2], attempts[ids[2]], 4, 5)
@@ -445,7 +445,7 @@ VALIDATED = set_path(BASE, "dataset.validation_split", 0.25)
 
 def flush_val(factory, job_id, attempt, epochs, value):
     points = [{"epoch": e, "train_loss": value, "val_loss": value, "seconds": 0.01} for e in epochs]
-    assert runs.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
 
 
 def test_rungs_grow_by_the_reduction_factor():
@@ -493,7 +493,7 @@ def test_asha_judges_by_the_chosen_metric_and_mode(factory, session, tenants):
             {"epoch": e, "train_loss": 1.0, "train_accuracy": 0.2 * index, "seconds": 0.01}
             for e in (1, 2)
         ]
-        assert runs.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+        assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
     assert sorted(batches.schedule(factory)) == sorted(ids[:2])  # lowest accuracies
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from service import runs
+from service import lifecycle
 from service.app import create_app
 from service.models import Batch, Job
 from service.problems import PROBLEM_MEDIA_TYPE
@@ -237,7 +237,7 @@ def test_list_is_newest_first_and_paginated(client, env):
 
 def drive(factory, job_id, first, last, finish=False):
     """Play a run's writes through the run-side domain, as a worker does."""
-    claimed = runs.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
+    claimed = lifecycle.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
     attempt = claimed.attempt if claimed else None
     if attempt is None:  # already ours from an earlier call
         with factory() as session:
@@ -252,9 +252,9 @@ def drive(factory, job_id, first, last, finish=False):
         }
         for e in range(first, last + 1)
     ]
-    assert runs.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
     if finish:
-        assert runs.finish_succeeded(factory, job_id, attempt, weights=b"", meta={})
+        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"", meta={})
 
 
 def test_summary_best_job_metric_validation_and_etag(client, env):

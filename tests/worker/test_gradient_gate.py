@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from service.db import make_engine, make_sessionmaker, transaction
+from service.lifecycle import record_gradient_check
 from service.models import Base, Job, Tenant
 from worker.gradient_gate import (
     KINK_EPSILON,
     check_before_training,
     failure_message,
-    store_report,
 )
 from worker.nn import gradient_check, network_from_spec
 
@@ -117,19 +117,19 @@ def make_job(factory, status="running", attempt=2):
         return job.id
 
 
-def test_store_report_is_fenced_by_attempt(factory):
+def test_the_report_is_fenced_by_attempt(factory):
     job_id = make_job(factory)
     report = {"passed": True, "relative_difference": 1e-11}
-    assert not store_report(factory, job_id, 1, report)  # a stale attempt cannot write
+    assert not record_gradient_check(factory, job_id, 1, report)  # a stale attempt cannot write
     with factory() as session:
         assert session.scalar(select(Job.gradient_check).where(Job.id == job_id)) is None
-    assert store_report(factory, job_id, 2, report)
+    assert record_gradient_check(factory, job_id, 2, report)
     with factory() as session:
         job = session.get(Job, job_id)
         assert job.gradient_check == report
         assert job.version == 2
 
 
-def test_store_report_does_not_touch_a_finished_job(factory):
+def test_the_report_does_not_touch_a_finished_job(factory):
     job_id = make_job(factory, status="cancelled")
-    assert not store_report(factory, job_id, 2, {"passed": False})
+    assert not record_gradient_check(factory, job_id, 2, {"passed": False})

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from service import runs
+from service import recovery
 from service.timeutil import utcnow
 from tests.support.jobs import insert_job, job_row, tiny_spec, wait_for
 from worker.runner import Outcome, run_job
@@ -57,5 +57,7 @@ def test_a_run_that_cannot_heartbeat_stops_and_the_reaper_recovers_its_job(
     job = job_row(backend.factory, job_id)
     assert job.status == "running"  # nobody could write; its lease runs out
     later = utcnow() + timedelta(seconds=LEASE + 1)
-    swept = runs.sweep(backend.factory, max_attempts=3, requeue_after_seconds=30, now=later)
-    assert job_id in swept.requeued
+    recovered = recovery.recover(
+        backend.factory, max_attempts=3, requeue_after_seconds=30, now=later
+    )
+    assert job_id in recovered.requeued

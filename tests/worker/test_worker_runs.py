@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from service import runs
+from service import lifecycle, recovery
 from service.db import transaction
 from service.models import Job
 from service.timeutil import utcnow
@@ -27,13 +27,13 @@ def point(epoch: int, loss: float = 1.0) -> dict:
 
 
 def claim(backend, job_id, owner="a", now=None):
-    return runs.claim(
+    return lifecycle.claim(
         backend.factory, job_id, owner, lease_seconds=LEASE, max_attempts=MAX_ATTEMPTS, now=now
     )
 
 
 def flush(backend, claimed, points, **kwargs):
-    return runs.flush(
+    return lifecycle.flush(
         backend.factory, claimed.job_id, claimed.attempt, points, lease_seconds=LEASE, **kwargs
     )
 
@@ -44,7 +44,7 @@ def set_job(backend, job_id, **values):
 
 
 def sweep(backend, now):
-    return runs.sweep(
+    return recovery.recover(
         backend.factory, max_attempts=MAX_ATTEMPTS, requeue_after_seconds=30.0, now=now
     )
 
@@ -72,8 +72,10 @@ def test_an_expired_lease_is_reclaimed_and_the_old_run_is_fenced_off(backend):
     stale = flush(backend, old, [point(3)])
     assert not stale.alive
     assert curve_epochs(backend.factory, job_id) == [1, 2]
-    assert not runs.finish_succeeded(backend.factory, job_id, old.attempt, weights=b"x", meta={})
-    assert not runs.heartbeat(backend.factory, job_id, old.attempt, lease_seconds=LEASE).alive
+    assert not lifecycle.finish_succeeded(
+        backend.factory, job_id, old.attempt, weights=b"x", meta={}
+    )
+    assert not lifecycle.heartbeat(backend.factory, job_id, old.attempt, lease_seconds=LEASE).alive
     assert flush(backend, new, [point(3)]).alive
     assert job_row(backend.factory, job_id).lease_owner == "b"
 
@@ -110,10 +112,10 @@ def test_a_pending_cancel_is_reported_by_flush_and_heartbeat(backend):
     assert not flush(backend, run, [point(1)]).cancel_requested
     set_job(backend, job_id, status="cancelling", cancel_requested=True)
     assert flush(backend, run, [point(2)]).cancel_requested
-    assert runs.heartbeat(
+    assert lifecycle.heartbeat(
         backend.factory, job_id, run.attempt, lease_seconds=LEASE
     ).cancel_requested
-    assert runs.finish_cancelled(backend.factory, job_id, run.attempt)
+    assert lifecycle.finish_cancelled(backend.factory, job_id, run.attempt)
     job = job_row(backend.factory, job_id)
     assert (job.status, job.lease_owner, job.lease_expires_at) == ("cancelled", None, None)
 
@@ -122,10 +124,10 @@ def test_success_stores_the_model_and_drops_the_checkpoint(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
     flush(backend, run, [point(1)], checkpoint=(1, b"s"))
-    assert runs.finish_succeeded(
+    assert lifecycle.finish_succeeded(
         backend.factory, job_id, run.attempt, weights=b"npz", meta={"k": 1}
     )
-    assert not runs.finish_failed(backend.factory, job_id, run.attempt, {"type": "internal"})
+    assert not lifecycle.finish_failed(backend.factory, job_id, run.attempt, {"type": "internal"})
     job = job_row(backend.factory, job_id)
     assert job.status == "succeeded"
     assert job.finished_at is not None
@@ -136,7 +138,7 @@ def test_success_stores_the_model_and_drops_the_checkpoint(backend):
 def test_release_puts_the_job_back_in_the_queue(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
-    assert runs.release(backend.factory, job_id, run.attempt) == "queued"
+    assert lifecycle.release(backend.factory, job_id, run.attempt) == "queued"
     job = job_row(backend.factory, job_id)
     assert (job.status, job.lease_owner, job.lease_expires_at) == ("queued", None, None)
     assert job.dispatched_at is not None
@@ -147,7 +149,7 @@ def test_release_of_a_cancelling_job_cancels_it(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
     set_job(backend, job_id, status="cancelling", cancel_requested=True)
-    assert runs.release(backend.factory, job_id, run.attempt) == "cancelled"
+    assert lifecycle.release(backend.factory, job_id, run.attempt) == "cancelled"
 
 
 def test_the_sweep_requeues_expired_runs_once(backend):
@@ -225,7 +227,7 @@ def test_warm_shutdown_releases_do_not_count_toward_max_attempts(backend):
     now = utcnow()
     for _ in range(MAX_ATTEMPTS + 1):
         run = claim(backend, job_id, now=now)
-        assert runs.release(backend.factory, job_id, run.attempt, now=now) == "queued"
+        assert lifecycle.release(backend.factory, job_id, run.attempt, now=now) == "queued"
     for lost in range(1, MAX_ATTEMPTS + 1):
         assert claim(backend, job_id, now=now) is not None
         now += timedelta(seconds=LEASE + 1)

@@ -1,0 +1,404 @@
+"""Every write to a job's row: claims, the fenced writes of a run, finishes, cancel
+requests, the dispatch record and the reaper's recoveries.
+
+The database is the source of truth. A run *claims* its job with a compare-and-set that
+bumps ``attempt`` (the fencing token) and sets a lease; every later write of that run
+matches ``WHERE id = ? AND attempt = ?`` and silently loses once another claim happened.
+Every other change of status is a compare-and-set on the expected status, and every
+write that changes what a client sees bumps ``jobs.version`` (the ETag).
+
+Run-side functions are one short transaction each (they take a session factory), so a
+worker never holds a session while it computes. Every transaction starts with its write:
+on SQLite a read-then-write transaction can fail with SQLITE_BUSY_SNAPSHOT, which the
+busy timeout cannot absorb. API-side functions take the caller's session and never commit.
+
+Kernel code: no Flask, no Celery, no worker imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import curves
+from service.db import dialect_insert, transaction
+from service.models import Checkpoint, Job, TrainedModel
+from service.schemas.names import ACTIVE, JobStatus
+from service.schemas.records import point_values
+from service.timeutil import utcnow
+
+SessionFactory = sessionmaker[Session]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a run needs after it won its job; ``attempt`` fences all its writes."""
+
+    job_id: str
+    attempt: int
+    owner: str
+    tenant_id: str
+    queue: str
+    spec: dict[str, Any]
+    epochs: int
+    checkpoint_epoch: int | None = None
+    checkpoint: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """Answer of a fenced write: is the run still the owner, and was cancel asked for."""
+
+    alive: bool
+    cancel_requested: bool = False
+
+
+def fenced(job_id: str, attempt: int) -> Any:
+    """The job as this run claimed it: same attempt, still owned by a run."""
+    return and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE))
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE: how a compare-and-set knows whether it won."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def _update(session: Session, where: Any, **values: Any) -> bool:
+    """``UPDATE jobs SET values WHERE where``; True if it matched the one job (it won)."""
+    statement = update(Job).where(where).values(**values)
+    return rowcount(session.execute(statement.execution_options(synchronize_session=False))) == 1
+
+
+# --- the API's side (the caller's session, no commit) -------------------------------------
+
+
+def compare_and_set(session: Session, job_id: str, expected: Iterable[str], **values: Any) -> bool:
+    """Set ``values`` only if the job's status is one of ``expected``; True if this call won."""
+    where = and_(Job.id == job_id, Job.status.in_([str(s) for s in expected]))
+    return _update(session, where, version=Job.version + 1, updated_at=utcnow(), **values)
+
+
+def request_cancel(session: Session, job_id: str, status: str) -> bool:
+    """queued → cancelled at once; running → cancelling (the run stops at its next flush).
+
+    ``status`` is the status the caller read; False if the job has moved on since.
+    """
+    if status == JobStatus.queued:
+        return compare_and_set(
+            session,
+            job_id,
+            [JobStatus.queued],
+            status=JobStatus.cancelled.value,
+            cancel_requested=True,
+            finished_at=utcnow(),
+        )
+    return compare_and_set(
+        session,
+        job_id,
+        [JobStatus.running],
+        status=JobStatus.cancelling.value,
+        cancel_requested=True,
+    )
+
+
+def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
+    """Record that messages were sent for these jobs if still queued, in one UPDATE (the
+    reaper re-sends queued jobs whose dispatch is stale or missing)."""
+    now = utcnow()
+    where = and_(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
+    _update(session, where, dispatched_at=now, updated_at=now, version=Job.version + 1)
+
+
+# --- the run's side (one short transaction each) ------------------------------------------
+
+
+def claim(
+    factory: SessionFactory,
+    job_id: str,
+    owner: str,
+    *,
+    lease_seconds: float,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> Claim | None:
+    """Take the job if it is queued, or running with an expired lease; None if taken.
+
+    The reclaim of an expired lease is refused once ``max_attempts`` runs were lost
+    (claims minus warm-shutdown releases): the reaper then fails the job instead (a poison
+    pill never loops).
+    """
+    now = now or utcnow()
+    claimable = or_(
+        Job.status == JobStatus.queued.value,
+        and_(
+            Job.status == JobStatus.running.value,
+            Job.lease_expires_at < now,
+            Job.attempt - Job.releases < max_attempts,
+        ),
+    )
+    with transaction(factory) as session:
+        won = _update(
+            session,
+            and_(Job.id == job_id, claimable),
+            status=JobStatus.running.value,
+            attempt=Job.attempt + 1,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=case((Job.started_at.is_(None), now), else_=Job.started_at),
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        if not won:
+            return None
+        row = session.execute(
+            select(Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs).where(
+                Job.id == job_id
+            )
+        ).one()
+        saved = session.execute(
+            select(Checkpoint.epoch, Checkpoint.state).where(Checkpoint.job_id == job_id)
+        ).one_or_none()
+    return Claim(
+        job_id=job_id,
+        attempt=row.attempt,
+        owner=owner,
+        tenant_id=row.tenant_id,
+        queue=row.queue,
+        spec=row.spec,
+        epochs=row.epochs,
+        checkpoint_epoch=saved.epoch if saved else None,
+        checkpoint=saved.state if saved else None,
+    )
+
+
+def heartbeat(
+    factory: SessionFactory,
+    job_id: str,
+    attempt: int,
+    *,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> Pulse:
+    """Extend the lease of a run that is still the owner; report a pending cancel."""
+    now = now or utcnow()
+    with transaction(factory) as session:
+        lease = now + timedelta(seconds=lease_seconds)
+        if not _update(session, fenced(job_id, attempt), lease_expires_at=lease):
+            return Pulse(alive=False)
+        return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
+
+
+def flush(
+    factory: SessionFactory,
+    job_id: str,
+    attempt: int,
+    points: Sequence[dict[str, Any]],
+    *,
+    lease_seconds: float,
+    checkpoint: tuple[int, bytes] | None = None,
+    now: datetime | None = None,
+) -> Pulse:
+    """Persist curve points (and optionally the checkpoint they lead to) in one transaction.
+
+    Points already stored (a resumed run recomputes the epochs after its checkpoint) are
+    skipped (``curves.insert_points``). ``jobs.epoch`` and ``jobs.metrics`` only move
+    forward. The write extends the lease, so a flush is also a heartbeat.
+    """
+    now = now or utcnow()
+    if not points and checkpoint is None:
+        return heartbeat(factory, job_id, attempt, lease_seconds=lease_seconds, now=now)
+    with transaction(factory) as session:
+        lease = now + timedelta(seconds=lease_seconds)
+        values = {"lease_expires_at": lease, "updated_at": now, "version": Job.version + 1}
+        if not _update(session, fenced(job_id, attempt), **values):
+            return Pulse(alive=False)
+        if points:
+            last = points[-1]
+            newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
+            _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
+            curves.insert_points(session, job_id, points)
+        if checkpoint is not None:
+            _save_checkpoint(session, job_id, attempt, checkpoint, now)
+        return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
+
+
+def record_gradient_check(
+    factory: SessionFactory, job_id: str, attempt: int, report: dict[str, Any]
+) -> bool:
+    """Save the pre-training gradient check's report on the job; False if the run lost it."""
+    now = utcnow()
+    with transaction(factory) as session:
+        return _update(
+            session,
+            fenced(job_id, attempt),
+            gradient_check=report,
+            updated_at=now,
+            version=Job.version + 1,
+        )
+
+
+def finish_succeeded(
+    factory: SessionFactory,
+    job_id: str,
+    attempt: int,
+    *,
+    weights: bytes,
+    meta: dict[str, Any],
+    now: datetime | None = None,
+) -> bool:
+    """Store the trained model and mark the job succeeded; False if the fence was lost."""
+    now = now or utcnow()
+    with transaction(factory) as session:
+        if not _finish(session, job_id, attempt, JobStatus.succeeded, None, now):
+            return False
+        session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
+        session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    return True
+
+
+def finish_failed(
+    factory: SessionFactory,
+    job_id: str,
+    attempt: int,
+    error: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Mark the job failed with a problem-detail ``error`` ({type, message, epoch})."""
+    with transaction(factory) as session:
+        return _finish(session, job_id, attempt, JobStatus.failed, error, now or utcnow())
+
+
+def finish_cancelled(
+    factory: SessionFactory, job_id: str, attempt: int, *, now: datetime | None = None
+) -> bool:
+    with transaction(factory) as session:
+        return _finish(session, job_id, attempt, JobStatus.cancelled, None, now or utcnow())
+
+
+def release(
+    factory: SessionFactory, job_id: str, attempt: int, *, now: datetime | None = None
+) -> str | None:
+    """Give the job back (warm shutdown): queued again for another worker to resume.
+
+    Returns the new status — ``"queued"`` (the caller must dispatch it) or ``"cancelled"``
+    when a cancel was pending — or None if the fence was lost.
+    """
+    now = now or utcnow()
+    with transaction(factory) as session:
+        requeued = _update(
+            session,
+            and_(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.running.value),
+            status=JobStatus.queued.value,
+            releases=Job.releases + 1,  # handed over, not lost: no strike against the cap
+            lease_owner=None,
+            lease_expires_at=None,
+            dispatched_at=now,
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        if requeued:
+            return JobStatus.queued.value
+        if _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
+            return JobStatus.cancelled.value
+    return None
+
+
+# --- the reaper's side (see service.recovery) -----------------------------------------------
+
+
+def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: datetime) -> str:
+    """Recover one job whose lease expired, as ``row`` (id, status, attempt, releases) saw it.
+
+    ``cancelling`` → ``cancelled`` (its run is gone); ``running`` → ``queued`` (to be
+    dispatched again), or ``failed`` with ``attempts_exhausted`` once ``max_attempts`` runs
+    were lost. Returns what happened — ``"cancelled"``, ``"exhausted"`` or ``"requeued"`` —
+    or ``""`` when the job moved on first (another reaper, or its run came back).
+    """
+    still_expired = and_(
+        Job.id == row.id,
+        Job.attempt == row.attempt,
+        Job.status == row.status,
+        Job.lease_expires_at < now,
+    )
+    common: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    if row.status == JobStatus.cancelling.value:
+        values = {**common, "status": JobStatus.cancelled.value, "finished_at": now}
+        outcome = "cancelled"
+    elif row.attempt - row.releases >= max_attempts:
+        error = {
+            "type": "attempts_exhausted",
+            "message": f"gave up after {row.attempt - row.releases} attempts: "
+            "the run was lost each time "
+            "(worker killed or lease expired)",
+            "epoch": None,
+        }
+        values = {**common, "status": JobStatus.failed.value, "finished_at": now, "error": error}
+        outcome = "exhausted"
+    else:
+        values = {**common, "status": JobStatus.queued.value, "dispatched_at": now}
+        outcome = "requeued"
+    with transaction(factory) as session:
+        won = _update(session, still_expired, **values, version=Job.version + 1)
+    return outcome if won else ""
+
+
+def take_dispatch(
+    factory: SessionFactory, job_id: str, seen: datetime | None, now: datetime
+) -> bool:
+    """Claim the re-send of a queued job whose ``dispatched_at`` is still ``seen``: of many
+    reapers, one wins and sends."""
+    unchanged = Job.dispatched_at.is_(None) if seen is None else Job.dispatched_at == seen
+    with transaction(factory) as session:
+        queued = and_(Job.id == job_id, Job.status == JobStatus.queued.value, unchanged)
+        return _update(session, queued, dispatched_at=now)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _finish(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    status: JobStatus,
+    error: dict[str, Any] | None,
+    now: datetime,
+) -> bool:
+    return _update(
+        session,
+        fenced(job_id, attempt),
+        status=status.value,
+        error=error,
+        lease_owner=None,
+        lease_expires_at=None,
+        finished_at=now,
+        updated_at=now,
+        version=Job.version + 1,
+    )
+
+
+def _cancel_requested(session: Session, job_id: str) -> bool:
+    flag = session.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar_one()
+    return bool(flag)
+
+
+def _save_checkpoint(
+    session: Session, job_id: str, attempt: int, checkpoint: tuple[int, bytes], now: datetime
+) -> None:
+    epoch, state = checkpoint
+    statement = dialect_insert(session)(Checkpoint).values(
+        job_id=job_id, attempt=attempt, epoch=epoch, state=state, created_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["job_id"],
+            set_={"attempt": attempt, "epoch": epoch, "state": state, "created_at": now},
+        )
+    )

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select, update
+from sqlalchemy import Float, and_, case, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
+from service import idempotency
 from service.config import Limits
-from service.jobs import cancel_job, create_job, parse_spec, request_fingerprint
+from service.dispatch import Sender, dispatch
+from service.jobs import cancel_job, create_job, parse_spec
 from service.models import Batch, CurvePoint, Job
 from service.problems import Conflict, Invalid, NotFound
 from service.schemas.batch import BatchSubmit
@@ -36,7 +38,7 @@ from service.schemas.names import (
 from service.schemas.records import point_values
 from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
-from service.timeutil import iso, utcnow
+from service.timeutil import iso
 
 # Jobs per curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
 CURVE_QUERY_CHUNK = 100
@@ -148,17 +150,20 @@ def submit_batch(
     body: BatchSubmit,
     limits: Limits,
     idempotency_key: str | None = None,
+    *,
+    send: Sender | None = None,
 ) -> tuple[Batch, list[str], bool]:
-    """Validate every expanded spec, then create the batch and its jobs and COMMIT.
+    """Validate every expanded spec, then create the batch and its jobs, COMMIT, and
+    dispatch the jobs to the ``batch`` queue with ``send`` (else the reaper sends them).
 
     Returns (batch, job ids in batch order, created). Nothing is stored if any job is
     invalid: the 422 lists the first invalid jobs with their locations. The
     Idempotency-Key behaves as for single jobs (repeat → the first batch, created False;
     another body → 422; concurrent repeats → one batch).
     """
-    fingerprint = request_fingerprint(body.model_dump(mode="json", exclude_none=True))
+    fingerprint = idempotency.fingerprint(body.model_dump(mode="json", exclude_none=True))
     if idempotency_key:
-        existing = _batch_by_key(session, tenant_id, idempotency_key)
+        existing = idempotency.find(session, Batch, tenant_id, idempotency_key)
         if existing is not None:
             return *_replay_batch(session, existing, fingerprint), False
     plan = plan_batch(body, limits)
@@ -217,13 +222,19 @@ def submit_batch(
         session.commit()
     except IntegrityError:
         session.rollback()
-        winner = _batch_by_key(session, tenant_id, idempotency_key) if idempotency_key else None
+        winner = (
+            idempotency.find(session, Batch, tenant_id, idempotency_key)
+            if idempotency_key
+            else None
+        )
         if winner is None:
             raise
         return *_replay_batch(session, winner, fingerprint), False
     except BaseException:
         session.rollback()
         raise
+    if send is not None:
+        dispatch(session, send, [(job_id, Queue.batch.value) for job_id in job_ids])
     return batch, job_ids, True
 
 
@@ -268,31 +279,9 @@ def _rejected(plan: Plan, bad_jobs: int, errors: list[tuple[list[Any], str]]) ->
     return Invalid(detail, errors=errors)
 
 
-def _batch_by_key(session: Session, tenant_id: str, key: str) -> Batch | None:
-    return session.scalar(
-        select(Batch).where(Batch.tenant_id == tenant_id, Batch.idempotency_key == key)
-    )
-
-
 def _replay_batch(session: Session, batch: Batch, fingerprint: str) -> tuple[Batch, list[str]]:
-    if batch.request_hash != fingerprint:
-        raise Invalid.at(
-            ["header", "Idempotency-Key"],
-            "this Idempotency-Key was used with a different request body",
-        )
+    idempotency.replay(batch, fingerprint)
     return batch, [job.id for job in batch_jobs(session, batch.id)]
-
-
-def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
-    """Record that messages were sent for these queued jobs, in one UPDATE (the reaper
-    re-sends queued jobs whose dispatch is stale or missing). Bumps ``version``."""
-    now = utcnow()
-    session.execute(
-        update(Job)
-        .where(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
-        .values(dispatched_at=now, updated_at=now, version=Job.version + 1)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # --- the curves cursor --------------------------------------------------------------

@@ -8,20 +8,19 @@ compare-and-set that reports whether it won, and every write bumps ``jobs.versio
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, generators, lifecycle
+from service import datasets, generators, idempotency, lifecycle
 from service.config import Limits
+from service.dispatch import Sender, dispatch
 from service.models import CurvePoint, Dataset, Job, TrainedModel
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
 from service.schemas.names import FINISHED, JobStatus, Queue
@@ -34,7 +33,6 @@ from service.schemas.spec import (
     ThetaWeights,
     parameter_count,
 )
-from service.timeutil import utcnow
 
 Loc = Sequence[str | int]
 # The ETA uses the mean wall time of this many most recent epochs.
@@ -243,12 +241,6 @@ def default_name(spec: Mapping[str, Any]) -> str:
     return " ".join(parts)[:200]
 
 
-def request_fingerprint(body: Mapping[str, Any]) -> str:
-    """sha256 of a request body in canonical JSON (key order and spacing do not matter)."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def submit_job(
     session: Session,
     tenant_id: str,
@@ -256,19 +248,21 @@ def submit_job(
     name: str | None,
     limits: Limits,
     idempotency_key: str | None = None,
+    *,
+    send: Sender | None = None,
 ) -> tuple[Job, bool]:
-    """Create and COMMIT one job; return (job, created).
+    """Create and COMMIT one job, then dispatch it with ``send``; return (job, created).
 
     With an Idempotency-Key, a repeat of the same body returns the first job (created False),
-    a different body is 422, and concurrent repeats create one job: the loser of the unique
-    constraint rolls back and returns the winner.
+    a different body is 422, and concurrent repeats create one job (``service.idempotency``).
+    Without ``send`` the job waits for the reaper to dispatch it.
     """
     model = parse_spec(spec)
-    fingerprint = request_fingerprint({"name": name, **model.model_dump(mode="json")})
+    fingerprint = idempotency.fingerprint({"name": name, **model.model_dump(mode="json")})
     if idempotency_key:
-        existing = _by_idempotency_key(session, tenant_id, idempotency_key)
+        existing = idempotency.find(session, Job, tenant_id, idempotency_key)
         if existing is not None:
-            return _replay(existing, fingerprint), False
+            return idempotency.replay(existing, fingerprint), False
     try:
         # The unique (tenant, key) constraint can fire at the flush or at the commit.
         job = create_job(
@@ -285,35 +279,13 @@ def submit_job(
         session.rollback()
         if not idempotency_key:
             raise
-        winner = _by_idempotency_key(session, tenant_id, idempotency_key)
+        winner = idempotency.find(session, Job, tenant_id, idempotency_key)
         if winner is None:
             raise
-        return _replay(winner, fingerprint), False
+        return idempotency.replay(winner, fingerprint), False
+    if send is not None and dispatch(session, send, [(job.id, job.queue)]):
+        session.refresh(job)  # recording the dispatch bumped the version (the ETag)
     return job, True
-
-
-def _by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
-
-
-def _replay(job: Job, fingerprint: str) -> Job:
-    if job.request_hash != fingerprint:
-        raise Invalid.at(
-            ["header", "Idempotency-Key"],
-            "this Idempotency-Key was used with a different request body",
-        )
-    return job
-
-
-def mark_dispatched(session: Session, job_id: str) -> None:
-    """Record that a training message was sent (the reaper re-sends stale queued jobs)."""
-    now = utcnow()
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(dispatched_at=now, updated_at=now, version=Job.version + 1)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # --- state changes -------------------------------------------------------------------

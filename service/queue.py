@@ -7,11 +7,12 @@ If the broker is unreachable the job stays ``queued`` and the reaper sends it la
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from celery import Celery
 
 from service.config import Settings
+from service.dispatch import Sender
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +87,8 @@ def send_train(settings: Settings, job_id: str, queue: str) -> bool:
         log.warning("dispatch failed job=%s queue=%s", job_id, queue, exc_info=True)
         return False
     return True
+
+
+def sender(settings: Settings) -> Sender:
+    """``send(job_id, queue)`` for ``service.dispatch``, bound to these settings."""
+    return partial(send_train, settings)

@@ -15,8 +15,8 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import batches, recovery
-from service.queue import send_train
+from service import batches, queue, recovery
+from service.dispatch import dispatch
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,14 @@ def reap(rt: Runtime) -> recovery.Recovery:
         max_attempts=settings.max_attempts,
         requeue_after_seconds=settings.requeue_after_seconds,
     )
-    for job_id, queue in result.dispatch:
-        if not send_train(settings, job_id, queue):
-            log.warning("reaper could not dispatch job=%s; will retry", job_id)
+    with rt.factory() as session:
+        sent = dispatch(session, queue.sender(settings), result.dispatch)
+    if len(sent) < len(result.dispatch):
+        log.warning(
+            "reaper could send %d of %d job(s); the rest are sent again later",
+            len(sent),
+            len(result.dispatch),
+        )
     # Batch schedulers (ASHA) stop jobs that fall behind, with the same cancel CAS.
     stopped = batches.schedule(rt.factory)
     if stopped:

@@ -32,8 +32,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import lifecycle
 from service.datasets import DatasetArrays
+from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
-from service.queue import send_train
+from service.queue import sender
 from service.schemas.records import point_from_stats
 from worker import gradient_gate
 from worker.datasets import DatasetUnavailable, load_dataset
@@ -384,7 +385,8 @@ class _Run:
         if status is None:
             return self._lost()
         if status == "queued":
-            send_train(self.rt.settings, self.job_id, self.claim.queue)
+            with self.rt.factory() as session:
+                dispatch(session, sender(self.rt.settings), [(self.job_id, self.claim.queue)])
         log.info("job=%s released at epoch=%d status=%s", self.job_id, trainer.epoch, status)
         return Outcome.released
 

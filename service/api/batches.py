@@ -14,18 +14,17 @@ import logging
 from flask import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
-from service import batches, queue
+from service import batches
 from service.api import API_PREFIX
 from service.api.blueprint import api_blueprint
-from service.api.deps import db, settings, tenant_id
+from service.api.deps import db, sender, settings, tenant_id
 from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery, paginate
 from service.models import Batch
 from service.schemas.batch import BatchRequest, BatchSubmit
-from service.schemas.names import Metric, Mode, Queue
+from service.schemas.names import Metric, Mode
 from service.schemas.responses import (
     BatchCurves,
     BatchList,
@@ -88,11 +87,9 @@ def _location(batch_id: str) -> str:
 )
 def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:
     session = db()
-    batch, job_ids, created = batches.submit_batch(
-        session, tenant_id(), body, settings().limits, header.idempotency_key
+    batch, job_ids, _ = batches.submit_batch(
+        session, tenant_id(), body, settings().limits, header.idempotency_key, send=sender()
     )
-    if created:
-        _dispatch(job_ids)
     counts = batches.status_counts(session, [batch.id])[batch.id]
     return respond(
         batches.describe(batch, job_ids, counts),
@@ -102,29 +99,6 @@ def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:
 
 
 document_body(bp, "", "post", {"application/json": BatchRequest})
-
-
-def _dispatch(job_ids: list[str]) -> None:
-    """Send every job of a committed batch to the ``batch`` queue.
-
-    The first failed send stops the rest (the broker is down: the reaper sends them later,
-    instead of this request waiting out one timeout per job). ``dispatched_at`` of the
-    sent jobs is recorded in one UPDATE, not one per job.
-    """
-    sent = []
-    for job_id in job_ids:
-        if not queue.send_train(settings(), job_id, Queue.batch.value):
-            break
-        sent.append(job_id)
-    if not sent:
-        return
-    session = db()
-    try:
-        batches.mark_dispatched(session, sent)
-        session.commit()
-    except DBAPIError:  # the jobs are committed and sent; only the timestamp is lost
-        session.rollback()
-        log.warning("could not record dispatched_at for %d batch job(s)", len(sent), exc_info=True)
 
 
 @bp.get(

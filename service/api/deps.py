@@ -8,7 +8,9 @@ from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import queue
 from service.config import Settings
+from service.dispatch import Sender
 
 EXTENSION = "deltaflow"
 
@@ -41,6 +43,11 @@ def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()  # rolls back anything uncommitted
+
+
+def sender() -> Sender:
+    """Sends training messages with this app's settings (``service.dispatch``)."""
+    return queue.sender(settings())
 
 
 def tenant_id() -> str:

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from service import jobs
 from service.api import deps
 from service.api.blueprint import api_blueprint
-from service.api.dispatch import dispatch
 from service.api.http import ConditionalHeaders, no_content, not_modified, respond
 from service.api.model import model_dict, predict
 from service.api.openapi import json_response, problems, register_models
@@ -73,16 +72,15 @@ def _job_response(job: Job, status: int = 200, location: bool = False) -> Respon
 )
 def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
     session, settings = deps.db(), deps.settings()
-    job, created = jobs.submit_job(
+    job, _ = jobs.submit_job(
         session,
         deps.tenant_id(),
         body.spec(),
         body.name,
         settings.limits,
         idempotency_key=header.idempotency_key,
+        send=deps.sender(),
     )
-    if created and dispatch(settings, session, [job]):
-        session.refresh(job)  # recording the dispatch bumped the version (the ETag)
     return _job_response(job, 202, location=True)
 
 

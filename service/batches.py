@@ -7,15 +7,12 @@ transaction after every expanded spec validated, so a bad combination stores not
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select
+from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
@@ -35,14 +32,9 @@ from service.schemas.names import (
     JobStatus,
     Queue,
 )
-from service.schemas.records import point_values
 from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
 from service.timeutil import iso
-
-# Jobs per curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
-CURVE_QUERY_CHUNK = 100
-
 
 # --- creating -------------------------------------------------------------------------
 
@@ -284,62 +276,6 @@ def _replay_batch(session: Session, batch: Batch, fingerprint: str) -> tuple[Bat
     return batch, [job.id for job in batch_jobs(session, batch.id)]
 
 
-# --- the curves cursor --------------------------------------------------------------
-#
-# Jobs progress at different speeds, so the cursor holds one last-seen epoch per job, in
-# batch order (``jobs.batch_index``). A run writes each job's epochs in increasing order
-# and commits ``jobs.epoch`` with its points, so "epoch > last seen" per job is exact.
-# Encoding: version byte, 4 bytes binding the cursor to its batch, then the epochs as
-# unsigned LEB128 varints, zlib-compressed (equal epochs compress to almost nothing),
-# base64url without padding. 1000 jobs at epoch 5000 take ~40 characters.
-
-CURSOR_VERSION = 1
-
-
-def encode_cursor(batch_id: str, epochs: Sequence[int]) -> str:
-    payload = bytearray()
-    for epoch in epochs:
-        value = int(epoch)
-        while True:
-            byte, value = value & 0x7F, value >> 7
-            payload.append(byte | (0x80 if value else 0))
-            if not value:
-                break
-    raw = bytes([CURSOR_VERSION]) + _batch_tag(batch_id) + zlib.compress(bytes(payload), 9)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(batch_id: str, cursor: str | None, size: int) -> list[int]:
-    """Last-seen epochs for ``size`` jobs; no cursor means nothing seen yet.
-
-    Raises ``Invalid`` (422 at ``["query", "cursor"]``) for a cursor that was not issued
-    for this batch.
-    """
-    if not cursor:
-        return [0] * size
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        if raw[:1] != bytes([CURSOR_VERSION]) or raw[1:5] != _batch_tag(batch_id):
-            raise ValueError("foreign cursor")
-        payload = zlib.decompressobj().decompress(raw[5:], 16 * size + 16)
-        epochs: list[int] = []
-        value = shift = 0
-        for byte in payload:
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                epochs.append(value)
-                value = shift = 0
-    except (ValueError, zlib.error) as exc:
-        raise Invalid.at(("query", "cursor"), "not a cursor of this batch") from exc
-    # Positions past the end (none today: batches never grow) start unseen.
-    return (epochs + [0] * size)[:size]
-
-
-def _batch_tag(batch_id: str) -> bytes:
-    return hashlib.blake2b(batch_id.encode("utf-8"), digest_size=4).digest()
-
-
 # --- reading --------------------------------------------------------------------------
 
 
@@ -534,59 +470,6 @@ def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> di
 
 
 # --- curves ---------------------------------------------------------------------------
-
-
-def batch_curves(
-    session: Session, batch: Batch, cursor: str | None, max_points: int
-) -> dict[str, Any]:
-    """Every job's curve points after the cursor, at most ``max_points`` in all.
-
-    The budget is shared fairly: each job with new points gets up to
-    ``max_points // jobs_with_new_points`` (at least one) of its oldest unseen epochs.
-    ``truncated`` says some job has more already stored: ask again with ``next_cursor``
-    at once. ``complete`` says every job finished and every point was returned: stop.
-    """
-    rows = session.execute(
-        select(Job.id, Job.batch_index, Job.status, Job.epoch)
-        .where(Job.batch_id == batch.id)
-        .order_by(Job.batch_index)
-    ).all()
-    size = max((row.batch_index for row in rows), default=-1) + 1
-    seen = decode_cursor(batch.id, cursor, size)
-    pending = [row for row in rows if row.epoch > seen[row.batch_index]]
-    per_job = max(1, max_points // max(len(pending), 1))
-    windows = {row.id: (seen[row.batch_index], seen[row.batch_index] + per_job) for row in pending}
-    points: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
-    ids = list(windows)
-    for start in range(0, len(ids), CURVE_QUERY_CHUNK):
-        chunk = ids[start : start + CURVE_QUERY_CHUNK]
-        condition = or_(
-            *(
-                and_(
-                    CurvePoint.job_id == job_id,
-                    CurvePoint.epoch > windows[job_id][0],
-                    CurvePoint.epoch <= windows[job_id][1],
-                )
-                for job_id in chunk
-            )
-        )
-        query = select(CurvePoint).where(condition).order_by(CurvePoint.job_id, CurvePoint.epoch)
-        for point in session.scalars(query):
-            points[point.job_id].append(point_values(point))
-    truncated = False
-    jobs = []
-    for row in rows:
-        got = points[row.id]
-        if got:
-            seen[row.batch_index] = got[-1]["epoch"]
-        truncated = truncated or row.epoch > seen[row.batch_index]
-        jobs.append({"id": row.id, "status": row.status, "points": got})
-    return {
-        "jobs": jobs,
-        "next_cursor": encode_cursor(batch.id, seen),
-        "truncated": truncated,
-        "complete": not truncated and all(row.status in FINISHED for row in rows),
-    }
 
 
 # --- cancelling -----------------------------------------------------------------------

@@ -12,19 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import datasets, generators, idempotency, lifecycle
 from service.config import Limits
 from service.dispatch import Sender, dispatch
-from service.models import CurvePoint, Dataset, Job, TrainedModel
+from service.models import Dataset, Job, TrainedModel
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
 from service.schemas.names import FINISHED, JobStatus, Queue
-from service.schemas.records import point_values
 from service.schemas.spec import (
     InitWeights,
     InlineDatasetSpec,
@@ -35,8 +33,6 @@ from service.schemas.spec import (
 )
 
 Loc = Sequence[str | int]
-# The ETA uses the mean wall time of this many most recent epochs.
-ETA_WINDOW = 20
 
 
 # --- validation ----------------------------------------------------------------------
@@ -354,71 +350,6 @@ def list_jobs_query(
 def etag(job: Job, kind: str = "job") -> str:
     """An entity tag (unquoted) that changes exactly when the job row is written."""
     return f"{kind}-{job.id}-{job.version}"
-
-
-def progress(session: Session, job: Job) -> dict[str, Any]:
-    """{epoch, epochs, fraction, eta_seconds}; the ETA is the recent mean epoch time x remaining."""
-    epochs = max(job.epochs, 1)
-    done = job.status == JobStatus.succeeded
-    fraction = 1.0 if done else min(job.epoch / epochs, 1.0)
-    eta: float | None = None
-    if job.status in (JobStatus.running, JobStatus.cancelling) and job.epoch > 0:
-        recent = (
-            select(CurvePoint.seconds)
-            .where(CurvePoint.job_id == job.id)
-            .order_by(CurvePoint.epoch.desc())
-            .limit(ETA_WINDOW)
-            .subquery()
-        )
-        mean = session.scalar(select(func.avg(recent.c.seconds)))
-        if mean is not None:
-            eta = round(float(mean) * max(job.epochs - job.epoch, 0), 3)
-    elif job.status == JobStatus.succeeded:
-        eta = 0.0
-    return {"epoch": job.epoch, "epochs": job.epochs, "fraction": fraction, "eta_seconds": eta}
-
-
-def curve(
-    session: Session, job: Job, since: int, max_points: int | None, limits: Limits
-) -> dict[str, Any]:
-    """Curve points with epoch > since (a primary-key range scan), optionally downsampled.
-
-    Downsampling keeps the first and the last point and evenly spaced epochs between them,
-    reading only those rows. Without it, at most ``limits.curve_points`` rows are returned
-    and ``next_since`` tells the client where to continue.
-    """
-    bounds = session.execute(
-        select(func.min(CurvePoint.epoch), func.max(CurvePoint.epoch), func.count()).where(
-            CurvePoint.job_id == job.id, CurvePoint.epoch > since
-        )
-    ).one()
-    first, last, count = bounds
-    base = select(CurvePoint).where(CurvePoint.job_id == job.id, CurvePoint.epoch > since)
-    cap = min(max_points or limits.curve_points, limits.curve_points)
-    if count == 0:
-        rows: list[CurvePoint] = []
-    elif count <= cap:
-        rows = list(session.scalars(base.order_by(CurvePoint.epoch)))
-    elif max_points:
-        wanted = np.unique(np.round(np.linspace(first, last, cap)).astype(np.int64))
-        rows = list(
-            session.scalars(
-                base.where(CurvePoint.epoch.in_([int(e) for e in wanted])).order_by(
-                    CurvePoint.epoch
-                )
-            )
-        )
-    else:
-        rows = list(session.scalars(base.order_by(CurvePoint.epoch).limit(cap)))
-    next_since = rows[-1].epoch if rows else since
-    has_more = last is not None and next_since < last
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "points": [point_values(p) for p in rows],
-        "next_since": next_since,
-        "complete": job.status in FINISHED and not has_more,
-    }
 
 
 def trained_model(session: Session, tenant_id: str, job_id: str) -> tuple[Job, TrainedModel]:

@@ -21,7 +21,9 @@ from service.api.blueprint import api_blueprint
 from service.api.deps import db, sender, settings, tenant_id
 from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
-from service.api.pagination import PageQuery, paginate
+from service.api.pagination import PageQuery
+from service.cursors import paginate
+from service.curves import batch_curves
 from service.models import Batch
 from service.schemas.batch import BatchRequest, BatchSubmit
 from service.schemas.names import Metric, Mode
@@ -147,7 +149,7 @@ def curves(path: BatchPath, query: CurvesQuery) -> Response:
     session = db()
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
     cap = settings().limits.curve_points
-    result = batches.batch_curves(session, batch, query.cursor, min(query.max_points or cap, cap))
+    result = batch_curves(session, batch, query.cursor, min(query.max_points or cap, cap))
     return respond(finite(result))
 
 

@@ -12,7 +12,8 @@ from service.api import deps
 from service.api.blueprint import api_blueprint
 from service.api.http import no_content, respond
 from service.api.openapi import document_body, json_response, problems, register_models
-from service.api.pagination import PageQuery, paginate
+from service.api.pagination import PageQuery
+from service.cursors import paginate
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task

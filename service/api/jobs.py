@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Response, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import jobs
+from service import curves, jobs
 from service.api import deps
 from service.api.blueprint import api_blueprint
 from service.api.http import ConditionalHeaders, no_content, not_modified, respond
 from service.api.model import model_dict, predict
 from service.api.openapi import json_response, problems, register_models
-from service.api.pagination import PageQuery, paginate
+from service.api.pagination import PageQuery
+from service.cursors import paginate
 from service.models import Job
 from service.schemas.names import StatusName
 from service.schemas.responses import CurveOut, JobList, JobOut, ModelOut, PredictOut, job_dict
@@ -124,7 +125,7 @@ def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> R
     cached = not_modified(tag)
     if cached is not None:
         return cached
-    data = jobs.curve(session, job, query.since, query.max_points, deps.settings().limits)
+    data = curves.job_curve(session, job, query.since, query.max_points, deps.settings().limits)
     return respond(data, etag=tag)
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from service import jobs
+from service import curves
 from service.models import Dataset, Job
+from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
 from service.timeutil import iso
 
@@ -109,7 +110,7 @@ def job_dict(session: Session, job: Job) -> dict[str, Any]:
             "name": job.name,
             "status": job.status,
             "spec": job.spec,
-            "progress": jobs.progress(session, job),
+            "progress": job_progress(session, job),
             "metrics": job.metrics,
             "error": job.error,
             "gradient_check": job.gradient_check,
@@ -124,6 +125,21 @@ def job_dict(session: Session, job: Job) -> dict[str, Any]:
             "queue": job.queue,
         }
     )
+
+
+def job_progress(session: Session, job: Job) -> dict[str, Any]:
+    """{epoch, epochs, fraction, eta_seconds}; the ETA is the recent mean epoch time x remaining."""
+    epochs = max(job.epochs, 1)
+    done = job.status == JobStatus.succeeded
+    fraction = 1.0 if done else min(job.epoch / epochs, 1.0)
+    eta: float | None = None
+    if job.status in (JobStatus.running, JobStatus.cancelling) and job.epoch > 0:
+        mean = curves.mean_epoch_seconds(session, job.id)
+        if mean is not None:
+            eta = round(mean * max(job.epochs - job.epoch, 0), 3)
+    elif job.status == JobStatus.succeeded:
+        eta = 0.0
+    return {"epoch": job.epoch, "epochs": job.epochs, "fraction": fraction, "eta_seconds": eta}
 
 
 class CurveOut(BaseModel):

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, jobs, lifecycle
+from service import batches, cursors, curves, jobs, lifecycle
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
@@ -245,14 +245,14 @@ def claim(factory, job_id):
 
 def test_cursor_round_trips_compactly_and_is_bound_to_its_batch():
     epochs = [5000] * 990 + list(range(10))
-    cursor = batches.encode_cursor("b1", epochs)
-    assert batches.decode_cursor("b1", cursor, 1000) == epochs
+    cursor = cursors.epochs_cursor("b1", epochs)
+    assert cursors.read_epochs_cursor("b1", cursor, 1000) == epochs
     assert len(cursor) < 100
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     for bad in ("b2", "nonsense!", cursor[:-3] + "AAA"):
         batch_id, text = ("b2", cursor) if bad == "b2" else ("b1", bad)
         with pytest.raises(Invalid) as err:
-            batches.decode_cursor(batch_id, text, 1000)
+            cursors.read_epochs_cursor(batch_id, text, 1000)
         assert err.value.errors[0][0] == ["query", "cursor"]
 
 
@@ -261,7 +261,7 @@ def test_curves_return_only_points_added_since_the_cursor(factory, session, tena
     attempts = {job_id: claim(factory, job_id) for job_id in ids[:3]}
     run_epochs(factory, ids[0], attempts[ids[0]], 1, 5)
     run_epochs(factory, ids[1], attempts[ids[1]], 1, 2)
-    first = batches.batch_curves(session, batch, None, max_points=1000)
+    first = curves.batch_curves(session, batch, None, max_points=1000)
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in first["jobs"]}
     assert got == {ids[0]: [1, 2, 3, 4, 5], ids[1]: [1, 2], **{i: [] for i in ids[2:]}}
     assert not first["truncated"]
@@ -270,7 +270,7 @@ def test_curves_return_only_points_added_since_the_cursor(factory, session, tena
     run_epochs(factory, ids[1], attempts[ids[1]], 3, 4)
     run_epochs(factory, ids[2], attempts[ids[2]], 1, 1)
     session.expire_all()
-    second = batches.batch_curves(session, batch, first["next_cursor"], max_points=1000)
+    second = curves.batch_curves(session, batch, first["next_cursor"], max_points=1000)
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in second["jobs"]}
     assert got == {ids[0]: [], ids[1]: [3, 4], ids[2]: [1], **{i: [] for i in ids[3:]}}
     point = second["jobs"][1]["points"][0]
@@ -280,7 +280,7 @@ def test_curves_return_only_points_added_since_the_cursor(factory, session, tena
         "learning_rate", "grad_norms", "seconds",
     }  # fmt: skip
     # Nothing new: the same cursor comes back.
-    third = batches.batch_curves(session, batch, second["next_cursor"], max_points=1000)
+    third = curves.batch_curves(session, batch, second["next_cursor"], max_points=1000)
     assert all(not j["points"] for j in third["jobs"])
     assert third["next_cursor"] == second["next_cursor"]
 
@@ -291,7 +291,7 @@ def test_curves_share_a_capped_budget_and_say_when_more_is_waiting(factory, sess
         run_epochs(factory, job_id, claim(factory, job_id), 1, 10)
     cursor, seen = None, {ids[0]: [], ids[1]: []}
     for _ in range(10):
-        page = batches.batch_curves(session, batch, cursor, max_points=6)
+        page = curves.batch_curves(session, batch, cursor, max_points=6)
         assert sum(len(j["points"]) for j in page["jobs"]) <= 6
         for job in page["jobs"]:
             seen.setdefault(job["id"], []).extend(p["epoch"] for p in job["points"])
@@ -397,11 +397,11 @@ def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory,
     for job_id in ids[:3]:
         run_epochs(factory, job_id, attempts[job_id], 1, 3)
     assert lifecycle.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
-    first = batches.batch_curves(session, batch, None, max_points=100)
+    first = curves.batch_curves(session, batch, None, max_points=100)
     jobs.delete_job(session, tenants[0], ids[1])
     run_epochs(factory, ids[2], attempts[ids[2]], 4, 5)
     session.expire_all()
-    second = batches.batch_curves(session, batch, first["next_cursor"], max_points=100)
+    second = curves.batch_curves(session, batch, first["next_cursor"], max_points=100)
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in second["jobs"]}
     assert got == {ids[0]: [], ids[2]: [4, 5], **{i: [] for i in ids[3:]}}
     summary = batches.summarize(session, batch, "val_loss", "min")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service import datasets, generators, idempotency, lifecycle
 from service.config import Limits
 from service.dispatch import Sender, dispatch
-from service.models import Dataset, Job, TrainedModel
+from service.models import Dataset, Job
 from service.problems import Conflict, Invalid, NotFound, from_validation_error
 from service.schemas.names import FINISHED, JobStatus, Queue
 from service.schemas.spec import (
@@ -350,14 +350,3 @@ def list_jobs_query(
 def etag(job: Job, kind: str = "job") -> str:
     """An entity tag (unquoted) that changes exactly when the job row is written."""
     return f"{kind}-{job.id}-{job.version}"
-
-
-def trained_model(session: Session, tenant_id: str, job_id: str) -> tuple[Job, TrainedModel]:
-    """The job's trained model; 409 unless the job succeeded."""
-    job = get_job(session, tenant_id, job_id)
-    if job.status != JobStatus.succeeded:
-        raise Conflict(f"job {job.id} is {job.status}; a model exists once it has succeeded")
-    model = session.get(TrainedModel, job.id)
-    if model is None:
-        raise Conflict(f"job {job.id} succeeded but stored no model")
-    return job, model

@@ -18,7 +18,6 @@ No database session is held while computing: each write is one short transaction
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
 from service.queue import sender
 from service.schemas.records import point_from_stats
+from service.trained import Standardization, model_meta, weights_npz
 from worker import gradient_gate
 from worker.datasets import DatasetUnavailable, load_dataset
 from worker.nn import (
@@ -108,7 +108,7 @@ class Prepared:
     net: Network
     trainer: Trainer
     data: DatasetArrays
-    standardization: dict[str, list[float]] | None
+    standardization: Standardization | None
 
 
 def prepare(spec: dict[str, Any], data: DatasetArrays) -> Prepared:
@@ -140,51 +140,15 @@ def prepare(spec: dict[str, Any], data: DatasetArrays) -> Prepared:
         classification=classification,
     )
     trainer = Trainer(net, data.X, Y, config)
-    standardization = _standardize(trainer) if dataset.get("standardize") else None
+    standardization = None
+    if dataset.get("standardize"):
+        # The trainer draws the validation split, so the statistics can only be taken
+        # after it is built: those of the training split, applied to both splits.
+        standardization = Standardization.fit(trainer.X_train)
+        trainer.X_train = standardization.apply(trainer.X_train)
+        if trainer.X_val is not None:
+            trainer.X_val = standardization.apply(trainer.X_val)
     return Prepared(net, trainer, data, standardization)
-
-
-def _standardize(trainer: Trainer) -> dict[str, list[float]]:
-    """Scale features by the training split's mean and std (the validation split too).
-
-    The trainer draws its validation split, so the statistics can only be taken after it
-    is built; they are stored with the model and applied again at prediction.
-    """
-    X_train = trainer.X_train
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    dtype = X_train.dtype
-    trainer.X_train = ((X_train - mean) / std).astype(dtype)
-    if trainer.X_val is not None:
-        trainer.X_val = ((trainer.X_val - mean) / std).astype(dtype)
-    return {"mean": mean.tolist(), "std": std.tolist()}
-
-
-def model_weights(net: Network) -> bytes:
-    """NPZ bytes with W0, b0, W1, b1, … (W of shape (n_in, n_out), b of shape (n_out,))."""
-    arrays: dict[str, np.ndarray] = {}
-    for index, layer in enumerate(net.wb()):
-        arrays[f"W{index}"] = layer["W"]
-        arrays[f"b{index}"] = layer["b"]
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def model_meta(prepared: Prepared) -> dict[str, Any]:
-    net, trainer, data = prepared.net, prepared.trainer, prepared.data
-    return {
-        "layer_sizes": list(net.layer_sizes),
-        "activations": list(net.activations),
-        "loss": net.loss,
-        "dtype": net.dtype.name,
-        "task": data.task,
-        "classes": data.classes,
-        "standardization": prepared.standardization,
-        "stop_reason": trainer.stop_reason,
-        "epochs_run": trainer.epoch,
-    }
 
 
 def check_gradients_before_training(
@@ -304,8 +268,15 @@ class _Run:
                 rt.factory,
                 self.job_id,
                 claim.attempt,
-                weights=model_weights(prepared.net),
-                meta=model_meta(prepared),
+                weights=weights_npz(prepared.net),
+                meta=model_meta(
+                    prepared.net,
+                    task=prepared.data.task,
+                    classes=prepared.data.classes,
+                    standardization=prepared.standardization,
+                    stop_reason=trainer.stop_reason,
+                    epochs_run=trainer.epoch,
+                ),
             )
         )
         if not done:

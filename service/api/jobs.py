@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Response, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import curves, jobs
+from service import curves, jobs, trained
 from service.api import deps
 from service.api.blueprint import api_blueprint
 from service.api.http import ConditionalHeaders, no_content, not_modified, respond
-from service.api.model import model_dict, predict
 from service.api.openapi import json_response, problems, register_models
 from service.api.pagination import PageQuery
 from service.cursors import paginate
 from service.models import Job
+from service.schemas import responses
 from service.schemas.names import StatusName
 from service.schemas.responses import CurveOut, JobList, JobOut, ModelOut, PredictOut, job_dict
 from service.schemas.spec import JobSubmit, Matrix
@@ -155,8 +155,7 @@ def delete_job(path: JobPath) -> Response:
     responses={200: ModelOut, **problems(404, 409)},
 )
 def get_model(path: JobPath) -> Response:
-    job, model = jobs.trained_model(deps.db(), deps.tenant_id(), path.job_id)
-    return respond(model_dict(job, model))
+    return respond(responses.trained_model(trained.get(deps.db(), deps.tenant_id(), path.job_id)))
 
 
 @bp.post(
@@ -165,5 +164,5 @@ def get_model(path: JobPath) -> Response:
     responses={200: PredictOut, **problems(400, 404, 409, 413)},
 )
 def predict_job(path: JobPath, body: PredictIn) -> Response:
-    _, model = jobs.trained_model(deps.db(), deps.tenant_id(), path.job_id)
-    return respond(predict(model, body.X))
+    model = trained.get(deps.db(), deps.tenant_id(), path.job_id)
+    return respond(responses.prediction(trained.predict(model, body.X)))

@@ -7,7 +7,7 @@ wire". Views call a domain function and dump its result with a function from her
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -17,6 +17,9 @@ from service.models import Dataset, Job
 from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
 from service.timeutil import iso
+
+if TYPE_CHECKING:  # the engine is not imported to describe a model
+    from service.trained import Prediction, Trained
 
 
 def finite(value: Any) -> Any:
@@ -177,6 +180,26 @@ class ModelOut(BaseModel):
     epochs_run: int | None
 
 
+def trained_model(trained: Trained) -> dict[str, Any]:
+    meta, net = trained.meta, trained.net
+    return {
+        "job_id": trained.job.id,
+        "layer_sizes": net.layer_sizes,
+        "activations": net.activations,
+        "loss": net.loss,
+        "dtype": str(net.dtype),
+        "task": meta.get("task"),
+        "classes": meta.get("classes"),
+        "standardization": meta.get("standardization"),
+        "wb": [
+            {"W": W.tolist(), "b": b.tolist()} for W, b in zip(net.weights, net.biases, strict=True)
+        ],
+        "theta": [theta.tolist() for theta in net.theta()],
+        "stop_reason": meta.get("stop_reason"),
+        "epochs_run": meta.get("epochs_run"),
+    }
+
+
 class PredictOut(BaseModel):
     predictions: list[Any] = Field(
         description="Class labels (classification) or targets: a value or a row per example."
@@ -184,6 +207,14 @@ class PredictOut(BaseModel):
     probabilities: list[list[float]] | None = Field(
         default=None, description="Per-class output of a softmax or sigmoid classifier."
     )
+
+
+def prediction(result: Prediction) -> dict[str, Any]:
+    """``probabilities`` only for a softmax or sigmoid classifier."""
+    out: dict[str, Any] = {"predictions": result.predictions}
+    if result.probabilities is not None:
+        out["probabilities"] = result.probabilities
+    return out
 
 
 # --- batches ---------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.models import Job
+from service.trained import weights_npz
 from worker.datasets import load_dataset
-from worker.runner import model_weights, prepare
+from worker.runner import prepare
 
 from .integrity import Reference, load_weights
 
@@ -27,7 +28,7 @@ def reference_run(spec: dict, tenant_id: str, factory: sessionmaker[Session], se
         data = load_dataset(spec["dataset"], tenant_id, factory, settings)
         prepared = prepare(spec, data)
         losses = {stats.epoch: stats.train_loss for stats in prepared.trainer.epochs()}
-        _cache[key] = Reference(losses, load_weights(model_weights(prepared.net)))
+        _cache[key] = Reference(losses, load_weights(weights_npz(prepared.net)))
     return _cache[key]
 
 

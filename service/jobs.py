@@ -1,190 +1,28 @@
-"""The API side of the job domain: validate and create, read, list, curve, cancel, delete.
+"""Job commands and queries: create, submit, read, list, cancel, delete.
 
 Functions take a session and return models or raise ``service.problems`` errors.
-``create_job`` only adds and flushes (a batch creates many jobs in one transaction);
-``submit_job`` adds the Idempotency-Key handling and commits. Every status change is a
-compare-and-set that reports whether it won, and every write bumps ``jobs.version``.
+``create_job`` validates (``service.validation``), adds and flushes (a batch creates many
+jobs in one transaction); ``submit_job`` adds the Idempotency-Key handling, commits and
+dispatches. Writes to the job row are ``service.lifecycle``'s compare-and-sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, generators, idempotency, lifecycle
+from service import idempotency, lifecycle
 from service.config import Limits
 from service.dispatch import Sender, dispatch
-from service.models import Dataset, Job
-from service.problems import Conflict, Invalid, NotFound, from_validation_error
+from service.models import Job
+from service.problems import Conflict, NotFound
 from service.schemas.names import FINISHED, JobStatus, Queue
-from service.schemas.spec import (
-    InitWeights,
-    InlineDatasetSpec,
-    JobSpec,
-    StoredDatasetSpec,
-    ThetaWeights,
-    parameter_count,
-)
-
-Loc = Sequence[str | int]
-
-
-# --- validation ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What the network must fit: task and sizes of the (resolved) dataset."""
-
-    task: str
-    n_samples: int
-    n_features: int
-    n_outputs: int
-
-
-def parse_spec(spec: JobSpec | Mapping[str, Any], loc: Loc = ("body",)) -> JobSpec:
-    if isinstance(spec, JobSpec):
-        return spec
-    try:
-        return JobSpec.model_validate(dict(spec))
-    except ValidationError as error:
-        raise from_validation_error(error, prefix=loc) from None
-
-
-def validate_spec(
-    session: Session,
-    tenant_id: str,
-    spec: JobSpec | Mapping[str, Any],
-    limits: Limits,
-    loc: Loc = ("body",),
-) -> tuple[dict[str, Any], str | None]:
-    """Check a job spec against its dataset and the limits.
-
-    Returns the canonical spec (defaults filled in, JSON-ready) and the stored dataset's id.
-    Raises ``Invalid`` (422) with the location of the first problem.
-    """
-    model = parse_spec(spec, loc)
-    loc = list(loc)
-    shape, dataset_id, dataset_dict = _resolve_dataset(
-        session, tenant_id, model, limits, [*loc, "dataset"]
-    )
-    _check_network(model, shape, limits, [*loc, "network"])
-    _check_training(model, shape, limits, [*loc, "training"])
-    canonical = model.model_dump(mode="json")
-    canonical["dataset"] = dataset_dict
-    return canonical, dataset_id
-
-
-def _resolve_dataset(
-    session: Session, tenant_id: str, spec: JobSpec, limits: Limits, loc: list[str | int]
-) -> tuple[DataShape, str | None, dict[str, Any]]:
-    ds = spec.dataset
-    dumped = ds.model_dump(mode="json")
-    if isinstance(ds, StoredDatasetSpec):
-        row = session.scalar(
-            select(Dataset).where(Dataset.id == ds.id, Dataset.tenant_id == tenant_id)
-        )
-        if row is None:
-            raise Invalid.at([*loc, "id"], f"no dataset {ds.id}")
-        shape = DataShape(row.task, row.n_samples, row.n_features, row.n_outputs)
-        dataset_id: str | None = row.id
-    elif isinstance(ds, InlineDatasetSpec):
-        task = ds.task or datasets.infer_task(ds.y)
-        arrays = datasets.build_arrays(
-            ds.X, ds.y, task, limits, loc=loc, max_samples=limits.inline_samples
-        )
-        dumped["task"] = task
-        shape = DataShape(task, arrays.n_samples, arrays.n_features, arrays.n_outputs)
-        dataset_id = None
-    else:
-        task, n_features, n_outputs = generators.describe(ds)
-        if ds.n_samples > limits.dataset_samples:
-            raise Invalid.at([*loc, "n_samples"], f"at most {limits.dataset_samples} samples")
-        if ds.n_samples * n_features > limits.dataset_values:
-            raise Invalid.at([*loc, "n_samples"], "the generated dataset would be too large")
-        shape = DataShape(task, ds.n_samples, n_features, n_outputs)
-        dataset_id = None
-    split = ds.validation_split
-    if split > 0 and (shape.n_samples * split < 1 or shape.n_samples * (1 - split) < 1):
-        raise Invalid.at(
-            [*loc, "validation_split"],
-            f"a split of {split} leaves no training or no validation example of {shape.n_samples}",
-        )
-    return shape, dataset_id, dumped
-
-
-def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:
-    """[n_in, h1, ..., K]: the hidden units between the dataset's input and output sizes."""
-    return [shape.n_features, *(layer.units for layer in spec.network.layers), shape.n_outputs]
-
-
-def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
-    net = spec.network
-    if len(net.layers) > limits.layers:
-        raise Invalid.at([*loc, "layers"], f"at most {limits.layers} hidden layers")
-    for i, layer in enumerate(net.layers):
-        if layer.units > limits.units:
-            raise Invalid.at([*loc, "layers", i, "units"], f"at most {limits.units} units")
-    output, loss = net.output.activation, net.loss
-    if loss == "cross_entropy" and output != "softmax":
-        raise Invalid.at([*loc, "loss"], "cross_entropy needs a softmax output")
-    if loss == "binary_cross_entropy" and output != "sigmoid":
-        raise Invalid.at([*loc, "loss"], "binary_cross_entropy needs a sigmoid output")
-    if shape.task == "regression":
-        if loss != "mse":
-            raise Invalid.at([*loc, "loss"], "a regression dataset needs the mse loss")
-        if output == "softmax":
-            raise Invalid.at([*loc, "output", "activation"], "softmax is for classification")
-    sizes = layer_sizes(spec, shape)
-    n_params = parameter_count(sizes)
-    if n_params > limits.parameters:
-        raise Invalid.at(loc, f"{n_params} parameters; at most {limits.parameters}")
-    if isinstance(net.init, InitWeights):
-        _check_weights(net.init, sizes, [*loc, "init", "weights", "layers"])
-
-
-def _check_weights(init: InitWeights, sizes: list[int], loc: list[str | int]) -> None:
-    layers = init.weights.layers
-    if len(layers) != len(sizes) - 1:
-        raise Invalid.at(loc, f"{len(layers)} weight layers for a network of {len(sizes) - 1}")
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
-        if isinstance(init.weights, ThetaWeights):
-            _check_matrix(layers[i], (n_out, n_in + 1), [*loc, i], "Θ (n_out, n_in + 1)")
-        else:
-            wb = init.weights.layers[i]
-            _check_matrix(wb.W, (n_in, n_out), [*loc, i, "W"], "W (n_in, n_out)")
-            if len(wb.b) != n_out:
-                raise Invalid.at([*loc, i, "b"], f"b has {len(wb.b)} values, expected {n_out}")
-
-
-def _check_matrix(rows: Any, expected: tuple[int, int], loc: list[str | int], what: str) -> None:
-    widths = {len(row) for row in rows}
-    if len(widths) > 1:
-        raise Invalid.at(loc, "rows have different lengths")
-    shape = (len(rows), widths.pop() if widths else 0)
-    if shape != expected:
-        raise Invalid.at(loc, f"shape {shape}, expected {expected} for {what}")
-
-
-def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
-    training = spec.training
-    if training.epochs > limits.epochs:
-        raise Invalid.at([*loc, "epochs"], f"at most {limits.epochs} epochs")
-    if training.gradient_check:
-        n_params = parameter_count(layer_sizes(spec, shape))
-        if n_params > limits.gradcheck_parameters:
-            raise Invalid.at(
-                [*loc, "gradient_check"],
-                f"the gradient check allows at most {limits.gradcheck_parameters} parameters "
-                f"(this network has {n_params})",
-            )
-
+from service.schemas.spec import JobSpec
+from service.validation import Loc, parse_spec, validate_spec
 
 # --- creating ------------------------------------------------------------------------
 

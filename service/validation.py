@@ -1,0 +1,199 @@
+"""Validation of a job spec beyond its schema: against its dataset and the limits.
+
+``schemas.spec`` checks types, names and ranges; here the spec meets what JSON Schema
+cannot say: the dataset it names (stored, generated or inline), the network that must
+fit it (losses and outputs that go together, explicit weight shapes), and the configured
+``Limits``. Errors are 422 naming the field. Kernel code: no Flask, no Celery, no worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service import datasets, generators
+from service.config import Limits
+from service.models import Dataset
+from service.problems import Invalid, from_validation_error
+from service.schemas.spec import (
+    InitWeights,
+    InlineDatasetSpec,
+    JobSpec,
+    StoredDatasetSpec,
+    ThetaWeights,
+    WbLayer,
+    WbWeights,
+    parameter_count,
+)
+
+Loc = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the network must fit: task and sizes of the (resolved) dataset."""
+
+    task: str
+    n_samples: int
+    n_features: int
+    n_outputs: int
+
+
+def parse_spec(spec: JobSpec | Mapping[str, Any], loc: Loc = ("body",)) -> JobSpec:
+    if isinstance(spec, JobSpec):
+        return spec
+    try:
+        return JobSpec.model_validate(dict(spec))
+    except ValidationError as error:
+        raise from_validation_error(error, prefix=loc) from None
+
+
+def validate_spec(
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec | Mapping[str, Any],
+    limits: Limits,
+    loc: Loc = ("body",),
+) -> tuple[dict[str, Any], str | None]:
+    """Check a job spec against its dataset and the limits.
+
+    Returns the canonical spec (defaults filled in, JSON-ready) and the stored dataset's id.
+    Raises ``Invalid`` (422) with the location of the first problem.
+    """
+    model = parse_spec(spec, loc)
+    loc = list(loc)
+    shape, dataset_id, dataset_dict = _resolve_dataset(
+        session, tenant_id, model, limits, [*loc, "dataset"]
+    )
+    _check_network(model, shape, limits, [*loc, "network"])
+    _check_training(model, shape, limits, [*loc, "training"])
+    canonical = model.model_dump(mode="json")
+    canonical["dataset"] = dataset_dict
+    return canonical, dataset_id
+
+
+def _resolve_dataset(
+    session: Session, tenant_id: str, spec: JobSpec, limits: Limits, loc: list[str | int]
+) -> tuple[DataShape, str | None, dict[str, Any]]:
+    ds = spec.dataset
+    dumped = ds.model_dump(mode="json")
+    if isinstance(ds, StoredDatasetSpec):
+        row = session.scalar(
+            select(Dataset).where(Dataset.id == ds.id, Dataset.tenant_id == tenant_id)
+        )
+        if row is None:
+            raise Invalid.at([*loc, "id"], f"no dataset {ds.id}")
+        shape = DataShape(row.task, row.n_samples, row.n_features, row.n_outputs)
+        dataset_id: str | None = row.id
+    elif isinstance(ds, InlineDatasetSpec):
+        task = ds.task or datasets.infer_task(ds.y)
+        arrays = datasets.build_arrays(
+            ds.X, ds.y, task, limits, loc=loc, max_samples=limits.inline_samples
+        )
+        dumped["task"] = task
+        shape = DataShape(task, arrays.n_samples, arrays.n_features, arrays.n_outputs)
+        dataset_id = None
+    else:
+        task, n_features, n_outputs = generators.describe(ds)
+        if ds.n_samples > limits.dataset_samples:
+            raise Invalid.at([*loc, "n_samples"], f"at most {limits.dataset_samples} samples")
+        if ds.n_samples * n_features > limits.dataset_values:
+            raise Invalid.at([*loc, "n_samples"], "the generated dataset would be too large")
+        shape = DataShape(task, ds.n_samples, n_features, n_outputs)
+        dataset_id = None
+    split = ds.validation_split
+    if split > 0 and (shape.n_samples * split < 1 or shape.n_samples * (1 - split) < 1):
+        raise Invalid.at(
+            [*loc, "validation_split"],
+            f"a split of {split} leaves no training or no validation example of {shape.n_samples}",
+        )
+    return shape, dataset_id, dumped
+
+
+def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:
+    """[n_in, h1, ..., K]: the hidden units between the dataset's input and output sizes."""
+    return [shape.n_features, *(layer.units for layer in spec.network.layers), shape.n_outputs]
+
+
+def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
+    net = spec.network
+    if len(net.layers) > limits.layers:
+        raise Invalid.at([*loc, "layers"], f"at most {limits.layers} hidden layers")
+    for i, layer in enumerate(net.layers):
+        if layer.units > limits.units:
+            raise Invalid.at([*loc, "layers", i, "units"], f"at most {limits.units} units")
+    output, loss = net.output.activation, net.loss
+    if loss == "cross_entropy" and output != "softmax":
+        raise Invalid.at([*loc, "loss"], "cross_entropy needs a softmax output")
+    if loss == "binary_cross_entropy" and output != "sigmoid":
+        raise Invalid.at([*loc, "loss"], "binary_cross_entropy needs a sigmoid output")
+    if shape.task == "regression":
+        if loss != "mse":
+            raise Invalid.at([*loc, "loss"], "a regression dataset needs the mse loss")
+        if output == "softmax":
+            raise Invalid.at([*loc, "output", "activation"], "softmax is for classification")
+    sizes = layer_sizes(spec, shape)
+    n_params = parameter_count(sizes)
+    if n_params > limits.parameters:
+        raise Invalid.at(loc, f"{n_params} parameters; at most {limits.parameters}")
+    if isinstance(net.init, InitWeights):
+        weight_arrays(net.init.weights, sizes, [*loc, "init", "weights", "layers"])
+
+
+def weight_arrays(
+    weights: ThetaWeights | WbWeights, sizes: Sequence[int], loc: Loc
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """W^(l) (s_l, s_{l+1}) and b^(l) (s_{l+1},) from explicit weights in either layout.
+
+    The one parser of explicit weights: a job's ``network.init.weights`` at submit and when
+    the worker builds its network, and the weights of the backprop endpoints. Every shape
+    is checked against ``sizes`` ([n_in, h1, ..., K]); a wrong one is 422 at its location.
+    """
+    n_layers = len(sizes) - 1
+    if len(weights.layers) != n_layers:
+        raise Invalid.at(loc, f"expected {n_layers} layers of weights, got {len(weights.layers)}")
+    Ws: list[np.ndarray] = []
+    bs: list[np.ndarray] = []
+    layers: list[Any] = list(weights.layers)  # Θ matrices or W/b pairs
+    for index, layer in enumerate(layers):
+        n_in, n_out = sizes[index], sizes[index + 1]
+        if isinstance(layer, WbLayer):
+            Ws.append(_shaped(layer.W, (n_in, n_out), [*loc, index, "W"], "W"))
+            b = np.asarray(layer.b, dtype=np.float64)
+            if b.shape != (n_out,):
+                raise Invalid.at([*loc, index, "b"], f"b must have shape ({n_out},), got {b.shape}")
+            bs.append(b)
+        else:
+            theta = _shaped(layer, (n_out, n_in + 1), [*loc, index], "Θ")
+            bs.append(theta[:, 0].copy())  # Ng's layout: the bias in column 0
+            Ws.append(theta[:, 1:].T.copy())
+    return Ws, bs
+
+
+def _shaped(rows: list[list[float]], shape: tuple[int, int], loc: Loc, name: str) -> np.ndarray:
+    if len({len(row) for row in rows}) > 1:
+        raise Invalid.at(loc, f"{name} has rows of different lengths")
+    array = np.asarray(rows, dtype=np.float64)
+    if array.shape != shape:
+        raise Invalid.at(loc, f"{name} must have shape {shape}, got {array.shape}")
+    return array
+
+
+def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
+    training = spec.training
+    if training.epochs > limits.epochs:
+        raise Invalid.at([*loc, "epochs"], f"at most {limits.epochs} epochs")
+    if training.gradient_check:
+        n_params = parameter_count(layer_sizes(spec, shape))
+        if n_params > limits.gradcheck_parameters:
+            raise Invalid.at(
+                [*loc, "gradient_check"],
+                f"the gradient check allows at most {limits.gradcheck_parameters} parameters "
+                f"(this network has {n_params})",
+            )

@@ -1,8 +1,10 @@
-"""The batch domain: expand a sweep into jobs, summarise them, stream their curves, cancel.
+"""Batch commands and queries: plan a sweep into jobs, submit it, read, summarise, cancel.
 
 Kernel code (no Flask, no Celery). Functions take a session and raise ``service.problems``
-errors; the caller owns the transaction. A batch and all its jobs are created in one
-transaction after every expanded spec validated, so a bad combination stores nothing.
+errors. A batch and all its jobs are created in one transaction after every expanded spec
+validated, so a bad combination stores nothing. The expansion itself is ``service.sweeps``,
+the rankings ``service.summaries``, the curves ``service.curves`` and the early stopping
+``service.schedulers``.
 """
 
 from __future__ import annotations
@@ -12,29 +14,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, load_only, sessionmaker
+from sqlalchemy.orm import Session, load_only
 
-from service import idempotency
+from service import idempotency, summaries
 from service.config import Limits
 from service.dispatch import Sender, dispatch
 from service.jobs import cancel_job, create_job, parse_spec
-from service.models import Batch, CurvePoint, Job
+from service.models import Batch, Job
 from service.problems import Conflict, Invalid, NotFound
+from service.schemas import responses
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import (
     BATCH_KINDS,
-    FINISHED,
-    METRICS,
-    MODES,
     UNFINISHED,
-    JobStatus,
     Queue,
 )
 from service.schemas.spec import JobSpec
 from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
-from service.timeutil import iso
 
 # --- creating -------------------------------------------------------------------------
 
@@ -96,7 +94,7 @@ def _with_scheduler(request: BatchSubmit, plan: Plan) -> Plan:
     """Record the scheduler (its mode resolved) with the batch."""
     if request.scheduler is not None:
         config = request.scheduler.model_dump()
-        config["mode"] = check_metric(config["metric"], config["mode"])[1]
+        config["mode"] = summaries.check_metric(config["metric"], config["mode"])[1]
         plan.record["scheduler"] = config
     return plan
 
@@ -314,162 +312,26 @@ def batch_jobs(session: Session, batch_id: str) -> list[Job]:
     return list(session.scalars(query))
 
 
-def status_counts(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """``{batch_id: {status: count}}`` with every status present (zeros included)."""
-    counts = {bid: dict.fromkeys(JobStatus.__members__, 0) for bid in batch_ids}
-    if batch_ids:
-        rows = session.execute(
-            select(Job.batch_id, Job.status, func.count())
-            .where(Job.batch_id.in_(list(batch_ids)))
-            .group_by(Job.batch_id, Job.status)
-        )
-        for batch_id, status, count in rows:
-            counts[str(batch_id)][status] = count
-    return counts
-
-
-def check_metric(metric: str | None, mode: str | None) -> tuple[str, str]:
-    """Default ``val_loss``; losses default to ``min`` and accuracies to ``max``."""
-    metric = metric or "val_loss"
-    if metric not in METRICS:
-        raise Invalid.at(("query", "metric"), f"metric must be one of {list(METRICS)}")
-    mode = mode or ("max" if metric.endswith("accuracy") else "min")
-    if mode not in MODES:
-        raise Invalid.at(("query", "mode"), "mode must be 'min' or 'max'")
-    return metric, mode
-
-
-@dataclass(frozen=True)
-class Best:
-    id: str
-    value: float
-
-
-def best_job(jobs: Sequence[Job], metric: str, mode: str) -> Best | None:
-    """The succeeded job with the lowest (``min``) or highest (``max``) final ``metric``.
-
-    Jobs without that metric (e.g. ``val_loss`` with no validation split) do not compete;
-    ties go to the earlier job in batch order.
-    """
-    best: Best | None = None
-    for job in jobs:
-        value = (job.metrics or {}).get(metric)
-        if job.status != JobStatus.succeeded or not isinstance(value, int | float):
-            continue
-        if best is None or (value < best.value if mode == "min" else value > best.value):
-            best = Best(job.id, float(value))
-    return best
-
-
-def progress(jobs: Sequence[Job]) -> dict[str, Any]:
-    """A finished job counts as done whatever its epoch (early stopping, failure, cancel)."""
-    done = sum(1 for job in jobs if job.status in FINISHED)
-    fraction = sum(
-        1.0 if job.status in FINISHED else min(1.0, job.epoch / max(job.epochs, 1)) for job in jobs
-    )
-    return {
-        "finished": done,
-        "total": len(jobs),
-        "fraction": round(fraction / len(jobs), 6) if jobs else 1.0,
-    }
+def describe(session: Session, batch: Batch, job_ids: Sequence[str]) -> dict[str, Any]:
+    """The answer to a submit: the batch, its job ids and their counts by status."""
+    counts = summaries.status_counts(session, [batch.id])[batch.id]
+    return responses.batch_dict(batch, job_ids, counts)
 
 
 def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[str, Any]:
     """Counts by status, progress, the best job and every job's varied params and metrics."""
     jobs = batch_jobs(session, batch.id)
-    counts = dict.fromkeys(JobStatus.__members__, 0)
-    for job in jobs:
-        counts[job.status] += 1
-    best = best_job(jobs, metric, mode)
-    stopped = (batch.scheduler_state or {}).get("stopped", {})
-    return {
-        **describe(batch, [job.id for job in jobs], counts),
-        "scheduler": batch.spec.get("scheduler"),
-        "progress": progress(jobs),
-        "metric": metric,
-        "mode": mode,
-        "best": None if best is None else {"id": best.id, "value": best.value},
-        "jobs": [
-            {
-                "id": job.id,
-                "index": job.batch_index,
-                "name": job.name,
-                "status": job.status,
-                "params": job.params or {},
-                "epoch": job.epoch,
-                "epochs": job.epochs,
-                "metrics": job.metrics,
-                "error": job.error,
-                "stopped_by_scheduler": stopped.get(job.id),
-            }
-            for job in jobs
-        ],
-    }
+    progress = summaries.batch_progress(session, [batch.id])[batch.id]
+    best = summaries.best_job(jobs, metric, mode)
+    return responses.batch_summary(batch, jobs, progress, metric, mode, best)
 
 
 def list_items(session: Session, page: Sequence[Batch]) -> list[dict[str, Any]]:
     """A page of batches for a list answer: counts and progress, without job ids."""
     ids = [batch.id for batch in page]
-    counts = status_counts(session, ids)
-    progress = progress_by_batch(session, ids)
-    items = []
-    for batch in page:
-        item = describe(batch, [], counts[batch.id])
-        del item["job_ids"]  # a list answer stays small; the batch itself has them
-        item["size"] = sum(counts[batch.id].values())
-        items.append({**item, "progress": progress[batch.id]})
-    return items
-
-
-def progress_by_batch(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``progress`` of several batches, aggregated in one SQL query."""
-    ended = Job.status.in_([s.value for s in FINISHED])
-    # CASE rather than LEAST/MIN: scalar min differs between PostgreSQL and SQLite.
-    share = case(
-        (ended, 1.0),
-        (Job.epoch >= Job.epochs, 1.0),
-        else_=cast(Job.epoch, Float) / Job.epochs,
-    )
-    query = (
-        select(
-            Job.batch_id,
-            func.count().label("total"),
-            func.sum(case((ended, 1), else_=0)).label("finished"),
-            func.sum(share).label("done"),
-        )
-        .where(Job.batch_id.in_(list(batch_ids)))
-        .group_by(Job.batch_id)
-    )
-    found = {row.batch_id: row for row in session.execute(query)}
-    out = {}
-    for batch_id in batch_ids:
-        row = found.get(batch_id)
-        if row is None:  # a batch whose jobs were all deleted
-            out[batch_id] = {"finished": 0, "total": 0, "fraction": 1.0}
-            continue
-        out[batch_id] = {
-            "finished": int(row.finished),
-            "total": row.total,
-            "fraction": round(float(row.done) / row.total, 6),
-        }
-    return out
-
-
-def describe(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
-    """The fields every batch representation shares."""
-    return {
-        "id": batch.id,
-        "name": batch.name,
-        "kind": batch.spec.get("kind"),
-        "size": len(job_ids),
-        "varied": list(batch.varied),
-        "created_at": iso(batch.created_at),
-        "job_ids": list(job_ids),
-        "counts": counts,
-    }
-
-
-# --- curves ---------------------------------------------------------------------------
+    counts = summaries.status_counts(session, ids)
+    progress = summaries.batch_progress(session, ids)
+    return [responses.batch_list_item(b, counts[b.id], progress[b.id]) for b in page]
 
 
 # --- cancelling -----------------------------------------------------------------------
@@ -497,117 +359,4 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str) -> dict[str, A
             continue
         cancelled.append(job_id)
     session.commit()
-    jobs = batch_jobs(session, batch.id)
-    counts = dict.fromkeys(JobStatus.__members__, 0)
-    for job in jobs:
-        counts[job.status] += 1
-    return {**describe(batch, [job.id for job in jobs], counts), "cancelled": cancelled}
-
-
-# --- early stopping: the ASHA pass ------------------------------------------------------
-
-
-def rungs(config: dict[str, Any], up_to: int) -> list[int]:
-    """The rung epochs of an ASHA config, up to and including ``up_to``."""
-    ladder, epoch = [], int(config["min_epochs"])
-    while epoch <= up_to:
-        ladder.append(epoch)
-        epoch *= int(config["reduction_factor"])
-    return ladder
-
-
-@dataclass(frozen=True)
-class Stop:
-    job_id: str
-    tenant_id: str
-    rung: int
-    value: float
-    rank: int
-    of: int
-
-
-def schedule(factory: sessionmaker[Session]) -> list[str]:
-    """One pass of every batch scheduler over batches with running jobs; returns the ids
-    of the jobs it stopped. Decisions are compare-and-sets (the jobs domain's cancel), so
-    the reapers of many workers may run passes at once."""
-    stopped: list[str] = []
-    with factory() as session:
-        batch_ids = session.scalars(
-            select(Job.batch_id)
-            .where(Job.status == JobStatus.running.value, Job.batch_id.is_not(None))
-            .distinct()
-        ).all()
-        if not batch_ids:
-            return stopped
-        for batch in session.scalars(select(Batch).where(Batch.id.in_(batch_ids))).all():
-            config = batch.spec.get("scheduler")
-            if config and config.get("name") == "asha":
-                stopped.extend(_stop(session, batch.id, asha_decisions(session, batch.id, config)))
-    return stopped
-
-
-def asha_decisions(session: Session, batch_id: str, config: dict[str, Any]) -> list[Stop]:
-    """The running jobs of a batch that fell behind at the last rung they reached."""
-    jobs = session.execute(
-        select(
-            Job.id, Job.tenant_id, Job.batch_index, Job.status, Job.epoch, Job.cancel_requested
-        ).where(Job.batch_id == batch_id)
-    ).all()
-    running = [j for j in jobs if j.status == JobStatus.running and not j.cancel_requested]
-    ladder = rungs(config, max((j.epoch for j in running), default=0))
-    if not running or not ladder:
-        return []
-    column = getattr(CurvePoint, config["metric"])
-    order = {j.id: j.batch_index for j in jobs}
-    boards: dict[int, list[tuple[float, int, str]]] = {epoch: [] for epoch in ladder}
-    rows = session.execute(
-        select(CurvePoint.job_id, CurvePoint.epoch, column).where(
-            CurvePoint.job_id.in_(list(order)),
-            CurvePoint.epoch.in_(ladder),
-            column.is_not(None),
-        )
-    )
-    sign = 1.0 if config["mode"] == "min" else -1.0
-    reached: dict[str, int] = {}
-    for job_id, epoch, value in rows:
-        boards[epoch].append((sign * value, order[job_id], job_id))
-        reached[job_id] = max(reached.get(job_id, 0), epoch)
-    eta = int(config["reduction_factor"])
-    decisions = []
-    for job in running:
-        rung = reached.get(job.id)
-        if rung is None or len(boards[rung]) < eta:
-            continue  # not at a rung yet, or too few jobs there to judge
-        board = sorted(boards[rung])
-        rank = next(i for i, entry in enumerate(board, 1) if entry[2] == job.id)
-        if rank > max(1, len(board) // eta):
-            value = sign * board[rank - 1][0]
-            decisions.append(Stop(job.id, job.tenant_id, rung, value, rank, len(board)))
-    return decisions
-
-
-def _stop(session: Session, batch_id: str, decisions: Sequence[Stop]) -> list[str]:
-    """Cancel each job (a run stops at its next flush) and record why in the batch."""
-    done = []
-    for stop in decisions:
-        try:
-            job = cancel_job(session, stop.tenant_id, stop.job_id)
-        except Conflict:  # it finished first: it keeps its result
-            continue
-        if job.status == JobStatus.cancelling or job.status == JobStatus.cancelled:
-            done.append(stop)
-    if not done:
-        return []
-    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-    assert batch is not None
-    state = dict(batch.scheduler_state or {})
-    stopped = dict(state.get("stopped", {}))
-    for stop in done:
-        stopped.setdefault(
-            stop.job_id,
-            {"epoch": stop.rung, "value": stop.value, "rank": stop.rank, "of": stop.of},
-        )
-    state["stopped"] = stopped
-    batch.scheduler_state = state
-    session.commit()
-    return [stop.job_id for stop in done]
+    return responses.cancelled_batch(batch, batch_jobs(session, batch.id), cancelled)

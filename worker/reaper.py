@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import batches, queue, recovery
+from service import queue, recovery, schedulers
 from service.dispatch import dispatch
 from worker.runtime import Runtime
 
@@ -39,7 +39,7 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(result.dispatch),
         )
     # Batch schedulers (ASHA) stop jobs that fall behind, with the same cancel CAS.
-    stopped = batches.schedule(rt.factory)
+    stopped = schedulers.run(rt.factory)
     if stopped:
         log.info("scheduler stopped=%d jobs", len(stopped))
     if result.changed:

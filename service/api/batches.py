@@ -15,7 +15,7 @@ from flask import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service import batches
+from service import batches, summaries
 from service.api import API_PREFIX
 from service.api.blueprint import api_blueprint
 from service.api.deps import db, sender, settings, tenant_id
@@ -92,9 +92,8 @@ def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:
     batch, job_ids, _ = batches.submit_batch(
         session, tenant_id(), body, settings().limits, header.idempotency_key, send=sender()
     )
-    counts = batches.status_counts(session, [batch.id])[batch.id]
     return respond(
-        batches.describe(batch, job_ids, counts),
+        batches.describe(session, batch, job_ids),
         status=202,
         headers={"Location": _location(batch.id)},
     )
@@ -132,7 +131,7 @@ def list_batches(query: PageQuery) -> Response:
 )
 def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) -> Response:
     session = db()
-    metric, mode = batches.check_metric(query.metric, query.mode)
+    metric, mode = summaries.check_metric(query.metric, query.mode)
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
     summary = finite(batches.summarize(session, batch, metric, mode))
     text = json.dumps(summary, sort_keys=True, separators=(",", ":"))

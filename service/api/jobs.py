@@ -155,7 +155,7 @@ def delete_job(path: JobPath) -> Response:
     responses={200: ModelOut, **problems(404, 409)},
 )
 def get_model(path: JobPath) -> Response:
-    return respond(responses.trained_model(trained.get(deps.db(), deps.tenant_id(), path.job_id)))
+    return respond(responses.model_dict(trained.get(deps.db(), deps.tenant_id(), path.job_id)))
 
 
 @bp.post(
@@ -165,4 +165,4 @@ def get_model(path: JobPath) -> Response:
 )
 def predict_job(path: JobPath, body: PredictIn) -> Response:
     model = trained.get(deps.db(), deps.tenant_id(), path.job_id)
-    return respond(responses.prediction(trained.predict(model, body.X)))
+    return respond(responses.prediction_dict(trained.predict(model, body.X)))

@@ -7,15 +7,18 @@ wire". Views call a domain function and dump its result with a function from her
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service import curves
-from service.models import Dataset, Job
+from service.models import Batch, Dataset, Job
 from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
+from service.summaries import Best as Ranked
+from service.summaries import count_statuses
 from service.timeutil import iso
 
 if TYPE_CHECKING:  # the engine is not imported to describe a model
@@ -180,7 +183,7 @@ class ModelOut(BaseModel):
     epochs_run: int | None
 
 
-def trained_model(trained: Trained) -> dict[str, Any]:
+def model_dict(trained: Trained) -> dict[str, Any]:
     meta, net = trained.meta, trained.net
     return {
         "job_id": trained.job.id,
@@ -209,7 +212,7 @@ class PredictOut(BaseModel):
     )
 
 
-def prediction(result: Prediction) -> dict[str, Any]:
+def prediction_dict(result: Prediction) -> dict[str, Any]:
     """``probabilities`` only for a softmax or sigmoid classifier."""
     out: dict[str, Any] = {"predictions": result.predictions}
     if result.probabilities is not None:
@@ -306,6 +309,67 @@ class BatchCurves(BaseModel):
     next_cursor: str = Field(description="Opaque: one last-seen epoch per job.")
     truncated: bool = Field(description="More points are already stored: ask again at once.")
     complete: bool = Field(description="Every job ended and every point was returned.")
+
+
+def batch_dict(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
+    """The fields every batch representation shares."""
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "kind": batch.spec.get("kind"),
+        "size": len(job_ids),
+        "varied": list(batch.varied),
+        "created_at": iso(batch.created_at),
+        "job_ids": list(job_ids),
+        "counts": counts,
+    }
+
+
+def batch_list_item(batch: Batch, counts: dict[str, int], progress: dict[str, Any]) -> dict:
+    """A batch in a list: counts and progress, without job ids (the batch itself has them)."""
+    item = batch_dict(batch, [], counts)
+    del item["job_ids"]
+    item["size"] = sum(counts.values())
+    return {**item, "progress": progress}
+
+
+def batch_summary(
+    batch: Batch,
+    jobs: Sequence[Job],
+    progress: dict[str, Any],
+    metric: str,
+    mode: str,
+    best: Ranked | None,
+) -> dict[str, Any]:
+    stopped = (batch.scheduler_state or {}).get("stopped", {})
+    return {
+        **batch_dict(batch, [job.id for job in jobs], count_statuses(jobs)),
+        "scheduler": batch.spec.get("scheduler"),
+        "progress": progress,
+        "metric": metric,
+        "mode": mode,
+        "best": None if best is None else {"id": best.id, "value": best.value},
+        "jobs": [
+            {
+                "id": job.id,
+                "index": job.batch_index,
+                "name": job.name,
+                "status": job.status,
+                "params": job.params or {},
+                "epoch": job.epoch,
+                "epochs": job.epochs,
+                "metrics": job.metrics,
+                "error": job.error,
+                "stopped_by_scheduler": stopped.get(job.id),
+            }
+            for job in jobs
+        ],
+    }
+
+
+def cancelled_batch(batch: Batch, jobs: Sequence[Job], cancelled: list[str]) -> dict[str, Any]:
+    described = batch_dict(batch, [job.id for job in jobs], count_statuses(jobs))
+    return {**described, "cancelled": cancelled}
 
 
 # --- health ----------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, cursors, curves, jobs, lifecycle
+from service import batches, cursors, curves, jobs, lifecycle, schedulers, summaries
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
+from service.schedulers import asha
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import JobStatus
 from service.sweeps import set_path
@@ -312,7 +313,7 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
     attempt = claim(factory, ids[3])
     run_epochs(factory, ids[3], attempt, 1, 15, loss=0.01)  # better, but still running
     session.expire_all()
-    summary = batches.summarize(session, batch, *batches.check_metric("train_loss", None))
+    summary = batches.summarize(session, batch, *summaries.check_metric("train_loss", None))
     assert summary["counts"]["succeeded"] == 3
     assert summary["counts"]["running"] == 1
     assert summary["counts"]["queued"] == 2
@@ -320,12 +321,12 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
     assert summary["best"] == {"id": ids[1], "value": pytest.approx(0.2)}
     assert summary["mode"] == "min"
     assert [j["params"]["network.layers.0.units"] for j in summary["jobs"]] == [2, 4, 8] * 2
-    worst = batches.summarize(session, batch, *batches.check_metric("train_loss", "max"))
+    worst = batches.summarize(session, batch, *summaries.check_metric("train_loss", "max"))
     assert worst["best"]["id"] == ids[2]
-    assert batches.check_metric("val_accuracy", None) == ("val_accuracy", "max")
+    assert summaries.check_metric("val_accuracy", None) == ("val_accuracy", "max")
     for metric, mode, loc in (("loss", None, "metric"), ("val_loss", "lowest", "mode")):
         with pytest.raises(Invalid) as err:
-            batches.check_metric(metric, mode)
+            summaries.check_metric(metric, mode)
         assert err.value.errors[0][0] == ["query", loc]
 
 
@@ -449,8 +450,8 @@ def flush_val(factory, job_id, attempt, epochs, value):
 
 
 def test_rungs_grow_by_the_reduction_factor():
-    assert batches.rungs({"min_epochs": 2, "reduction_factor": 3}, 60) == [2, 6, 18, 54]
-    assert batches.rungs({"min_epochs": 10, "reduction_factor": 2}, 9) == []
+    assert asha.rungs({"min_epochs": 2, "reduction_factor": 3}, 60) == [2, 6, 18, 54]
+    assert asha.rungs({"min_epochs": 10, "reduction_factor": 2}, 9) == []
 
 
 def test_asha_stops_the_jobs_behind_at_a_rung_and_records_why(factory, session, tenants):
@@ -461,11 +462,11 @@ def test_asha_stops_the_jobs_behind_at_a_rung_and_records_why(factory, session, 
     # At rung 2, job i has val_loss 0.1 * (i + 1): with 6 jobs and η = 3, the best 2 go on.
     for index, job_id in enumerate(ids[:2]):
         flush_val(factory, job_id, attempts[job_id], range(1, 3), 0.1 * (index + 1))
-    assert batches.schedule(factory) == []  # two jobs at the rung: too few to judge
+    assert schedulers.run(factory) == []  # two jobs at the rung: too few to judge
     for index, job_id in enumerate(ids[2:], start=2):
         flush_val(factory, job_id, attempts[job_id], range(1, 4), 0.1 * (index + 1))
-    assert sorted(batches.schedule(factory)) == sorted(ids[2:])
-    assert batches.schedule(factory) == []  # decisions are taken once
+    assert sorted(schedulers.run(factory)) == sorted(ids[2:])
+    assert schedulers.run(factory) == []  # decisions are taken once
     session.expire_all()
     summary = batches.summarize(session, batch, "val_loss", "min")
     assert [j["status"] for j in summary["jobs"]] == ["running"] * 2 + ["cancelling"] * 4
@@ -477,7 +478,7 @@ def test_asha_stops_the_jobs_behind_at_a_rung_and_records_why(factory, session, 
     # The two survivors reach rung 6: two jobs there, too few to judge, both go on.
     for job_id in ids[:2]:
         flush_val(factory, job_id, attempts[job_id], range(3, 7), 0.05)
-    assert batches.schedule(factory) == []
+    assert schedulers.run(factory) == []
 
 
 def test_asha_judges_by_the_chosen_metric_and_mode(factory, session, tenants):
@@ -494,7 +495,7 @@ def test_asha_judges_by_the_chosen_metric_and_mode(factory, session, tenants):
             for e in (1, 2)
         ]
         assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
-    assert sorted(batches.schedule(factory)) == sorted(ids[:2])  # lowest accuracies
+    assert sorted(schedulers.run(factory)) == sorted(ids[:2])  # lowest accuracies
 
 
 def test_a_validation_metric_needs_a_validation_split(session, tenants):

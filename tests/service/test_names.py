@@ -6,6 +6,7 @@ from __future__ import annotations
 import typing
 
 from service import generators
+from service.schedulers import SCHEDULERS
 from service.schemas import names
 from service.schemas.spec import UNION_TAGS, GeneratorSpec
 from worker.nn import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
@@ -39,3 +40,7 @@ def test_statuses_and_queues_are_the_enums():
     assert names.FINISHED | names.UNFINISHED == set(names.JobStatus)
     assert not names.FINISHED & names.UNFINISHED
     assert {q.value for q in names.Queue} == {"interactive", "batch"}
+
+
+def test_every_scheduler_name_has_a_scheduler():
+    assert set(SCHEDULERS) == literal(names.SchedulerName)

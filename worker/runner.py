@@ -25,26 +25,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import lifecycle
-from service.datasets import DatasetArrays
 from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
 from service.queue import sender
 from service.schemas.records import point_from_stats
-from service.trained import Standardization, model_meta, weights_npz
+from service.trained import model_meta, weights_npz
 from worker import gradient_gate
+from worker.build import Prepared, prepare
 from worker.datasets import DatasetUnavailable, load_dataset
 from worker.nn import (
-    Network,
     NonFiniteError,
     SpecError,
     Trainer,
-    TrainingConfig,
-    network_from_spec,
 )
 from worker.runtime import Runtime, runtime
 
@@ -101,76 +97,24 @@ def run_job(
     return run.execute()
 
 
-@dataclass
-class Prepared:
-    """The engine objects of a run, built from the job's validated spec."""
-
-    net: Network
-    trainer: Trainer
-    data: DatasetArrays
-    standardization: Standardization | None
-
-
-def prepare(spec: dict[str, Any], data: DatasetArrays) -> Prepared:
-    """Build network and trainer; one-hot encode classes; standardize if asked.
-
-    X : ndarray of shape (n_samples, n_features); Y : (n_samples, K) one-hot for
-    classification (K = number of classes) or the targets as a matrix for regression.
-    """
-    training = spec["training"]
-    dataset = spec["dataset"]
-    classification = data.task == "classification"
-    if classification:
-        n_classes = len(data.classes or [])
-        Y = np.zeros((data.n_samples, n_classes), dtype=np.float64)
-        Y[np.arange(data.n_samples), data.y] = 1.0
-    else:
-        Y = data.y.reshape(data.n_samples, -1).astype(np.float64, copy=False)
-    seed = int(training.get("seed", 0))
-    net = network_from_spec(
-        spec["network"],
-        data.n_features,
-        Y.shape[1],
-        rng=np.random.default_rng(seed),
-        dtype=training.get("dtype", "float64"),
-    )
-    config = TrainingConfig.from_spec(
-        training,
-        validation_split=float(dataset.get("validation_split", 0.0)),
-        classification=classification,
-    )
-    trainer = Trainer(net, data.X, Y, config)
-    standardization = None
-    if dataset.get("standardize"):
-        # The trainer draws the validation split, so the statistics can only be taken
-        # after it is built: those of the training split, applied to both splits.
-        standardization = Standardization.fit(trainer.X_train)
-        trainer.X_train = standardization.apply(trainer.X_train)
-        if trainer.X_val is not None:
-            trainer.X_val = standardization.apply(trainer.X_val)
-    return Prepared(net, trainer, data, standardization)
-
-
-def check_gradients_before_training(
-    prepared: Prepared, spec: dict[str, Any], rt: Runtime, claim: Claim
-) -> None:
+def check_gradients_before_training(prepared: Prepared, rt: Runtime, claim: Claim) -> None:
     """``training.gradient_check: true``: check backprop numerically before the first epoch.
 
     The report is stored on the job (fenced); a failed check fails the job with
     ``gradient_check_failed`` (see worker.gradient_gate).
     """
-    training = spec["training"]
-    if not training.get("gradient_check"):
+    training = prepared.spec.training
+    if not training.gradient_check:
         return
     trainer, limits = prepared.trainer, rt.settings.limits
     report = gradient_gate.check_before_training(
         prepared.net,
         trainer.X_train,
         trainer.Y_train,
-        float(training.get("l2", 0.0)),
+        training.l2,
         max_examples=limits.gradcheck_examples,
         max_parameters=limits.gradcheck_parameters,
-        seed=int(training.get("seed", 0)),
+        seed=training.seed,
     )
     if not lifecycle.record_gradient_check(rt.factory, claim.job_id, claim.attempt, report):
         raise _Stop(Outcome.lost)
@@ -257,7 +201,7 @@ class _Run:
             trainer.load_state_bytes(claim.checkpoint)
             self.checkpoint_epoch = trainer.epoch
         else:
-            check_gradients_before_training(prepared, claim.spec, rt, claim)
+            check_gradients_before_training(prepared, rt, claim)
         for stats in trainer.epochs():
             self.buffer.append(point_from_stats(stats))
             self._after_epoch(trainer)

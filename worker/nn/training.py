@@ -45,9 +45,13 @@ class EarlyStopping:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Everything the trainer needs besides the network and the data."""
+    """Everything the trainer needs besides the network and the data.
 
-    optimizer: str = "gd"
+    The defaults equal the API's (``TrainingSpec``; tests/worker/test_build.py proves it);
+    the worker itself passes every field (``worker.build``).
+    """
+
+    optimizer: str = "adam"
     learning_rate: float = 0.01
     momentum: float = 0.9
     beta1: float = 0.9
@@ -86,33 +90,35 @@ class TrainingConfig:
         validation_split: float = 0.0,
         classification: bool = True,
     ) -> TrainingConfig:
-        """From the API's validated training spec dict (defaults filled in or not)."""
-        optimizer = dict(training.get("optimizer") or {"name": "gd"})
+        """From a training spec dict like the API's (a notebook's shorthand); what it leaves
+        out takes this class's defaults."""
+        optimizer = dict(training.get("optimizer") or {})
         early = training.get("early_stopping")
         record = training.get("record") or {}
-        defaults = cls.__dataclass_fields__
+        default = cls()
+        stopping = EarlyStopping()
         return cls(
-            optimizer=str(optimizer.get("name", "gd")),
-            learning_rate=float(optimizer.get("learning_rate", defaults["learning_rate"].default)),
-            momentum=float(optimizer.get("momentum", defaults["momentum"].default)),
-            beta1=float(optimizer.get("beta1", defaults["beta1"].default)),
-            beta2=float(optimizer.get("beta2", defaults["beta2"].default)),
-            epsilon=float(optimizer.get("epsilon", defaults["epsilon"].default)),
-            epochs=int(training.get("epochs", defaults["epochs"].default)),
+            optimizer=str(optimizer.get("name", default.optimizer)),
+            learning_rate=float(optimizer.get("learning_rate", default.learning_rate)),
+            momentum=float(optimizer.get("momentum", default.momentum)),
+            beta1=float(optimizer.get("beta1", default.beta1)),
+            beta2=float(optimizer.get("beta2", default.beta2)),
+            epsilon=float(optimizer.get("epsilon", default.epsilon)),
+            epochs=int(training.get("epochs", default.epochs)),
             batch_size=None if training.get("batch_size") is None else int(training["batch_size"]),
-            l2=float(training.get("l2", 0.0)),
-            seed=int(training.get("seed", 0)),
+            l2=float(training.get("l2", default.l2)),
+            seed=int(training.get("seed", default.seed)),
             early_stopping=None
             if early is None
             else EarlyStopping(
-                patience=int(early.get("patience", 20)),
-                min_delta=float(early.get("min_delta", 1e-4)),
+                patience=int(early.get("patience", stopping.patience)),
+                min_delta=float(early.get("min_delta", stopping.min_delta)),
             ),
-            lr_schedule=dict(training.get("lr_schedule") or {"name": "constant"}),
+            lr_schedule=dict(training.get("lr_schedule") or default.lr_schedule),
             validation_split=float(validation_split),
             classification=bool(classification),
-            record_grad_norms=bool(record.get("grad_norms", False)),
-            record_activations=bool(record.get("activations", False)),
+            record_grad_norms=bool(record.get("grad_norms", default.record_grad_norms)),
+            record_activations=bool(record.get("activations", default.record_activations)),
         )
 
     def effective_batch_size(self, n_train: int) -> int:

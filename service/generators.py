@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from service.datasets import DatasetArrays
+from service.dataset_arrays import DatasetArrays
 from service.schemas.spec import (
     CirclesSpec,
     GaussiansSpec,

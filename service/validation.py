@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import datasets, generators
+from service import dataset_arrays, generators
 from service.config import Limits
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
@@ -92,8 +92,8 @@ def _resolve_dataset(
         shape = DataShape(row.task, row.n_samples, row.n_features, row.n_outputs)
         dataset_id: str | None = row.id
     elif isinstance(ds, InlineDatasetSpec):
-        task = ds.task or datasets.infer_task(ds.y)
-        arrays = datasets.build_arrays(
+        task = ds.task or dataset_arrays.infer_task(ds.y)
+        arrays = dataset_arrays.build_arrays(
             ds.X, ds.y, task, limits, loc=loc, max_samples=limits.inline_samples
         )
         dumped["task"] = task

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from service.datasets import DatasetArrays
+from service.dataset_arrays import DatasetArrays
 from service.schemas.spec import InitWeights, JobSpec
 from service.trained import Standardization
 from service.validation import weight_arrays

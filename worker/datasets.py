@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import generators
 from service.config import Settings
-from service.datasets import DatasetArrays, build_arrays, infer_task, sha256_hex, unpack
+from service.dataset_arrays import DatasetArrays, build_arrays, infer_task
+from service.dataset_files import sha256_hex, unpack
 from service.db import transaction
 from service.models import Dataset, DatasetBlob
 

@@ -7,13 +7,15 @@ from typing import Any
 from flask import Response, request, url_for
 from pydantic import BaseModel, Field, ValidationError
 
-from service import datasets
+from service import dataset_files, datasets
 from service.api import deps
 from service.api.blueprint import api_blueprint
 from service.api.http import no_content, respond
 from service.api.openapi import document_body, json_response, problems, register_models
 from service.api.pagination import PageQuery
+from service.config import Limits
 from service.cursors import paginate
+from service.dataset_arrays import DatasetArrays
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task
@@ -22,8 +24,6 @@ from service.schemas.spec import Label, Matrix
 
 bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")
 register_models(bp, DatasetOut)
-
-NPZ_MAGIC = b"PK"
 
 
 class DatasetPath(BaseModel):
@@ -79,9 +79,7 @@ def create_dataset() -> Response:
         meta, arrays = _from_upload(settings.limits)
     else:
         meta, arrays = _from_json(settings.limits)
-    session = deps.db()
-    dataset = datasets.store_dataset(session, deps.tenant_id(), meta.name, arrays)
-    session.commit()
+    dataset = datasets.create_dataset(deps.db(), deps.tenant_id(), meta.name, arrays)
     location = url_for("datasets.get_dataset", dataset_id=dataset.id)
     return respond(dataset_dict(dataset), 201, headers={"Location": location})
 
@@ -98,22 +96,15 @@ def _meta(values: dict[str, Any]) -> DatasetMeta:
         raise from_validation_error(error, prefix=("body",)) from None
 
 
-def _from_json(limits: Any) -> tuple[DatasetMeta, datasets.DatasetArrays]:
+def _from_json(limits: Limits) -> tuple[DatasetMeta, DatasetArrays]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise Invalid.at(["body"], "send a JSON object {name, task, X, y} or a multipart file")
     meta = _meta({k: body[k] for k in ("name", "task") if k in body})
-    missing = [field for field in ("X", "y") if field not in body]
-    if missing:
-        raise Invalid("missing " + ", ".join(missing), [(["body", f], "required") for f in missing])
-    unknown = sorted(set(body) - {"name", "task", "X", "y"})
-    if unknown:
-        raise Invalid.at(["body", unknown[0]], "unknown field")
-    # Large arrays skip pydantic: numpy checks shape, type and finiteness far faster.
-    return meta, datasets.build_arrays(body["X"], body["y"], meta.task, limits)
+    return meta, dataset_files.read_json(body, meta.task, limits)
 
 
-def _from_upload(limits: Any) -> tuple[DatasetMeta, datasets.DatasetArrays]:
+def _from_upload(limits: Limits) -> tuple[DatasetMeta, DatasetArrays]:
     upload = request.files.get("file")
     if upload is None:
         raise Invalid.at(["body", "file"], "a multipart upload needs a 'file' part")
@@ -121,13 +112,7 @@ def _from_upload(limits: Any) -> tuple[DatasetMeta, datasets.DatasetArrays]:
     form = {k: v for k, v in request.form.items() if k in ("name", "task")}
     form.setdefault("name", filename.rsplit("/", 1)[-1][:200] or "upload")
     meta = _meta(form)
-    data = upload.read()
-    is_npz = filename.lower().endswith(".npz") or (
-        not filename.lower().endswith(".csv") and data.startswith(NPZ_MAGIC)
-    )
-    if is_npz:
-        return meta, datasets.parse_npz(data, meta.task, limits)
-    return meta, datasets.parse_csv(data, meta.task, limits)
+    return meta, dataset_files.read_upload(filename, upload.read(), meta.task, limits)
 
 
 @bp.get("", summary="List datasets, newest first", responses={200: DatasetList, **problems()})
@@ -160,7 +145,5 @@ def get_dataset(path: DatasetPath) -> Response:
     responses={204: None, **problems(404, 409)},
 )
 def delete_dataset(path: DatasetPath) -> Response:
-    session = deps.db()
-    datasets.delete_dataset(session, deps.tenant_id(), path.dataset_id)
-    session.commit()
+    datasets.delete_dataset(deps.db(), deps.tenant_id(), path.dataset_id)
     return no_content()

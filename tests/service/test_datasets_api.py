@@ -10,7 +10,7 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from service import datasets
+from service import dataset_arrays, dataset_files, datasets
 from service.app import create_app
 from service.config import Limits
 from tests.support.datasets import stored_arrays
@@ -346,16 +346,16 @@ def test_another_tenant_sees_none_of_the_datasets(client, auth, make_key):
 
 
 def test_pack_is_deterministic_and_round_trips():
-    arrays = datasets.build_arrays([[1, 2], [3, 4]], ["b", "a"], "classification", Limits())
-    assert datasets.pack(arrays) == datasets.pack(arrays)
-    back = datasets.unpack(datasets.pack(arrays), arrays.task, arrays.classes)
+    arrays = dataset_arrays.build_arrays([[1, 2], [3, 4]], ["b", "a"], "classification", Limits())
+    assert dataset_files.pack(arrays) == dataset_files.pack(arrays)
+    back = dataset_files.unpack(dataset_files.pack(arrays), arrays.task, arrays.classes)
     assert back.X.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert back.y.tolist() == [1, 0]
     assert back.classes == ["a", "b"]
 
 
 def test_infer_task():
-    assert datasets.infer_task([0, 1, 1]) == "classification"
-    assert datasets.infer_task(["a", "b"]) == "classification"
-    assert datasets.infer_task([0.5, 1.0]) == "regression"
-    assert datasets.infer_task([[0.0, 1.0], [1.0, 2.0]]) == "regression"
+    assert dataset_arrays.infer_task([0, 1, 1]) == "classification"
+    assert dataset_arrays.infer_task(["a", "b"]) == "classification"
+    assert dataset_arrays.infer_task([0.5, 1.0]) == "regression"
+    assert dataset_arrays.infer_task([[0.0, 1.0], [1.0, 2.0]]) == "regression"

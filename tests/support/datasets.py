@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.datasets import DatasetArrays, unpack
+from service.dataset_arrays import DatasetArrays
+from service.dataset_files import unpack
 from service.models import Dataset, DatasetBlob
 
 

@@ -16,10 +16,9 @@ from flask_openapi3 import Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
 from service.api import API_PREFIX, backprop, batches, datasets, health, jobs
-from service.api.auth import SECURITY_SCHEMES
-from service.api.deps import EXTENSION, Context, close_db
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
+from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 

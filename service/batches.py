@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, load_only
 
 from service import idempotency, summaries
 from service.config import Limits
+from service.cursors import paginate
 from service.dispatch import Sender, dispatch
 from service.jobs import cancel_job, create_job, parse_spec
 from service.models import Batch, Job
@@ -324,6 +325,16 @@ def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[st
     progress = summaries.batch_progress(session, [batch.id])[batch.id]
     best = summaries.best_job(jobs, metric, mode)
     return responses.batch_summary(batch, jobs, progress, metric, mode, best)
+
+
+def list_batches(
+    session: Session, tenant_id: str, limit: int | None, cursor: str | None, max_limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the tenant's batches, newest first (counts and progress, without job
+    ids), and the cursor of the next page."""
+    query = select(Batch).where(Batch.tenant_id == tenant_id)
+    page, next_cursor = paginate(session, query, Batch, limit, cursor, max_limit)
+    return list_items(session, page), next_cursor
 
 
 def list_items(session: Session, page: Sequence[Batch]) -> list[dict[str, Any]]:

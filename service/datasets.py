@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.cursors import paginate
 from service.dataset_arrays import DatasetArrays
 from service.dataset_files import pack, sha256_hex
 from service.db import dialect_insert
@@ -58,9 +59,12 @@ def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:
     return dataset
 
 
-def list_datasets_query(tenant_id: str):  # type: ignore[no-untyped-def]
-    """The tenant's datasets (for the shared keyset paginator: newest first)."""
-    return select(Dataset).where(Dataset.tenant_id == tenant_id)
+def list_datasets(
+    session: Session, tenant_id: str, limit: int | None, cursor: str | None, max_limit: int
+) -> tuple[list[Dataset], str | None]:
+    """A page of the tenant's datasets, newest first, and the cursor of the next page."""
+    query = select(Dataset).where(Dataset.tenant_id == tenant_id)
+    return paginate(session, query, Dataset, limit, cursor, max_limit)
 
 
 def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import idempotency, lifecycle
 from service.config import Limits
+from service.cursors import paginate
 from service.dispatch import Sender, dispatch
 from service.models import Job
 from service.problems import Conflict, NotFound
@@ -173,16 +174,22 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def list_jobs_query(
-    tenant_id: str, status: str | None = None, batch_id: str | None = None
-) -> Select[Any]:
-    """The tenant's jobs, filtered (the shared keyset paginator orders them newest first)."""
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    status: str | None,
+    batch_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+    max_limit: int,
+) -> tuple[list[Job], str | None]:
+    """A page of the tenant's jobs, filtered, newest first, and the next page's cursor."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status:
         query = query.where(Job.status == status)
     if batch_id:
         query = query.where(Job.batch_id == batch_id)
-    return query
+    return paginate(session, query, Job, limit, cursor, max_limit)
 
 
 def etag(job: Job, kind: str = "job") -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import Response
 
 from service import backprop
-from service.api import deps
-from service.api.blueprint import api_blueprint
-from service.api.http import respond
+from service.api import plumbing
 from service.api.openapi import PROBLEM_REF, problems
+from service.api.plumbing import api_blueprint, respond
 from service.problems import PROBLEM_MEDIA_TYPE
 from service.schemas.backprop import (
     GradientCheckRequest,
@@ -38,7 +37,7 @@ _LIMIT_413 = {
     responses={200: TraceResponse, **problems(400), **_LIMIT_413},
 )
 def post_trace(body: TraceRequest) -> Response:
-    return respond(backprop.trace(body, deps.settings().limits))
+    return respond(backprop.trace(body, plumbing.settings().limits))
 
 
 @bp.post(
@@ -50,4 +49,4 @@ def post_trace(body: TraceRequest) -> Response:
     responses={200: GradientCheckResponse, **problems(400), **_LIMIT_413},
 )
 def post_gradient_check(body: GradientCheckRequest) -> Response:
-    return respond(backprop.check(body, deps.settings().limits))
+    return respond(backprop.check(body, plumbing.settings().limits))

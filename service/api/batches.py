@@ -13,18 +13,22 @@ import logging
 
 from flask import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from service import batches, summaries
 from service.api import API_PREFIX
-from service.api.blueprint import api_blueprint
-from service.api.deps import db, sender, settings, tenant_id
-from service.api.http import ConditionalHeaders, not_modified, respond
 from service.api.openapi import document_body, json_response, problems, register_models
-from service.api.pagination import PageQuery
-from service.cursors import paginate
+from service.api.plumbing import (
+    ConditionalHeaders,
+    PageQuery,
+    api_blueprint,
+    db,
+    not_modified,
+    respond,
+    sender,
+    settings,
+    tenant_id,
+)
 from service.curves import batch_curves
-from service.models import Batch
 from service.schemas.batch import BatchRequest, BatchSubmit
 from service.schemas.names import Metric, Mode
 from service.schemas.responses import (
@@ -108,16 +112,10 @@ document_body(bp, "", "post", {"application/json": BatchRequest})
     responses={200: BatchList, **problems()},
 )
 def list_batches(query: PageQuery) -> Response:
-    session = db()
-    rows, next_cursor = paginate(
-        session,
-        select(Batch).where(Batch.tenant_id == tenant_id()),
-        Batch,
-        query.limit,
-        query.cursor,
-        settings().limits.page_size,
+    items, next_cursor = batches.list_batches(
+        db(), tenant_id(), query.limit, query.cursor, settings().limits.page_size
     )
-    return respond({"items": batches.list_items(session, rows), "next_cursor": next_cursor})
+    return respond({"items": items, "next_cursor": next_cursor})
 
 
 @bp.get(

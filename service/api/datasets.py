@@ -8,15 +8,11 @@ from flask import Response, request, url_for
 from pydantic import BaseModel, Field, ValidationError
 
 from service import dataset_files, datasets
-from service.api import deps
-from service.api.blueprint import api_blueprint
-from service.api.http import no_content, respond
+from service.api import plumbing
 from service.api.openapi import document_body, json_response, problems, register_models
-from service.api.pagination import PageQuery
+from service.api.plumbing import PageQuery, api_blueprint, no_content, respond
 from service.config import Limits
-from service.cursors import paginate
 from service.dataset_arrays import DatasetArrays
-from service.models import Dataset
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task
 from service.schemas.responses import DatasetList, DatasetOut, dataset_dict
@@ -74,12 +70,12 @@ UPLOAD_SCHEMA: dict[str, Any] = {
     },
 )
 def create_dataset() -> Response:
-    settings = deps.settings()
+    settings = plumbing.settings()
     if request.mimetype == "multipart/form-data":
         meta, arrays = _from_upload(settings.limits)
     else:
         meta, arrays = _from_json(settings.limits)
-    dataset = datasets.create_dataset(deps.db(), deps.tenant_id(), meta.name, arrays)
+    dataset = datasets.create_dataset(plumbing.db(), plumbing.tenant_id(), meta.name, arrays)
     location = url_for("datasets.get_dataset", dataset_id=dataset.id)
     return respond(dataset_dict(dataset), 201, headers={"Location": location})
 
@@ -117,14 +113,12 @@ def _from_upload(limits: Limits) -> tuple[DatasetMeta, DatasetArrays]:
 
 @bp.get("", summary="List datasets, newest first", responses={200: DatasetList, **problems()})
 def list_datasets(query: DatasetListQuery) -> Response:
-    session = deps.db()
-    items, next_cursor = paginate(
-        session,
-        datasets.list_datasets_query(deps.tenant_id()),
-        Dataset,
+    items, next_cursor = datasets.list_datasets(
+        plumbing.db(),
+        plumbing.tenant_id(),
         query.limit,
         query.cursor,
-        deps.settings().limits.page_size,
+        plumbing.settings().limits.page_size,
     )
     return respond({"items": [dataset_dict(d) for d in items], "next_cursor": next_cursor})
 
@@ -135,7 +129,7 @@ def list_datasets(query: DatasetListQuery) -> Response:
     responses={200: DatasetOut, **problems(404)},
 )
 def get_dataset(path: DatasetPath) -> Response:
-    dataset = datasets.get_dataset(deps.db(), deps.tenant_id(), path.dataset_id)
+    dataset = datasets.get_dataset(plumbing.db(), plumbing.tenant_id(), path.dataset_id)
     return respond(dataset_dict(dataset))
 
 
@@ -145,5 +139,5 @@ def get_dataset(path: DatasetPath) -> Response:
     responses={204: None, **problems(404, 409)},
 )
 def delete_dataset(path: DatasetPath) -> Response:
-    datasets.delete_dataset(deps.db(), deps.tenant_id(), path.dataset_id)
+    datasets.delete_dataset(plumbing.db(), plumbing.tenant_id(), path.dataset_id)
     return no_content()

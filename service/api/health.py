@@ -10,9 +10,9 @@ from flask_openapi3 import APIBlueprint, Tag
 from kombu import Connection
 from sqlalchemy import text
 
-from service.api import deps
-from service.api.http import respond
+from service.api import plumbing
 from service.api.openapi import PROBLEM_REF
+from service.api.plumbing import respond
 from service.problems import PROBLEM_MEDIA_TYPE, Unavailable
 from service.queue import celery_config
 from service.schemas.responses import Health
@@ -53,7 +53,7 @@ def readyz() -> Response:
 
 
 def _check_database() -> str:
-    session = deps.db()
+    session = plumbing.db()
     try:
         session.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means not ready
@@ -64,7 +64,7 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    settings = deps.settings()
+    settings = plumbing.settings()
     options = {}
     if settings.uses_filesystem_broker:
         options = celery_config(settings)["broker_transport_options"]

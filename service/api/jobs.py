@@ -6,12 +6,16 @@ from flask import Response, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import curves, jobs, trained
-from service.api import deps
-from service.api.blueprint import api_blueprint
-from service.api.http import ConditionalHeaders, no_content, not_modified, respond
+from service.api import plumbing
 from service.api.openapi import json_response, problems, register_models
-from service.api.pagination import PageQuery
-from service.cursors import paginate
+from service.api.plumbing import (
+    ConditionalHeaders,
+    PageQuery,
+    api_blueprint,
+    no_content,
+    not_modified,
+    respond,
+)
 from service.models import Job
 from service.schemas import responses
 from service.schemas.names import StatusName
@@ -58,7 +62,7 @@ class PredictIn(BaseModel):
 
 def _job_response(job: Job, status: int = 200, location: bool = False) -> Response:
     headers = {"Location": url_for("jobs.get_job", job_id=job.id)} if location else None
-    return respond(job_dict(deps.db(), job), status, headers=headers, etag=jobs.etag(job))
+    return respond(job_dict(plumbing.db(), job), status, headers=headers, etag=jobs.etag(job))
 
 
 @bp.post(
@@ -72,25 +76,30 @@ def _job_response(job: Job, status: int = 200, location: bool = False) -> Respon
     },
 )
 def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
-    session, settings = deps.db(), deps.settings()
+    session, settings = plumbing.db(), plumbing.settings()
     job, _ = jobs.submit_job(
         session,
-        deps.tenant_id(),
+        plumbing.tenant_id(),
         body.spec(),
         body.name,
         settings.limits,
         idempotency_key=header.idempotency_key,
-        send=deps.sender(),
+        send=plumbing.sender(),
     )
     return _job_response(job, 202, location=True)
 
 
 @bp.get("", summary="List jobs, newest first", responses={200: JobList, **problems()})
 def list_jobs(query: JobListQuery) -> Response:
-    session, settings = deps.db(), deps.settings()
-    select_jobs = jobs.list_jobs_query(deps.tenant_id(), query.status, query.batch_id)
-    items, next_cursor = paginate(
-        session, select_jobs, Job, query.limit, query.cursor, settings.limits.page_size
+    session = plumbing.db()
+    items, next_cursor = jobs.list_jobs(
+        session,
+        plumbing.tenant_id(),
+        query.status,
+        query.batch_id,
+        query.limit,
+        query.cursor,
+        plumbing.settings().limits.page_size,
     )
     return respond({"items": [job_dict(session, j) for j in items], "next_cursor": next_cursor})
 
@@ -105,7 +114,7 @@ def list_jobs(query: JobListQuery) -> Response:
     },
 )
 def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
-    job = jobs.get_job(deps.db(), deps.tenant_id(), path.job_id)
+    job = jobs.get_job(plumbing.db(), plumbing.tenant_id(), path.job_id)
     return not_modified(jobs.etag(job)) or _job_response(job)
 
 
@@ -119,13 +128,13 @@ def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
     },
 )
 def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> Response:
-    session = deps.db()
-    job = jobs.get_job(session, deps.tenant_id(), path.job_id)
+    session = plumbing.db()
+    job = jobs.get_job(session, plumbing.tenant_id(), path.job_id)
     tag = f"{jobs.etag(job, 'curve')}-{query.since}-{query.max_points or 0}"
     cached = not_modified(tag)
     if cached is not None:
         return cached
-    data = curves.job_curve(session, job, query.since, query.max_points, deps.settings().limits)
+    data = curves.job_curve(session, job, query.since, query.max_points, plumbing.settings().limits)
     return respond(data, etag=tag)
 
 
@@ -135,7 +144,7 @@ def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> R
     responses={202: JobOut, **problems(404, 409)},
 )
 def cancel_job(path: JobPath) -> Response:
-    job = jobs.cancel_job(deps.db(), deps.tenant_id(), path.job_id)
+    job = jobs.cancel_job(plumbing.db(), plumbing.tenant_id(), path.job_id)
     return _job_response(job, 202)
 
 
@@ -145,7 +154,7 @@ def cancel_job(path: JobPath) -> Response:
     responses={204: None, **problems(404, 409)},
 )
 def delete_job(path: JobPath) -> Response:
-    jobs.delete_job(deps.db(), deps.tenant_id(), path.job_id)
+    jobs.delete_job(plumbing.db(), plumbing.tenant_id(), path.job_id)
     return no_content()
 
 
@@ -155,7 +164,9 @@ def delete_job(path: JobPath) -> Response:
     responses={200: ModelOut, **problems(404, 409)},
 )
 def get_model(path: JobPath) -> Response:
-    return respond(responses.model_dict(trained.get(deps.db(), deps.tenant_id(), path.job_id)))
+    return respond(
+        responses.model_dict(trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id))
+    )
 
 
 @bp.post(
@@ -164,5 +175,5 @@ def get_model(path: JobPath) -> Response:
     responses={200: PredictOut, **problems(400, 404, 409, 413)},
 )
 def predict_job(path: JobPath, body: PredictIn) -> Response:
-    model = trained.get(deps.db(), deps.tenant_id(), path.job_id)
+    model = trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id)
     return respond(responses.prediction_dict(trained.predict(model, body.X)))

@@ -36,7 +36,7 @@ class Service:
 @pytest.fixture(scope="module")
 def service(production_backend: Backend) -> Iterator[Service]:  # noqa: F405
     """The API (PostgreSQL + Redis) at a real URL, one tenant's key, one worker."""
-    from service.api.deps import EXTENSION
+    from service.api.plumbing import EXTENSION
     from service.app import create_app
     from service.db import transaction
     from service.tenants import create_tenant_key

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.api.deps import EXTENSION
+from service.api.plumbing import EXTENSION
 from service.app import create_app
 from service.db import transaction
 from service.tenants import create_tenant_key

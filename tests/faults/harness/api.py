@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from service.api.deps import EXTENSION
+from service.api.plumbing import EXTENSION
 from service.app import create_app
 from service.tenants import create_tenant_key as create_key
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
 from service.models import ApiKey, Tenant
+from service.timeutil import utcnow
 
 KEY_PREFIX = "dfk_"
+DEFAULT_TENANT = "default"
 
 
 def hash_key(key: str) -> str:
@@ -54,3 +60,37 @@ def authenticate(session: Session, key: str | None) -> str | None:
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
     return row.tenant_id
+
+
+# --- for the command line: one short transaction on the configured database ---------------
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def issue_key(settings: Settings, tenant: str) -> str:
+    """A new key for the tenant (created if needed), committed; the plaintext is returned."""
+    with _session(settings) as session:
+        return create_tenant_key(session, tenant)
+
+
+def first_key(settings: Settings) -> str | None:
+    """A key for the default tenant when the database has none yet; else None."""
+    with _session(settings) as session:
+        if session.scalar(select(func.count()).select_from(ApiKey)):
+            return None
+    return issue_key(settings, DEFAULT_TENANT)
+
+
+def revoke_key(settings: Settings, key: str) -> None:
+    with _session(settings) as session:
+        session.execute(
+            update(ApiKey).where(ApiKey.key_hash == hash_key(key)).values(revoked_at=utcnow())
+        )

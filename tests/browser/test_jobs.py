@@ -157,6 +157,12 @@ def test_jobs_are_filtered_by_status(page, server):
 def test_a_job_submitted_from_the_form_trains(page, server):
     page.goto(f"{server.url}/#/jobs")
     page.click("#new-job-toggle")
+    # The form offers the names the API declares (GET /meta), not a copy of its own.
+    generators = [g["name"] for g in server.api("GET", "/meta").json()["generators"]]
+    options = "select[name=generator] option"
+    page.wait_for_function(f"document.querySelectorAll('{options}').length > 1")
+    offered = page.eval_on_selector_all(options, "os => os.map(o => o.value)")
+    assert offered == generators
     page.fill("input[name=name]", "from the form")
     page.select_option("select[name=generator]", "moons")
     page.fill("input[name=layers]", "8")

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
 import { showResults } from "./explaincards.js";
 import { errorMessage } from "./format.js";
+import { fillFromMeta } from "./meta.js";
 
 const HEADS = {
   sigmoid: ["sigmoid", "binary_cross_entropy", "sigmoid + binary cross-entropy (Ng)"],
@@ -49,10 +50,14 @@ export function renderExplainer(root) {
   const preset = select({ name: "preset", id: "preset", "aria-label": "Start from" },
     Object.entries(PRESETS).map(([k, p]) => [k, p.label]), "ng");
   const hidden = h("input", { name: "layers", type: "text", value: start.layers });
-  const activation = select({ name: "activation" }, ["sigmoid", "tanh", "relu", "leaky_relu", "identity"], start.activation);
+  // The presets' own names until GET /meta answers, so choosing a preset always works.
+  const presetNames = (key) => [...new Set(Object.values(PRESETS).map((p) => p[key]))];
+  const activation = select({ name: "activation" }, presetNames("activation"), start.activation);
+  fillFromMeta(activation, (names) => names.hidden_activations);
   const head = select({ name: "head" }, Object.entries(HEADS).map(([k, v]) => [k, v[2]]), start.head);
   const mode = select({ name: "weights_mode" }, [["seed", "drawn from a seed"], ["theta", "explicit Θ (JSON)"]], "seed");
-  const scheme = select({ name: "init" }, ["ng", "glorot", "he", "zeros"], start.scheme);
+  const scheme = select({ name: "init" }, presetNames("scheme"), start.scheme);
+  fillFromMeta(scheme, (names) => names.init_schemes);
   const seed = h("input", { name: "seed", type: "number", value: start.seed, min: 0, step: 1 });
   const thetaBox = h("textarea", { name: "theta", rows: 4, spellcheck: "false", class: "mono",
     placeholder: "[[[b, w1, w2], …], …]  — filled in after the first run" });

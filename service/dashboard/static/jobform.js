@@ -2,17 +2,14 @@
 import { api } from "./api.js";
 import { field, h, select } from "./dom.js";
 import { errorMessage } from "./format.js";
+import { fillFromMeta, meta } from "./meta.js";
 
-const GENERATORS = ["spirals", "moons", "circles", "xor", "gaussians", "plane", "sine"];
-const REGRESSION = new Set(["plane", "sine"]);
-const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "sigmoid", "identity"];
+// The output activation and loss that go together (the names come from GET /meta).
 const HEADS = {
   softmax: ["softmax", "cross_entropy"],
   sigmoid: ["sigmoid", "binary_cross_entropy"],
   identity: ["identity", "mse"],
 };
-const OPTIMIZERS = ["adam", "sgd", "momentum", "nesterov", "gd"];
-const INITS = ["glorot", "he", "ng", "zeros"];
 
 function numberInput(name, value, extra = {}) {
   return h("input", { name, type: "number", value, step: "any", ...extra });
@@ -66,10 +63,19 @@ export function specFieldsets() {
     ["sigmoid", "sigmoid + binary cross-entropy"],
     ["identity", "identity + MSE (regression)"],
   ], "softmax");
-  const generator = select({ name: "generator" }, GENERATORS, "spirals");
-  generator.addEventListener("change", () => {
-    head.value = REGRESSION.has(generator.value) ? "identity" : "softmax";
+  const generator = select({ name: "generator" }, ["spirals"], "spirals");
+  fillFromMeta(generator, (names) => names.generators.map((g) => g.name));
+  generator.addEventListener("change", async () => {
+    const names = await meta();
+    const regression = names.generators.some((g) => g.name === generator.value && g.task === "regression");
+    head.value = regression ? "identity" : "softmax";
   });
+  const activation = select({ name: "activation" }, ["tanh"], "tanh");
+  fillFromMeta(activation, (names) => names.hidden_activations);
+  const init = select({ name: "init" }, ["glorot"], "glorot");
+  fillFromMeta(init, (names) => names.init_schemes);
+  const optimizer = select({ name: "optimizer" }, ["adam"], "adam");
+  fillFromMeta(optimizer, (names) => names.optimizers);
   return [
     h("fieldset", {}, h("legend", {}, "Dataset"),
       field("Generator", generator),
@@ -80,11 +86,11 @@ export function specFieldsets() {
       h("label", { class: "check" }, h("input", { type: "checkbox", name: "standardize", checked: true }), "Standardize")),
     h("fieldset", {}, h("legend", {}, "Network"),
       field("Hidden layers", h("input", { name: "layers", type: "text", value: "16, 16" }), "units per layer, comma-separated"),
-      field("Hidden activation", select({ name: "activation" }, ACTIVATIONS, "tanh")),
+      field("Hidden activation", activation),
       field("Output and loss", head),
-      field("Initialisation", select({ name: "init" }, INITS, "glorot"))),
+      field("Initialisation", init)),
     h("fieldset", {}, h("legend", {}, "Training"),
-      field("Optimizer", select({ name: "optimizer" }, OPTIMIZERS, "adam")),
+      field("Optimizer", optimizer),
       field("Learning rate", numberInput("learning_rate", 0.01, { min: 0 })),
       field("Epochs", numberInput("epochs", 300, { min: 1, step: 1 })),
       field("Batch size", h("input", { name: "batch_size", type: "number", min: 1, step: 1, placeholder: "full batch" })),

@@ -3,10 +3,10 @@ import { api } from "./api.js";
 import { h, replace, select } from "./dom.js";
 import { ago, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
 import { jobForm } from "./jobform.js";
+import { fillFromMeta } from "./meta.js";
 import { CHANGED, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
-const STATUSES = ["", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"];
 const PAGE = 50;
 
 function jobRow(job) {
@@ -55,7 +55,8 @@ async function fillBatchOptions(selectElement, current) {
 export function renderJobs(root, route) {
   const filters = { status: route.query.status || "", batch_id: route.query.batch_id || "" };
   const status = select({ id: "status-filter", "aria-label": "Status" },
-    STATUSES.map((s) => [s, s || "all statuses"]), filters.status);
+    [["", "all statuses"], ...(filters.status ? [filters.status] : [])], filters.status);
+  fillFromMeta(status, (names) => [["", "all statuses"], ...names.statuses]);
   const batch = select({ id: "batch-filter", "aria-label": "Batch" }, [["", "all batches"],
     ...(filters.batch_id ? [[filters.batch_id, `batch ${shortId(filters.batch_id)}`]] : [])], filters.batch_id);
   fillBatchOptions(batch, filters.batch_id);

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.servers import ThrowawayPostgres, ThrowawayRedis
+
 from .harness.integrity import Tally
 from .harness.report import markdown_table
-from .harness.servers import ThrowawayPostgres, ThrowawayRedis
 from .harness.stack import Stack
 
 BACKENDS = ["postgres-redis", "embedded"]

@@ -24,9 +24,9 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.faults.harness.procs import WorkerProcess
-from tests.faults.harness.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 from tests.faults.harness.stack import VENV_BIN, Stack
 from tests.faults.harness.waiting import wait_until
+from tests.support.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 
 from . import write_log
 from .netns import Host, Network

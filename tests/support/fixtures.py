@@ -94,9 +94,9 @@ class Backend:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+def postgres_server() -> Iterator[Postgres]:
     try:
-        server = find_postgres(tmp_path_factory.mktemp("postgres"))
+        server = find_postgres()
     except (ServerUnavailable, OSError) as exc:
         unavailable(f"PostgreSQL: {exc}")
     yield server
@@ -104,9 +104,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+def redis_server() -> Iterator[Redis]:
     try:
-        server = find_redis(tmp_path_factory.mktemp("redis"))
+        server = find_redis()
     except (ServerUnavailable, OSError) as exc:
         unavailable(f"Redis: {exc}")
     yield server

@@ -1,36 +1,49 @@
-"""Real PostgreSQL and Redis for tests: the running ones, or throwaway instances.
+"""Real PostgreSQL and Redis for tests: the machine's shared servers, or throwaway ones.
 
-``find_postgres``/``find_redis`` return a server on 127.0.0.1 when one answers; otherwise
-they start a throwaway instance (``initdb``/``postgres``, ``redis-server``) in a temporary
-directory. Each test module then gets its own PostgreSQL database (CREATE DATABASE with a
-random name, dropped afterwards) and its own Redis database number, claimed with a lock
-key so that concurrent test runs on the same Redis never share (or flush) a database.
+- ``find_postgres``/``find_redis`` (ordinary tests) return a handle on the server that
+  answers on 127.0.0.1:5432/6379, or start a throwaway instance when none does
+  (``DELTAFLOW_TEST_THROWAWAY=1`` forces that, to test the fallback). Each test module
+  then gets its own PostgreSQL database (CREATE DATABASE with a random name, dropped
+  afterwards) and its own Redis database number, claimed with a lock key, so concurrent
+  test runs on the same Redis never share (or flush) a database.
+- ``ThrowawayPostgres``/``ThrowawayRedis`` are servers of our own on free ports in
+  temporary folders: the fault scenarios and the multi-host suite stop, restart and
+  pause them; the shared servers are never touched.
+
+PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user
+(``setpriv`` execs, so the process we hold is the postmaster). Both listen on 127.0.0.1
+unless given a ``host`` address, and both accept a ``launcher``: a command prefix that
+must exec its argument (the multi-host suite passes ``ip netns exec …``, so the server
+runs on a namespaced host, bound to that host's address).
 """
 
 from __future__ import annotations
 
-import contextlib
+import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import redis
 
-PG_HOST = "127.0.0.1"
+LOOPBACK = "127.0.0.1"
 PG_PORT = 5432
 PG_USER = "postgres"
 REDIS_PORT = 6379
 REDIS_LOCK_PREFIX = "deltaflow:test-db-lock:"
 REDIS_LOCK_SECONDS = 3 * 3600
-START_TIMEOUT = 30.0
+STARTUP_SECONDS = 30.0
+SHUTDOWN_SECONDS = 30.0
 
 
 class ServerUnavailable(RuntimeError):
@@ -38,28 +51,276 @@ class ServerUnavailable(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+    """A TCP port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
 
-# --- PostgreSQL ---------------------------------------------------------------------------
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it is true; ServerUnavailable after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ServerUnavailable(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def postgres_bin_dir() -> Path:
+    """The newest installed PostgreSQL's bin folder (Debian layout)."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parent.parent.name),
+    )
+    if not candidates:
+        found = shutil.which("postgres")
+        if found is None:
+            raise ServerUnavailable("no PostgreSQL server binaries found")
+        return Path(found).parent
+    return Path(candidates[-1]).parent
+
+
+def _stop_process(process: subprocess.Popen, sig: int) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=SHUTDOWN_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=SHUTDOWN_SECONDS)
+
+
+# --- throwaway servers of our own ---------------------------------------------------------
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of our own: ``start``, ``stop``, ``restart``, ``create_database``."""
+
+    def __init__(self, host: str = LOOPBACK, launcher: Sequence[str] = ()) -> None:
+        self.host = host
+        self.launcher = list(launcher)
+        self.bin_dir = postgres_bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="deltaflow-faults-pg-"))
+        self.data_dir = self.root / "data"
+        self.socket_dir = self.root / "sock"
+        self.log_path = self.root / "postgres.log"
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self._as_user = _unprivileged_user()
+        self._initdb()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"ThrowawayPostgres(port={self.port}, {state})"
+
+    def _command(self, *args: str) -> list[str]:
+        if self._as_user is None:
+            return list(args)
+        uid, gid = self._as_user
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *args]
+
+    def _initdb(self) -> None:
+        self.socket_dir.mkdir()
+        if self._as_user is not None:
+            uid, gid = self._as_user
+            for path in (self.root, self.socket_dir):
+                os.chown(path, uid, gid)
+        subprocess.run(
+            self._command(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        if self.host != LOOPBACK:
+            # initdb trusts loopback only; let the hosts of the server's own subnet in.
+            with open(self.data_dir / "pg_hba.conf", "a") as hba:
+                hba.write("host all all samenet trust\n")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def _conninfo(self, database: str = "postgres") -> str:
+        return (
+            f"host={self.host} port={self.port} user=postgres dbname={database} connect_timeout=2"
+        )
+
+    def start(self) -> None:
+        if self.running:
+            return
+        log = open(self.log_path, "ab")  # the child keeps its own descriptor
+        # fsync off: a throwaway cluster; crash safety of the host is not under test.
+        self.process = subprocess.Popen(
+            self.launcher
+            + self._command(
+                str(self.bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wait_until(self.accepts_connections, STARTUP_SECONDS, "throwaway PostgreSQL to start")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): open connections are terminated, like a real outage."""
+        if self.process is not None:
+            _stop_process(self.process, signal.SIGINT)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def accepts_connections(self) -> bool:
+        try:
+            with psycopg.connect(self._conninfo(), autocommit=True) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database; returns its SQLAlchemy URL."""
+        with psycopg.connect(self._conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ThrowawayRedis:
+    """A redis-server of our own without persistence: a restart loses every message."""
+
+    def __init__(self, host: str = LOOPBACK, launcher: Sequence[str] = ()) -> None:
+        self.host = host
+        self.launcher = list(launcher)
+        self.root = Path(tempfile.mkdtemp(prefix="deltaflow-faults-redis-"))
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"ThrowawayRedis(port={self.port}, {state})"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{self.host}:{self.port}/{db}"
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.process = subprocess.Popen(
+            self.launcher
+            + [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                # Protected mode refuses clients off loopback; the bind address limits them.
+                "--protected-mode",
+                "yes" if self.host == LOOPBACK else "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--logfile",
+                str(self.root / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(self.accepts_connections, STARTUP_SECONDS, "throwaway Redis to start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.resume()  # a stopped process would not see SIGTERM until continued
+            _stop_process(self.process, signal.SIGTERM)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis keeps its connections open but answers nothing (a hung broker)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=2)
+
+    def accepts_connections(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def flush(self) -> None:
+        with self.client() as client:
+            client.flushall()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- the shared server, or a throwaway one: what ordinary tests use -----------------------
 
 
 @dataclass
 class Postgres:
-    """A PostgreSQL server reachable as user ``postgres`` with trust auth."""
+    """A PostgreSQL reachable as user ``postgres`` with trust auth; ``own`` if we started it."""
 
     port: int
-    process: subprocess.Popen[bytes] | None = None  # set when we started it
-    data_dir: Path | None = None
-    runs_as: str | None = None
+    own: ThrowawayPostgres | None = None
 
     def admin_url(self, database: str = "postgres") -> str:
-        return f"postgresql://{PG_USER}@{PG_HOST}:{self.port}/{database}"
+        return f"postgresql://{PG_USER}@{LOOPBACK}:{self.port}/{database}"
 
     def sqlalchemy_url(self, database: str) -> str:
-        return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{self.port}/{database}"
+        return f"postgresql+psycopg://{PG_USER}@{LOOPBACK}:{self.port}/{database}"
 
     def create_database(self) -> str:
         name = f"deltaflow_test_{uuid.uuid4().hex[:12]}"
@@ -72,129 +333,23 @@ class Postgres:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
-        # SIGTERM is PostgreSQL's smart shutdown; fine for a throwaway
-        _stop_throwaway(self.process, self.data_dir, timeout=20)
-        self.process = None
-
-
-def _stop_throwaway(
-    process: subprocess.Popen | None, data_dir: Path | None, *, timeout: float
-) -> None:
-    """Terminate a throwaway server we started (kill if it lingers) and remove its files."""
-    if process is None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if data_dir is not None:
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def postgres_answers(port: int = PG_PORT) -> bool:
-    try:
-        with psycopg.connect(
-            f"postgresql://{PG_USER}@{PG_HOST}:{port}/postgres", connect_timeout=2
-        ) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
-    return str(candidates[0]) if candidates else None
-
-
-def start_throwaway_postgres(base: Path) -> Postgres:
-    """initdb + postgres in ``base`` on a free port. PostgreSQL refuses to run as root,
-    so as root the server runs as the ``postgres`` system user."""
-    initdb, postgres = _pg_binary("initdb"), _pg_binary("postgres")
-    if not (initdb and postgres):
-        raise ServerUnavailable("no initdb/postgres binaries")
-    user = None
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError as exc:
-            raise ServerUnavailable("running as root and there is no postgres user") from exc
-        user = "postgres"
-    if user:
-        # The postgres user must be able to reach its folders; pytest's are root-only.
-        base = Path(tempfile.mkdtemp(prefix="deltaflow-pg-"))
-        shutil.chown(base, user)
-    data = base / "pgdata"
-    sockets = base / "pgsock"
-    for folder in (base, data, sockets):
-        folder.mkdir(parents=True, exist_ok=True)
-        if user:
-            shutil.chown(folder, user)
-    subprocess.run(
-        [initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-        user=user,
-    )
-    port = free_port()
-    log = (base / "postgres.log").open("wb")
-    process = subprocess.Popen(
-        [
-            postgres,
-            "-D", str(data),
-            "-p", str(port),
-            "-k", str(sockets),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off",
-            "-c", "max_connections=200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        user=user,
-        start_new_session=True,
-    )  # fmt: skip
-    log.close()  # the server holds its own descriptor
-    server = Postgres(port=port, process=process, data_dir=base, runs_as=user)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not postgres_answers(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise ServerUnavailable(f"throwaway postgres did not start (see {base}/postgres.log)")
-        time.sleep(0.2)
-    return server
-
-
-def _throwaway_forced() -> bool:
-    """``DELTAFLOW_TEST_THROWAWAY=1``: never use the shared servers (tests the fallback)."""
-    return os.environ.get("DELTAFLOW_TEST_THROWAWAY") == "1"
-
-
-def find_postgres(base: Path) -> Postgres:
-    if not _throwaway_forced() and postgres_answers(PG_PORT):
-        return Postgres(port=PG_PORT)
-    return start_throwaway_postgres(base)
-
-
-# --- Redis --------------------------------------------------------------------------------
+        """Stop and remove a throwaway server; the shared one is never touched."""
+        if self.own is not None:
+            self.own.destroy()
+            self.own = None
 
 
 @dataclass
 class Redis:
     port: int
-    process: subprocess.Popen[bytes] | None = None
-    data_dir: Path | None = None
+    own: ThrowawayRedis | None = None
     held: set[int] = field(default_factory=set)
 
     def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{LOOPBACK}:{self.port}/{db}"
 
     def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
+        return redis.Redis(host=LOOPBACK, port=self.port, db=db, socket_timeout=5)
 
     def claim_database(self) -> int:
         """A database number no one else uses; database 0 only holds the lock keys."""
@@ -214,58 +369,67 @@ class Redis:
         self.held.discard(number)
 
     def stop(self) -> None:
-        _stop_throwaway(self.process, self.data_dir, timeout=10)
-        self.process = None
+        """Stop and remove a throwaway server; the shared one is never touched."""
+        if self.own is not None:
+            self.own.destroy()
+            self.own = None
+
+
+def postgres_answers(port: int = PG_PORT) -> bool:
+    try:
+        with psycopg.connect(
+            f"postgresql://{PG_USER}@{LOOPBACK}:{port}/postgres", connect_timeout=2
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
 
 
 def redis_answers(port: int = REDIS_PORT) -> bool:
     try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping())
+        return bool(redis.Redis(host=LOOPBACK, port=port, socket_timeout=2).ping())
     except redis.RedisError:
         return False
 
 
-def start_throwaway_redis(base: Path, *, appendonly: bool = False) -> Redis:
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise ServerUnavailable("no redis-server binary")
-    base.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(base),
-            "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
-            "--logfile", str(base / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    server = Redis(port=port, process=process, data_dir=base)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not redis_answers(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise ServerUnavailable(f"throwaway redis did not start (see {base}/redis.log)")
-        time.sleep(0.1)
-    return server
+def _throwaway_forced() -> bool:
+    """``DELTAFLOW_TEST_THROWAWAY=1``: never use the shared servers (tests the fallback)."""
+    return os.environ.get("DELTAFLOW_TEST_THROWAWAY") == "1"
 
 
-def find_redis(base: Path) -> Redis:
+def find_postgres() -> Postgres:
+    if not _throwaway_forced() and postgres_answers(PG_PORT):
+        return Postgres(port=PG_PORT)
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+    except BaseException:
+        server.destroy()
+        raise
+    return Postgres(port=server.port, own=server)
+
+
+def find_redis() -> Redis:
     if not _throwaway_forced() and redis_answers(REDIS_PORT):
         return Redis(port=REDIS_PORT)
-    return start_throwaway_redis(base)
-
-
-@contextlib.contextmanager
-def postgres_database(server: Postgres):  # type: ignore[no-untyped-def]
-    """A fresh, empty database for one test module; dropped afterwards."""
-    name = server.create_database()
+    server = ThrowawayRedis()
     try:
-        yield server.sqlalchemy_url(name)
-    finally:
-        server.drop_database(name)
+        server.start()
+    except BaseException:
+        server.destroy()
+        raise
+    return Redis(port=server.port, own=server)
+
+
+def _unprivileged_user() -> tuple[int, int] | None:
+    """(uid, gid) to run PostgreSQL as when we are root; None when we are not."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise ServerUnavailable("running as root and no unprivileged user to run PostgreSQL as")

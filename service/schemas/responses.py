@@ -37,6 +37,15 @@ def finite(value: Any) -> Any:
     return value
 
 
+def fields_of(model: type[BaseModel], row: Any, **computed: Any) -> dict[str, Any]:
+    """The response model's fields, in its order: ``computed`` ones as given, the rest read
+    from ``row`` by name (so a field is declared once, on the model)."""
+    return {
+        name: computed[name] if name in computed else getattr(row, name)
+        for name in model.model_fields
+    }
+
+
 # --- datasets ------------------------------------------------------------------------
 
 
@@ -59,18 +68,7 @@ class DatasetList(BaseModel):
 
 
 def dataset_dict(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "name": dataset.name,
-        "task": dataset.task,
-        "n_samples": dataset.n_samples,
-        "n_features": dataset.n_features,
-        "n_outputs": dataset.n_outputs,
-        "classes": dataset.classes,
-        "sha256": dataset.sha256,
-        "size_bytes": dataset.size_bytes,
-        "created_at": iso(dataset.created_at),
-    }
+    return fields_of(DatasetOut, dataset, created_at=iso(dataset.created_at))
 
 
 # --- jobs ----------------------------------------------------------------------------
@@ -112,25 +110,14 @@ class JobList(BaseModel):
 
 def job_dict(session: Session, job: Job) -> dict[str, Any]:
     return finite(
-        {
-            "id": job.id,
-            "name": job.name,
-            "status": job.status,
-            "spec": job.spec,
-            "progress": job_progress(session, job),
-            "metrics": job.metrics,
-            "error": job.error,
-            "gradient_check": job.gradient_check,
-            "created_at": iso(job.created_at),
-            "started_at": iso(job.started_at),
-            "finished_at": iso(job.finished_at),
-            "attempt": job.attempt,
-            "batch_id": job.batch_id,
-            "dataset_id": job.dataset_id,
-            "params": job.params,
-            "cancel_requested": job.cancel_requested,
-            "queue": job.queue,
-        }
+        fields_of(
+            JobOut,
+            job,
+            progress=job_progress(session, job),
+            created_at=iso(job.created_at),
+            started_at=iso(job.started_at),
+            finished_at=iso(job.finished_at),
+        )
     )
 
 
@@ -351,18 +338,13 @@ def batch_summary(
         "mode": mode,
         "best": None if best is None else {"id": best.id, "value": best.value},
         "jobs": [
-            {
-                "id": job.id,
-                "index": job.batch_index,
-                "name": job.name,
-                "status": job.status,
-                "params": job.params or {},
-                "epoch": job.epoch,
-                "epochs": job.epochs,
-                "metrics": job.metrics,
-                "error": job.error,
-                "stopped_by_scheduler": stopped.get(job.id),
-            }
+            fields_of(
+                BatchJobOut,
+                job,
+                index=job.batch_index,
+                params=job.params or {},
+                stopped_by_scheduler=stopped.get(job.id),
+            )
             for job in jobs
         ],
     }

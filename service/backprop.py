@@ -43,12 +43,7 @@ class BackpropInput:
 
 def trace(body: TraceRequest, limits: Limits) -> dict[str, Any]:
     """The body of a trace response: Ng's trace plus the weights and targets used."""
-    problem = build_problem(
-        body,
-        max_examples=limits.trace_examples,
-        max_parameters=limits.trace_parameters,
-        limit_names=("trace_examples", "trace_parameters"),
-    )
+    problem = build_problem(body, limits, "trace")
     result = ng_trace(problem.net, problem.X, problem.Y, l2=body.l2, per_example=body.per_example)
     _require_finite(result, "the trace")
     result["weights"] = problem.weights
@@ -58,12 +53,7 @@ def trace(body: TraceRequest, limits: Limits) -> dict[str, Any]:
 
 def check(body: GradientCheckRequest, limits: Limits) -> dict[str, Any]:
     """The body of a gradient-check response: the report plus the weights and targets used."""
-    problem = build_problem(
-        body,
-        max_examples=limits.gradcheck_examples,
-        max_parameters=limits.gradcheck_parameters,
-        limit_names=("gradcheck_examples", "gradcheck_parameters"),
-    )
+    problem = build_problem(body, limits, "gradcheck")
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         _require_finite(problem.net.cost(problem.X, problem.Y, body.l2), "the cost")
         report = gradient_check(
@@ -82,12 +72,15 @@ def check(body: GradientCheckRequest, limits: Limits) -> dict[str, Any]:
 
 
 def build_problem(
-    body: TraceRequest | GradientCheckRequest,
-    max_examples: int,
-    max_parameters: int,
-    limit_names: tuple[str, str],
+    body: TraceRequest | GradientCheckRequest, limits: Limits, kind: str
 ) -> BackpropInput:
-    """Check sizes and shapes (422 with the field's location, 413 over a limit) and build."""
+    """Check sizes and shapes (422 with the field's location, 413 over a limit) and build.
+
+    ``kind`` names the limits: ``trace`` (trace_examples, trace_parameters) or
+    ``gradcheck`` (gradcheck_examples, gradcheck_parameters).
+    """
+    limit_names = (f"{kind}_examples", f"{kind}_parameters")
+    max_examples, max_parameters = (getattr(limits, name) for name in limit_names)
     X = _matrix(body.X, ["body", "X"])
     m, n_inputs = X.shape
     if m > max_examples:

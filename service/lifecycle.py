@@ -33,6 +33,7 @@ from service.schemas.records import point_values
 from service.timeutil import utcnow
 
 SessionFactory = sessionmaker[Session]
+JobError = dict[str, Any]  # jobs.error of a failed job: {type, message, epoch}
 
 
 @dataclass(frozen=True)
@@ -87,24 +88,13 @@ def compare_and_set(session: Session, job_id: str, expected: Iterable[str], **va
 def request_cancel(session: Session, job_id: str, status: str) -> bool:
     """queued → cancelled at once; running → cancelling (the run stops at its next flush).
 
-    ``status`` is the status the caller read; False if the job has moved on since.
+    ``status`` is what the caller read (queued or running); False if the job has moved on.
     """
     if status == JobStatus.queued:
-        return compare_and_set(
-            session,
-            job_id,
-            [JobStatus.queued],
-            status=JobStatus.cancelled.value,
-            cancel_requested=True,
-            finished_at=utcnow(),
-        )
-    return compare_and_set(
-        session,
-        job_id,
-        [JobStatus.running],
-        status=JobStatus.cancelling.value,
-        cancel_requested=True,
-    )
+        ended = {"status": JobStatus.cancelled.value, "finished_at": utcnow()}
+    else:
+        ended = {"status": JobStatus.cancelling.value}
+    return compare_and_set(session, job_id, [status], cancel_requested=True, **ended)
 
 
 def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
@@ -262,24 +252,15 @@ def finish_succeeded(
     return True
 
 
-def finish_failed(
-    factory: SessionFactory,
-    job_id: str,
-    attempt: int,
-    error: dict[str, Any],
-    *,
-    now: datetime | None = None,
-) -> bool:
+def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:
     """Mark the job failed with a problem-detail ``error`` ({type, message, epoch})."""
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.failed, error, now or utcnow())
+        return _finish(session, job_id, attempt, JobStatus.failed, error, utcnow())
 
 
-def finish_cancelled(
-    factory: SessionFactory, job_id: str, attempt: int, *, now: datetime | None = None
-) -> bool:
+def finish_cancelled(factory: SessionFactory, job_id: str, attempt: int) -> bool:
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.cancelled, None, now or utcnow())
+        return _finish(session, job_id, attempt, JobStatus.cancelled, None, utcnow())
 
 
 def release(
@@ -368,7 +349,7 @@ def _finish(
     job_id: str,
     attempt: int,
     status: JobStatus,
-    error: dict[str, Any] | None,
+    error: JobError | None,
     now: datetime,
 ) -> bool:
     return _update(

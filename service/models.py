@@ -38,6 +38,29 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class Owned:
+    """A tenant's row, listed newest first (keyset pages over created_at and id)."""
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Idempotent:
+    """Created by a request that may carry an Idempotency-Key (``service.idempotency``)."""
+
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+def idempotent_owned_keys(table: str) -> tuple[Any, ...]:
+    """One Idempotency-Key per tenant, and the index of a tenant's rows newest first."""
+    return (
+        UniqueConstraint("tenant_id", "idempotency_key", name=f"uq_{table}_tenant_idempotency"),
+        Index(f"ix_{table}_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
@@ -76,12 +99,10 @@ class DatasetBlob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Dataset(Base):
+class Dataset(Owned, Base):
     __tablename__ = "datasets"
     __table_args__ = (Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(20))  # classification | regression
     n_samples: Mapped[int] = mapped_column(Integer)
@@ -90,47 +111,35 @@ class Dataset(Base):
     classes: Mapped[list[Any] | None] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(ForeignKey("dataset_blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, {self.n_samples}x{self.n_features}, {self.task})"
 
 
-class Batch(Base):
+class Batch(Owned, Idempotent, Base):
     __tablename__ = "batches"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency"),
-        Index("ix_batches_tenant_created", "tenant_id", "created_at", "id"),
-    )
+    __table_args__ = idempotent_owned_keys("batches")
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     varied: Mapped[list[Any]] = mapped_column(JSON)  # the dotted paths that vary
     # What the batch's scheduler decided (ASHA: the jobs it stopped, at which rung, why).
     scheduler_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    request_hash: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def __repr__(self) -> str:
         return f"Batch({self.name!r})"
 
 
-class Job(Base):
+class Job(Owned, Idempotent, Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
-        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        *idempotent_owned_keys("jobs"),
         Index("ix_jobs_batch", "batch_id", "created_at"),
         # A job's position in its batch: the stable order of batch summaries and curve cursors.
         UniqueConstraint("batch_id", "batch_index", name="uq_jobs_batch_index"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     batch_index: Mapped[int | None] = mapped_column(Integer)
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))
@@ -152,11 +161,8 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    request_hash: Mapped[str | None] = mapped_column(String(64))
     # Bumped on every write, so ETags change exactly when the representation does.
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -16,12 +16,19 @@ from pydantic import BaseModel, Field
 
 from service import batches, summaries
 from service.api import API_PREFIX
-from service.api.openapi import document_body, json_response, problems, register_models
+from service.api.openapi import (
+    conditional_get,
+    document_body,
+    json_response,
+    problems,
+    register_models,
+)
 from service.api.plumbing import (
     ConditionalHeaders,
     PageQuery,
     api_blueprint,
     db,
+    idempotency_headers,
     not_modified,
     respond,
     sender,
@@ -48,14 +55,10 @@ class BatchPath(BaseModel):
     batch_id: str = Field(max_length=64)
 
 
-class IdempotencyHeaders(BaseModel):
-    idempotency_key: str | None = Field(
-        default=None,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Repeat a request safely: the same key and body return the first batch.",
-    )
+IdempotencyHeaders = idempotency_headers(
+    "IdempotencyHeaders",
+    "Repeat a request safely: the same key and body return the first batch.",
+)
 
 
 class SummaryQuery(BaseModel):
@@ -121,11 +124,12 @@ def list_batches(query: PageQuery) -> Response:
 @bp.get(
     "/<batch_id>",
     summary="A batch: counts by status, progress, best job by a metric, every job's params",
-    responses={
-        200: json_response(BatchSummary, "The batch", {"ETag": "Changes with the answer"}),
-        304: {"description": "Not modified since the If-None-Match ETag"},
-        **problems(404),
-    },
+    responses=conditional_get(
+        BatchSummary,
+        "The batch",
+        "Changes with the answer",
+        unchanged="Not modified since the If-None-Match ETag",
+    ),
 )
 def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) -> Response:
     session = db()

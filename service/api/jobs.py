@@ -7,11 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import curves, jobs, trained
 from service.api import plumbing
-from service.api.openapi import json_response, problems, register_models
+from service.api.openapi import conditional_get, json_response, problems, register_models
 from service.api.plumbing import (
     ConditionalHeaders,
     PageQuery,
     api_blueprint,
+    idempotency_headers,
     no_content,
     not_modified,
     respond,
@@ -30,14 +31,9 @@ class JobPath(BaseModel):
     job_id: str = Field(max_length=64)
 
 
-class SubmitHeaders(BaseModel):
-    idempotency_key: str | None = Field(
-        default=None,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Repeat a submit safely: the same key and body return the same job.",
-    )
+SubmitHeaders = idempotency_headers(
+    "SubmitHeaders", "Repeat a submit safely: the same key and body return the same job."
+)
 
 
 class JobListQuery(PageQuery):
@@ -107,11 +103,7 @@ def list_jobs(query: JobListQuery) -> Response:
 @bp.get(
     "/<job_id>",
     summary="Read a job: status, progress, latest metrics",
-    responses={
-        200: json_response(JobOut, "The job", {"ETag": "Changes whenever the job does"}),
-        304: {"description": "Not modified since the given ETag"},
-        **problems(404),
-    },
+    responses=conditional_get(JobOut, "The job", "Changes whenever the job does"),
 )
 def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
     job = jobs.get_job(plumbing.db(), plumbing.tenant_id(), path.job_id)
@@ -121,11 +113,7 @@ def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
 @bp.get(
     "/<job_id>/curve",
     summary="The loss curve after epoch `since`",
-    responses={
-        200: json_response(CurveOut, "Curve points", {"ETag": ""}),
-        304: {"description": "Not modified since the given ETag"},
-        **problems(404),
-    },
+    responses=conditional_get(CurveOut, "Curve points"),
 )
 def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> Response:
     session = plumbing.db()

@@ -73,6 +73,20 @@ def json_response(
     }
 
 
+def conditional_get(
+    model: type[BaseModel],
+    description: str,
+    etag: str = "",
+    unchanged: str = "Not modified since the given ETag",
+) -> dict[str | int, Any]:
+    """The answers of a GET with an ETag: 200 (with the ETag), 304 and 404."""
+    return {
+        200: json_response(model, description, {"ETag": etag}),
+        304: {"description": unchanged},
+        **problems(404),
+    }
+
+
 def register_models(bp: APIBlueprint, *models: type[BaseModel]) -> None:
     """Put models referenced by hand-written responses into the document's components."""
     for model in models:

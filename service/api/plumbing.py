@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
@@ -142,6 +142,17 @@ class PageQuery(BaseModel):
 
     limit: int | None = Field(default=None, ge=1, description="Page size (capped by the server).")
     cursor: str | None = Field(default=None, max_length=200, description="From the last page.")
+
+
+def idempotency_headers(name: str, repeat: str) -> type[BaseModel]:
+    """The headers of a create that honours ``Idempotency-Key``; ``repeat`` is its doc.
+
+    ``name`` must end in ``Headers``: a validation error then points at the header.
+    """
+    key = Field(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=200, description=repeat
+    )
+    return create_model(name, idempotency_key=(str | None, key))
 
 
 class ConditionalHeaders(BaseModel):

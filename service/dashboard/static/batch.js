@@ -4,9 +4,9 @@ import { PALETTE, draw, plotlyText, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
 import { h, replace, select } from "./dom.js";
 import {
-  FINISHED, batchProgress, countsText, errorMessage, number, percent, progressBar, shortId, statusPill,
+  FINISHED, batchProgress, countsText, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
-import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
 // Enough to see every curve's shape; a large sweep stays drawable.
@@ -208,24 +208,9 @@ export function renderBatch(root, route) {
   const poller = new Poller(tick, {
     minDelay: 1000,
     maxDelay: 10000,
-    onError: (error) => {
-      errorBox.hidden = !error;
-      errorBox.textContent = error ? errorMessage(error) : "";
-    },
+    onError: errorsInto(errorBox),
   });
-  cancelButton.addEventListener("click", async () => {
-    cancelButton.disabled = true;
-    try {
-      await api.post(`${path}/cancel`);
-      if (poller.running) poller.poke();
-      else poller.start();
-    } catch (error) {
-      errorBox.textContent = `Cancel failed: ${errorMessage(error)}`;
-      errorBox.hidden = false;
-    } finally {
-      cancelButton.disabled = false;
-    }
-  });
+  cancelOnClick(cancelButton, path, poller, errorBox);
   poller.start();
   return () => {
     poller.stop();

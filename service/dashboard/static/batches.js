@@ -1,8 +1,8 @@
 // #/batches: the tenant's sweeps with their progress, and the form to start one.
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
-import { batchProgress, countsText, dateTime, errorMessage, progressBar, shortId } from "./format.js";
-import { CHANGED, Poller, UNCHANGED } from "./poll.js";
+import { batchProgress, countsText, dateTime, progressBar, shortId } from "./format.js";
+import { CHANGED, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { sweepForm } from "./sweepform.js";
 
 export function renderBatches(root) {
@@ -31,10 +31,7 @@ export function renderBatches(root) {
     return CHANGED;
   }, {
     minDelay: 2000,
-    onError: (error) => {
-      errorBox.hidden = !error;
-      errorBox.textContent = error ? `Could not load batches: ${errorMessage(error)}` : "";
-    },
+    onError: errorsInto(errorBox, "Could not load batches: "),
   }).start();
   return () => poller.stop();
 }

@@ -13,25 +13,31 @@ function thetaLabels(layerIndex, theta) {
   };
 }
 
+// The two halves of the "why" card: a heading and its paragraphs.
+const WHY = [
+  ["δ is a gradient", [
+    "For one example i, δ⁽ˡ⁾ is ∂Jᵢ/∂z⁽ˡ⁾: how much that example's cost changes when a unit's "
+      + "pre-activation z moves. At the output, for a matched output/loss pair, it is simply a⁽ᴸ⁾ − y. "
+      + "The chain rule carries it one layer back: δ⁽ˡ⁾ = (Θ⁽ˡ⁾)ᵀδ⁽ˡ⁺¹⁾ .* g′(z⁽ˡ⁾).",
+    "A weight Θ⁽ˡ⁾ⱼₖ touches the cost only through z⁽ˡ⁺¹⁾ⱼ = Σₖ Θ⁽ˡ⁾ⱼₖ a⁽ˡ⁾ₖ, so "
+      + "∂Jᵢ/∂Θ⁽ˡ⁾ⱼₖ = δ⁽ˡ⁺¹⁾ⱼ · a⁽ˡ⁾ₖ: the outer product δ⁽ˡ⁺¹⁾a⁽ˡ⁾ᵀ shown as “this example's "
+      + "contribution” below is one example's whole gradient.",
+  ]],
+  ["Δ sums them because J is an average", [
+    "The cost is J = (1/m) Σᵢ Jᵢ (+ the regularisation term). The derivative of a sum is the "
+      + "sum of the derivatives, so ∂J/∂Θ = (1/m) Σᵢ ∂Jᵢ/∂Θ. Δ is that running sum: step through the "
+      + "examples and watch it grow one contribution at a time.",
+    "After the last example, D = Δ/m + (λ/m)Θ (bias column not regularised). The last card puts "
+      + "D beside the numerical gradient (J(θ+ε) − J(θ−ε))/2ε: they agree, which is the proof on screen.",
+  ]],
+];
+
 function explanation() {
   return h("section", { class: "card why", id: "why" },
     h("h2", {}, "Why are the deltas gradients, and why sum them?"),
     h("div", { class: "why-grid" },
-      h("div", {},
-        h("h3", {}, "δ is a gradient"),
-        h("p", {}, "For one example i, δ⁽ˡ⁾ is ∂Jᵢ/∂z⁽ˡ⁾: how much that example's cost changes when a unit's "
-          + "pre-activation z moves. At the output, for a matched output/loss pair, it is simply a⁽ᴸ⁾ − y. "
-          + "The chain rule carries it one layer back: δ⁽ˡ⁾ = (Θ⁽ˡ⁾)ᵀδ⁽ˡ⁺¹⁾ .* g′(z⁽ˡ⁾)."),
-        h("p", {}, "A weight Θ⁽ˡ⁾ⱼₖ touches the cost only through z⁽ˡ⁺¹⁾ⱼ = Σₖ Θ⁽ˡ⁾ⱼₖ a⁽ˡ⁾ₖ, so "
-          + "∂Jᵢ/∂Θ⁽ˡ⁾ⱼₖ = δ⁽ˡ⁺¹⁾ⱼ · a⁽ˡ⁾ₖ: the outer product δ⁽ˡ⁺¹⁾a⁽ˡ⁾ᵀ shown as “this example's "
-          + "contribution” below is one example's whole gradient.")),
-      h("div", {},
-        h("h3", {}, "Δ sums them because J is an average"),
-        h("p", {}, "The cost is J = (1/m) Σᵢ Jᵢ (+ the regularisation term). The derivative of a sum is the "
-          + "sum of the derivatives, so ∂J/∂Θ = (1/m) Σᵢ ∂Jᵢ/∂Θ. Δ is that running sum: step through the "
-          + "examples and watch it grow one contribution at a time."),
-        h("p", {}, "After the last example, D = Δ/m + (λ/m)Θ (bias column not regularised). The last card puts "
-          + "D beside the numerical gradient (J(θ+ε) − J(θ−ε))/2ε: they agree, which is the proof on screen."))));
+      WHY.map(([title, paragraphs]) => h("div", {}, h("h3", {}, title),
+        paragraphs.map((text) => h("p", {}, text))))));
 }
 
 function summaryCard(trace, check) {

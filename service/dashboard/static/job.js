@@ -7,7 +7,7 @@ import { h, replace } from "./dom.js";
 import {
   FINISHED, dateTime, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
-import { CHANGED, DONE, Poller, UNCHANGED } from "./poll.js";
+import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { specSummary } from "./specsummary.js";
 
 // A chart stays responsive with a few thousand points per line.
@@ -204,26 +204,10 @@ export function renderJob(root, route) {
   const poller = new Poller(tick, {
     minDelay: 1000,
     maxDelay: 10000,
-    onError: (error) => {
-      pollError.hidden = !error;
-      pollError.textContent = error ? errorMessage(error) : "";
-    },
+    onError: errorsInto(pollError),
   });
 
-  cancelButton.addEventListener("click", async () => {
-    cancelButton.disabled = true;
-    actionError.hidden = true;
-    try {
-      await api.post(`${path}/cancel`);
-      if (!poller.running) poller.start();
-      else poller.poke();
-    } catch (error) {
-      actionError.textContent = `Cancel failed: ${errorMessage(error)}`;
-      actionError.hidden = false;
-    } finally {
-      cancelButton.disabled = false;
-    }
-  });
+  cancelOnClick(cancelButton, path, poller, actionError);
   modelButton.addEventListener("click", () => downloadModel(jobId, modelButton, actionError));
 
   poller.start();

@@ -1,10 +1,10 @@
 // #/jobs: the live job list with status and batch filters, and the new-job form.
 import { api } from "./api.js";
 import { h, replace, select } from "./dom.js";
-import { ago, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import { ago, duration, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
 import { jobForm } from "./jobform.js";
 import { fillFromMeta } from "./meta.js";
-import { CHANGED, Poller, UNCHANGED } from "./poll.js";
+import { CHANGED, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
 const PAGE = 50;
@@ -101,10 +101,7 @@ export function renderJobs(root, route) {
   const poller = new Poller(tick, {
     minDelay: 1500,
     maxDelay: 15000,
-    onError: (error) => {
-      errorBox.hidden = !error;
-      errorBox.textContent = error ? `Could not load jobs: ${errorMessage(error)}` : "";
-    },
+    onError: errorsInto(errorBox, "Could not load jobs: "),
   }).start();
   return () => poller.stop();
 }

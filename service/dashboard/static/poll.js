@@ -1,4 +1,6 @@
 // Cheap polling: back off while nothing changes, pause while the tab is hidden.
+import { api } from "./api.js";
+import { errorMessage } from "./format.js";
 
 export const CHANGED = "changed";
 export const UNCHANGED = "unchanged";
@@ -68,4 +70,30 @@ export class Poller {
       outcome === CHANGED ? this.minDelay : Math.min(this.maxDelay, this.delay * this.factor);
     this.timer = setTimeout(() => this.runNow(), this.delay);
   }
+}
+
+/** An `onError` for a Poller: the error in `box` (after `prefix`), hidden once polls work again. */
+export function errorsInto(box, prefix = "") {
+  return (error) => {
+    box.hidden = !error;
+    box.textContent = error ? `${prefix}${errorMessage(error)}` : "";
+  };
+}
+
+/** Wire `button` to POST `${path}/cancel`, then poll at once; a failure shows in `errorLine`. */
+export function cancelOnClick(button, path, poller, errorLine) {
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    errorLine.hidden = true;
+    try {
+      await api.post(`${path}/cancel`);
+      if (poller.running) poller.poke();
+      else poller.start();
+    } catch (error) {
+      errorLine.textContent = `Cancel failed: ${errorMessage(error)}`;
+      errorLine.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
 }

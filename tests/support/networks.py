@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.nn.network import Network, network_from_spec
+from worker.nn import Network, network_from_spec
 
 
 def build_net(sizes, hidden, output, loss, thetas=None, seed=0) -> Network:

@@ -16,8 +16,14 @@ import pytest
 from service import generators
 from service.schemas import spec as schemas
 from worker.build import network, prepare, training_config
-from worker.nn import OPTIMIZERS, SCHEDULES, EarlyStopping, Network, TrainingConfig
-from worker.nn.network import network_from_spec
+from worker.nn import (
+    OPTIMIZERS,
+    SCHEDULES,
+    EarlyStopping,
+    Network,
+    TrainingConfig,
+    network_from_spec,
+)
 
 
 def defaults(cls, *skip: str) -> dict:

@@ -16,9 +16,10 @@ from .gradcheck import GradientCheckReport, gradient_check
 from .initializers import INITIALIZERS, theta_from_wb, wb_from_theta
 from .losses import LOSSES, MATCHED_PAIRS, Loss
 from .lr_finder import lr_range_test
-from .network import Network, network_from_spec
+from .network import Network
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .schedules import SCHEDULES, Schedule, make_schedule
+from .specs import network_from_spec
 from .trace import delta_norms, ng_trace
 from .training import EarlyStopping, EpochStats, Trainer, TrainingConfig
 

@@ -95,4 +95,5 @@ def training_config(spec: JobSpec, classification: bool) -> TrainingConfig:
         validation_split=spec.dataset.validation_split,
         classification=classification,
         record_grad_norms=training.record.grad_norms,
+        record_activations=False,  # not in the API yet (API.md: training.record.activations)
     )

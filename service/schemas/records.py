@@ -29,17 +29,9 @@ POINT_FIELDS: tuple[str, ...] = tuple(CurvePointOut.model_fields)
 
 
 def point_from_stats(stats: Any) -> dict[str, Any]:
-    """A curve point from the engine's ``EpochStats`` (read by field name).
-
-    ``grad_norms`` gathers the two recorded per-layer lists: ‖D^(l)‖ and the update ratios.
-    """
-    point = {name: getattr(stats, name) for name in POINT_FIELDS if name != "grad_norms"}
-    point["grad_norms"] = (
-        None
-        if stats.grad_norms is None
-        else {"D": stats.grad_norms, "update_ratio": stats.update_ratios}
-    )
-    return point
+    """A curve point from the engine's ``EpochStats``: its ``to_point()`` (where the engine
+    nests the per-layer lists into ``grad_norms``), keeping the fields declared here."""
+    return point_values(stats.to_point())
 
 
 def point_values(point: Any) -> dict[str, Any]:

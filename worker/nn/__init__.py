@@ -10,7 +10,9 @@ Network(2→8 tanh→2 softmax)
 """
 
 from .activations import ACTIVATIONS, Activation
+from .config import EarlyStopping, TrainingConfig
 from .diagnostics import RunContext, diagnose
+from .epoch_stats import EpochStats
 from .errors import NonFiniteError, SpecError
 from .gradcheck import GradientCheckReport, gradient_check
 from .initializers import INITIALIZERS, theta_from_wb, wb_from_theta
@@ -21,7 +23,7 @@ from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .schedules import SCHEDULES, Schedule, make_schedule
 from .specs import network_from_spec
 from .trace import delta_norms, ng_trace
-from .training import EarlyStopping, EpochStats, Trainer, TrainingConfig
+from .training import Trainer
 
 __all__ = [
     "ACTIVATIONS",

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from ._types import Array
+from .config import TrainingConfig
 from .errors import SpecError
 from .network import Network
 from .optimizers import make_optimizer
-from .training import TrainingConfig
 
 MAX_STEPS = 1000
 """The most steps a range test may take (the API may allow fewer)."""

@@ -2,9 +2,9 @@
 
 ``CurvePointOut``'s fields are what a run flushes (``point_from_stats``), what the
 ``curve_points`` rows and ``jobs.metrics`` hold (``POINT_FIELDS`` drives the insert), and
-what every curve answers and the OpenAPI document show. A new per-epoch value is a field
-here, a column of ``models.CurvePoint`` and a migration; ``tests/service/test_records.py``
-checks that the columns and the fields agree.
+what every curve answers and the OpenAPI document show. A new per-epoch value that the
+engine reports (``EpochStats.to_point``) is a field here, a column of ``models.CurvePoint``
+and a migration; ``tests/service/test_records.py`` checks that they agree.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import redis
@@ -401,25 +402,28 @@ def _throwaway_forced() -> bool:
 def find_postgres() -> Postgres:
     if not _throwaway_forced() and postgres_answers(PG_PORT):
         return Postgres(port=PG_PORT)
-    server = ThrowawayPostgres()
-    try:
-        server.start()
-    except BaseException:
-        server.destroy()
-        raise
+    server = _started(ThrowawayPostgres())
     return Postgres(port=server.port, own=server)
 
 
 def find_redis() -> Redis:
     if not _throwaway_forced() and redis_answers(REDIS_PORT):
         return Redis(port=REDIS_PORT)
-    server = ThrowawayRedis()
+    server = _started(ThrowawayRedis())
+    return Redis(port=server.port, own=server)
+
+
+Throwaway = TypeVar("Throwaway", ThrowawayPostgres, ThrowawayRedis)
+
+
+def _started(server: Throwaway) -> Throwaway:
+    """Start a throwaway server; remove it again if it does not come up."""
     try:
         server.start()
     except BaseException:
         server.destroy()
         raise
-    return Redis(port=server.port, own=server)
+    return server
 
 
 def _unprivileged_user() -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from flask import Response, render_template_string
 from flask_openapi3 import Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
-from service.api import API_PREFIX, backprop, batches, datasets, health, jobs, meta
+from service.api import API_PREFIX, backprop, batches, datasets, health, insight, jobs, meta
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
 from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
@@ -66,6 +66,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.register_api(jobs.bp)
     app.register_api(batches.bp)
     app.register_api(backprop.bp)
+    app.register_api(insight.job_bp)
+    app.register_api(insight.lr_bp)
     app.register_api(meta.bp)
     _add_docs(app)
 

@@ -35,6 +35,14 @@ class Limits:
     gradcheck_examples: int = 256
     page_size: int = 200
     curve_points: int = 10_000
+    # Insight. The learning-rate finder trains synchronously in the API process
+    # (service.lr_finder): its steps, the values it loads (examples x features, 8 bytes
+    # each) and its work, steps x examples per step x parameters, are bounded.
+    lr_finder_steps: int = 300
+    lr_finder_values: int = 4_000_000
+    lr_finder_work: int = 1_000_000_000
+    # The curve points GET /jobs/{id}/diagnostics reads at most (service.diagnostics).
+    diagnostics_points: int = 1_000
 
 
 @dataclass(frozen=True)

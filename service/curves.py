@@ -20,7 +20,7 @@ from service.cursors import epochs_cursor, read_epochs_cursor
 from service.db import dialect_insert
 from service.models import Batch, CurvePoint, Job
 from service.schemas.names import FINISHED
-from service.schemas.records import point_values
+from service.schemas.records import POINT_FIELDS, point_values
 
 # Jobs per batch curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
 CURVE_QUERY_CHUNK = 100
@@ -31,7 +31,7 @@ ETA_WINDOW = 20
 def insert_points(session: Session, job_id: str, points: Sequence[dict[str, Any]]) -> None:
     """Insert a run's points; an epoch already stored is skipped (ON CONFLICT DO NOTHING):
     a resumed run recomputes, bit for bit, the epochs after its checkpoint."""
-    rows = [{"job_id": job_id, **point_values(p)} for p in points]
+    rows = [{"job_id": job_id, **point_values(p, POINT_FIELDS)} for p in points]
     insert = dialect_insert(session)(CurvePoint)
     # executemany with one cached statement: a multi-VALUES literal would be compiled
     # afresh for every flush (it cost as much as training tiny nets).

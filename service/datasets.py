@@ -7,12 +7,17 @@ Reading uploads is ``service.dataset_files``; validating arrays ``service.datase
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service import generators
+from service.config import Limits
 from service.cursors import paginate
-from service.dataset_arrays import DatasetArrays
-from service.dataset_files import pack, sha256_hex
+from service.dataset_arrays import DatasetArrays, build_arrays, infer_task
+from service.dataset_files import pack, sha256_hex, unpack
 from service.db import dialect_insert
 from service.models import Dataset, DatasetBlob, Job
 from service.problems import Conflict, NotFound
@@ -87,3 +92,23 @@ def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
             session.delete(blob)
             session.flush()
     session.commit()
+
+
+def spec_arrays(
+    spec: Mapping[str, Any], limits: Limits, loc: Sequence[str | int] = ("dataset",)
+) -> DatasetArrays:
+    """The arrays a generated or inline dataset spec describes (a stored one is read by id:
+    ``stored_arrays`` here, or the worker's disk cache)."""
+    if "generator" in spec:
+        return generators.generate(spec)
+    task = spec.get("task") or infer_task(spec["y"])
+    return build_arrays(spec["X"], spec["y"], task, limits, loc=loc)
+
+
+def stored_arrays(session: Session, tenant_id: str, dataset_id: str) -> DatasetArrays:
+    """A stored dataset's arrays, read from its blob in the database."""
+    dataset = get_dataset(session, tenant_id, dataset_id)
+    blob = session.get(DatasetBlob, dataset.sha256)
+    if blob is None:
+        raise NotFound(f"the arrays of dataset {dataset_id} are missing")
+    return unpack(blob.data, dataset.task, dataset.classes)

@@ -186,6 +186,7 @@ class CurvePoint(Base):
     learning_rate: Mapped[float | None] = mapped_column(Float)
     grad_norms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seconds: Mapped[float] = mapped_column(Float)
+    activation_stats: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Checkpoint(Base):

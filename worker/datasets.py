@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import generators
 from service.config import Settings
-from service.dataset_arrays import DatasetArrays, build_arrays, infer_task
+from service.dataset_arrays import DatasetArrays
 from service.dataset_files import sha256_hex, unpack
+from service.datasets import spec_arrays
 from service.db import transaction
 from service.models import Dataset, DatasetBlob
 
@@ -40,16 +40,11 @@ def load_dataset(
     """The arrays a job's dataset spec names (X float64 (n, d); y as in DatasetArrays)."""
     if "id" in spec:
         return _load_stored(spec["id"], tenant_id, factory, settings)
-    if "generator" in spec:
-        try:
-            return generators.generate(spec)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise DatasetUnavailable(f"invalid generator spec: {exc}") from exc
     try:
-        task = spec.get("task") or infer_task(spec["y"])
-        return build_arrays(spec["X"], spec["y"], task, settings.limits, loc=("dataset",))
-    except Exception as exc:  # service.problems.Invalid and friends: a bad inline dataset
-        raise DatasetUnavailable(f"invalid inline dataset: {exc}") from exc
+        return spec_arrays(spec, settings.limits)
+    except Exception as exc:  # pydantic's ValidationError, service.problems.Invalid: a bad spec
+        kind = "generator spec" if "generator" in spec else "inline dataset"
+        raise DatasetUnavailable(f"invalid {kind}: {exc}") from exc
 
 
 def cache_dir(settings: Settings) -> Path:

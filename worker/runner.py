@@ -29,13 +29,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import lifecycle
+from service.build import Prepared, prepare
 from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
 from service.queue import sender
 from service.schemas.records import point_from_stats
 from service.trained import model_meta, weights_npz
 from worker import gradient_gate
-from worker.build import Prepared, prepare
 from worker.datasets import DatasetUnavailable, load_dataset
 from worker.nn import (
     NonFiniteError,

@@ -66,6 +66,20 @@ BATCH_KINDS: tuple[str, ...] = get_args(BatchKind)
 # Distributions of a random sweep: {"uniform": [a, b]}, {"loguniform": [a, b]}, ...
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
 
+# What a job's diagnostics can find (``worker.nn.diagnostics.CODES``) and how bad it is.
+FindingCode = Literal[
+    "diverged",
+    "exploding_gradients",
+    "vanishing_gradients",
+    "dead_relu",
+    "saturated_units",
+    "learning_rate_too_high",
+    "learning_rate_too_low",
+    "overfitting",
+    "underfitting",
+]
+Severity = Literal["error", "warning", "info"]
+
 # ``jobs.error.type`` of a failed job.
 JobErrorType = Literal[
     "non_finite", "time_limit", "attempts_exhausted", "gradient_check_failed", "dataset", "internal"

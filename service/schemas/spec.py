@@ -3,7 +3,7 @@
 These models check types, names and ranges; the names come from ``schemas.names``.
 Checks that need the dataset or the configured limits (weight shapes, parameter counts,
 epochs) live in ``service.validation``. The defaults here are the only ones: the worker
-builds every run from a validated ``JobSpec`` (``worker.build``), and a test proves the
+builds every run from a validated ``JobSpec`` (``service.build``), and a test proves the
 engine's own defaults for notebook use equal these.
 """
 
@@ -247,7 +247,14 @@ ScheduleSpec = Annotated[
 
 
 class RecordSpec(Strict):
-    grad_norms: bool = False
+    grad_norms: bool = Field(
+        default=False, description="Per layer ‖D‖ and update ratio of each epoch's last batch."
+    )
+    activations: bool = Field(
+        default=False,
+        description="Per layer dead and saturated fractions, mean and std of the activations "
+        "of each epoch's last batch (curve field activation_stats; docs/diagnostics.md).",
+    )
 
 
 class TrainingSpec(Strict):

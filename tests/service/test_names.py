@@ -44,3 +44,10 @@ def test_statuses_and_queues_are_the_enums():
 
 def test_every_scheduler_name_has_a_scheduler():
     assert set(SCHEDULERS) == literal(names.SchedulerName)
+
+
+def test_finding_codes_and_severities_are_the_engines():
+    from worker.nn.diagnostics import CODES, SEVERITY_ORDER
+
+    assert typing.get_args(names.FindingCode) == CODES
+    assert literal(names.Severity) == set(SEVERITY_ORDER)

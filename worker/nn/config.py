@@ -2,7 +2,7 @@
 
 The defaults equal the API's (``service.schemas.spec.TrainingSpec``; tests/worker/
 test_build.py proves it). ``from_spec`` reads a dict shaped like the API's training spec
-(a notebook's shorthand); the worker passes every field itself (``worker.build``).
+(a notebook's shorthand); the worker passes every field itself (``service.build``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TrainingConfig:
     """Everything the trainer needs besides the network and the data.
 
     The defaults equal the API's (``TrainingSpec``; tests/worker/test_build.py proves it);
-    the worker itself passes every field (``worker.build``).
+    the worker itself passes every field (``service.build``).
     """
 
     optimizer: str = "adam"

@@ -1,6 +1,6 @@
 """Dict specs for notebooks: a network from a spec shaped like the API's.
 
-The worker does not use this: it builds from a validated ``JobSpec`` (``worker.build``).
+The worker does not use this: it builds from a validated ``JobSpec`` (``service.build``).
 Here the dict may leave things out; what it leaves out takes the engine's defaults,
 which equal the API's (tests/worker/test_build.py).
 """

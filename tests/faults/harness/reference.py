@@ -1,6 +1,6 @@
 """Uninterrupted runs to compare against: the engine in process, no database, no faults.
 
-The run is built by the worker's own ``worker.build.prepare`` (network, one-hot targets, split,
+The run is built by the worker's own ``service.build.prepare`` (network, one-hot targets, split,
 standardization) from the job's stored, validated spec, then trained start to end.
 """
 
@@ -10,10 +10,10 @@ import json
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.build import prepare
 from service.config import Settings
 from service.models import Job
 from service.trained import weights_npz
-from worker.build import prepare
 from worker.datasets import load_dataset
 
 from .integrity import Reference, load_weights

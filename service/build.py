@@ -5,7 +5,9 @@ passed explicitly from it: the API's pydantic defaults (``service.schemas.spec``
 only defaults a job ever uses. Explicit weights are read by the one parser
 (``service.validation.weight_arrays``) and the standardization is the trained-model
 home's (``service.trained``), so what the worker trains is what the API validated and
-what prediction later undoes.
+what prediction later undoes. It is kernel code because the API builds runs too: the
+learning-rate finder (``service.lr_finder``) must see exactly the network, split and
+standardized training examples the job would train on.
 """
 
 from __future__ import annotations
@@ -95,5 +97,5 @@ def training_config(spec: JobSpec, classification: bool) -> TrainingConfig:
         validation_split=spec.dataset.validation_split,
         classification=classification,
         record_grad_norms=training.record.grad_norms,
-        record_activations=False,  # not in the API yet (API.md: training.record.activations)
+        record_activations=training.record.activations,
     )

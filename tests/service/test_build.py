@@ -1,4 +1,4 @@
-"""worker.build: a job's run is built from its validated JobSpec, with the API's defaults.
+"""service.build: a job's run is built from its validated JobSpec, with the API's defaults.
 
 The engine keeps defaults of its own for notebook use (TrainingConfig, the optimizers,
 the schedules, EarlyStopping, the init scheme); these tests prove they equal the API's
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from service import generators
+from service.build import network, prepare, training_config
 from service.schemas import spec as schemas
-from worker.build import network, prepare, training_config
 from worker.nn import (
     OPTIMIZERS,
     SCHEDULES,
@@ -45,6 +45,7 @@ def test_the_engine_training_defaults_equal_the_api_defaults():
         assert getattr(engine, name) == getattr(api, name), name
     assert engine.lr_schedule == api.lr_schedule.model_dump()
     assert engine.record_grad_norms == api.record.grad_norms
+    assert engine.record_activations == api.record.activations
     assert engine.validation_split == schemas.DatasetOptions().validation_split
     assert dataclasses.asdict(EarlyStopping()) == schemas.EarlyStoppingSpec().model_dump()
     assert TrainingConfig.from_spec({}) == engine
@@ -84,7 +85,13 @@ def job(**changes) -> schemas.JobSpec:
 
 
 def test_every_config_field_comes_from_the_spec():
-    spec = job(training={"early_stopping": {"patience": 4}, "lr_schedule": {"name": "step"}})
+    spec = job(
+        training={
+            "early_stopping": {"patience": 4},
+            "lr_schedule": {"name": "step"},
+            "record": {"grad_norms": True, "activations": True},
+        }
+    )
     stored = spec.model_dump(mode="json")
     expected = TrainingConfig.from_spec(
         stored["training"], validation_split=0.25, classification=True

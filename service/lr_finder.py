@@ -22,6 +22,7 @@ from service.build import prepare
 from service.config import Limits
 from service.problems import Invalid, PayloadTooLarge
 from service.schemas.insight import LrFinderRequest
+from service.schemas.spec import parameter_count
 from service.validation import validate_spec
 from worker.nn.errors import SpecError
 from worker.nn.lr_finder import lr_range_test
@@ -50,7 +51,7 @@ def range_test(
         data = datasets.spec_arrays(spec, limits, loc)
     run = prepare(canonical, data)
     trainer = run.trainer
-    work = body.steps * trainer.batch_size * run.net.flat_parameters.size
+    work = body.steps * trainer.batch_size * parameter_count(run.net.layer_sizes)
     what = "steps × examples per step × parameters"
     _within(work, limits.lr_finder_work, "lr_finder_work", ["body"], what)
     try:

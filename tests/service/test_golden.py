@@ -39,7 +39,7 @@ from worker.runtime import Runtime
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("DELTAFLOW_GOLDEN_UPDATE") == "1"
 API = "/api/v1"
-GROUPS = ("health", "datasets", "jobs", "batches", "backprop", "errors", "openapi")
+GROUPS = ("health", "datasets", "jobs", "batches", "backprop", "insight", "errors", "openapi")
 
 ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
@@ -219,6 +219,7 @@ def recorded(scenario: Scenario) -> dict[str, dict[str, Any]]:
     _batches(s)
     _backprop(s)
     _errors(s, dataset_id)
+    _insight(s)
     doc = s.client.get(API + "/openapi.json").get_json()
     s.answers["openapi"] = {"paths": doc["paths"], "components": doc["components"]}
     return s.answers
@@ -304,6 +305,19 @@ def _jobs(s: Scenario, dataset_id: str) -> None:
     s.call("jobs", "list_page", "get", "/jobs", query_string={"limit": 2})
     s.call("jobs", "cancel_idempotent", "post", f"/jobs/{first['id']}/cancel")
     s.call("jobs", "delete_finished", "delete", f"/jobs/{first['id']}")
+
+
+def _insight(s: Scenario) -> None:
+    recorded = {**SPIRALS, "training": {**SPIRALS["training"]}}
+    recorded["training"]["record"] = {"grad_norms": True, "activations": True}
+    job = s.call("insight", "submit_recording", "post", "/jobs", json=recorded)
+    s.call("insight", "diagnostics_queued", "get", f"/jobs/{job['id']}/diagnostics")
+    s.train(job["id"])
+    s.call("insight", "diagnostics", "get", f"/jobs/{job['id']}/diagnostics")
+    s.call("insight", "curve_without_asking", "get", f"/jobs/{job['id']}/curve")
+    finder = {**SPIRALS, "min_lr": 1e-4, "max_lr": 1.0, "steps": 12}
+    s.call("insight", "lr_finder", "post", "/lr-finder", json=finder)
+    s.call("insight", "lr_finder_range", "post", "/lr-finder", json={**finder, "max_lr": 1e-5})
 
 
 BATCH_BASE = {

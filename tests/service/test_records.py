@@ -6,7 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 from service.models import CurvePoint
-from service.schemas.records import POINT_FIELDS, CurvePointOut, point_from_stats, point_values
+from service.schemas.records import (
+    ANSWERED_FIELDS,
+    ON_REQUEST_FIELDS,
+    POINT_FIELDS,
+    CurvePointOut,
+    point_from_stats,
+    point_values,
+)
 from worker.nn import EpochStats
 
 
@@ -50,3 +57,16 @@ def test_the_documented_point_is_the_declared_one(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     schema = doc["components"]["schemas"]["CurvePointOut"]
     assert set(schema["properties"]) == set(POINT_FIELDS) == set(CurvePointOut.model_fields)
+
+
+def test_activation_stats_are_stored_but_answered_only_on_request():
+    layers = [
+        {"layer": 1, "dead_fraction": 0.25, "saturated_fraction": None, "mean": 0.3, "std": 1}
+    ]
+    stats = EpochStats(2, 0.5, None, None, None, 0.1, None, None, 0.01, activation_stats=layers)
+    point = point_from_stats(stats)
+    assert point["activation_stats"] == layers  # what the flush stores
+    assert "activation_stats" not in point_values(point)  # what answers hold by default
+    assert point_values(point, POINT_FIELDS)["activation_stats"] == layers
+    assert ON_REQUEST_FIELDS == ("activation_stats",)
+    assert set(ANSWERED_FIELDS) | set(ON_REQUEST_FIELDS) == set(POINT_FIELDS)

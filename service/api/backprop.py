@@ -6,9 +6,8 @@ from flask import Response
 
 from service import backprop
 from service.api import plumbing
-from service.api.openapi import PROBLEM_REF, problems
+from service.api.openapi import over_a_limit, problems
 from service.api.plumbing import api_blueprint, respond
-from service.problems import PROBLEM_MEDIA_TYPE
 from service.schemas.backprop import (
     GradientCheckRequest,
     GradientCheckResponse,
@@ -18,13 +17,9 @@ from service.schemas.backprop import (
 
 bp = api_blueprint("backprop", __name__, "/backprop", tag="backprop")
 
-_LIMIT_413 = {
-    413: {
-        "description": "Over a size limit of the synchronous backprop endpoints (the detail "
-        "names it: trace_examples, trace_parameters, gradcheck_examples, gradcheck_parameters)",
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
-    }
-}
+_LIMIT_413 = over_a_limit(
+    "trace_examples, trace_parameters, gradcheck_examples, gradcheck_parameters"
+)
 
 
 @bp.post(

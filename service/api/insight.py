@@ -8,9 +8,8 @@ from pydantic import BaseModel, Field
 
 from service import diagnostics, jobs, lr_finder
 from service.api import plumbing
-from service.api.openapi import PROBLEM_REF, conditional_get, problems, register_models
+from service.api.openapi import conditional_get, over_a_limit, problems, register_models
 from service.api.plumbing import ConditionalHeaders, api_blueprint, not_modified, respond
-from service.problems import PROBLEM_MEDIA_TYPE
 from service.schemas.insight import DiagnosticsOut, LrFinderOut, LrFinderRequest
 
 job_bp = api_blueprint("diagnostics", __name__, "/jobs", tag="jobs")
@@ -43,15 +42,6 @@ def get_diagnostics(path: JobPath, header: ConditionalHeaders) -> Response:
     return respond(body, etag=tag)
 
 
-_LIMIT_413 = {
-    413: {
-        "description": "Over a limit of the synchronous finder (the detail names it: "
-        "lr_finder_steps, lr_finder_values, lr_finder_work)",
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
-    }
-}
-
-
 @lr_bp.post(
     "",
     summary="Learning-rate range test: train briefly while the rate grows",
@@ -60,7 +50,11 @@ _LIMIT_413 = {
     "(never the validation split), the rate growing exponentially from min_lr to max_lr "
     "over `steps` mini-batches; the smoothed loss per rate and a suggested rate (the rate "
     "at the smoothed loss's minimum / 10) come back. Small problems only.",
-    responses={200: LrFinderOut, **problems(400), **_LIMIT_413},
+    responses={
+        200: LrFinderOut,
+        **problems(400),
+        **over_a_limit("lr_finder_steps, lr_finder_values, lr_finder_work"),
+    },
 )
 def post_lr_finder(body: LrFinderRequest) -> Response:
     session, limits = plumbing.db(), plumbing.settings().limits

@@ -59,6 +59,17 @@ def problems(*codes: int) -> dict[str | int, Any]:
     return out
 
 
+def over_a_limit(limit_names: str) -> dict[int, Any]:
+    """The 413 answer of a synchronous endpoint over one of its compute limits."""
+    return {
+        413: {
+            "description": "Over a size limit of this synchronous endpoint (the detail names "
+            f"it: {limit_names})",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
+        }
+    }
+
+
 def json_response(
     model: type[BaseModel], description: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:

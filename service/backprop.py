@@ -25,7 +25,7 @@ from service.validation import weight_arrays
 from worker.nn.errors import SpecError
 from worker.nn.gradcheck import gradient_check
 from worker.nn.network import Network
-from worker.nn.trace import ng_trace
+from worker.nn.trace import delta_norms, ng_trace
 
 Loc = list[str | int]
 
@@ -46,6 +46,7 @@ def trace(body: TraceRequest, limits: Limits) -> dict[str, Any]:
     problem = build_problem(body, limits, "trace")
     result = ng_trace(problem.net, problem.X, problem.Y, l2=body.l2, per_example=body.per_example)
     _require_finite(result, "the trace")
+    result["delta_norms"] = delta_norms(problem.net, problem.X, problem.Y, l2=body.l2)
     result["weights"] = problem.weights
     result["targets"] = _targets(problem)
     return result

@@ -135,6 +135,21 @@ class CostOut(_Out):
     total: float
 
 
+class DeltaNorm(_Out):
+    l: int = Field(description="Ng's layer number, 2..L (the output last).")  # noqa: E741
+    units: int
+    activation: str
+    delta_norm: float | None = Field(description="‖δ^(l)‖ over all examples and units.")
+    delta_rms: float | None = Field(description="‖δ^(l)‖ / √(m·s_l).")
+    delta_ratio: float | None = Field(description="delta_rms over the output layer's.")
+    D_norm: float | None = Field(description="‖D^(l-1)‖, the gradient of the weights into l.")
+
+
+class DeltaNorms(_Out):
+    m: int
+    layers: list[DeltaNorm]
+
+
 class TraceResponse(_Out):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -148,6 +163,9 @@ class TraceResponse(_Out):
     cost: CostOut
     notation: dict[str, NotationEntry]
     examples: list[TraceExample] | None = None
+    delta_norms: DeltaNorms = Field(
+        description="How δ shrinks (or grows) layer by layer: its norms, output layer last."
+    )
     weights: WeightsOut
     targets: TargetsOut
 

@@ -76,7 +76,7 @@ def diverged(curve: Curve, ctx: RunContext, error: Mapping[str, Any] | None) -> 
             "threshold": DIVERGED_LOSS_FACTOR,
         }
         message = (
-            f"The training loss rose from {first:.3g} to {end:.3g} ({end / first:.0f}×): "
+            f"The training loss rose from {first:.3g} to {end:.3g} ({end / first:.3g}×): "
             "training diverged."
         )
         return [Finding("diverged", "error", f"{message} {lower}", evidence, epoch=epoch)]

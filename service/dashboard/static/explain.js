@@ -3,6 +3,7 @@
 // body and explaincards.js draws both answers in Ng's notation.
 import { api } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
+import { showDelta } from "./deltachart.js";
 import { showResults } from "./explaincards.js";
 import { errorMessage } from "./format.js";
 import { fillFromMeta } from "./meta.js";
@@ -22,6 +23,10 @@ const PRESETS = {
     head: "sigmoid", scheme: "he", seed: 2, l2: 1, examples: "0.2, 0.9 | 0\n-0.4, 0.1 | 1\n0.7, -0.5 | 1" },
   regression: { label: "Regression: 1-3-1, tanh, identity + MSE", layers: "3", activation: "tanh",
     head: "identity", scheme: "glorot", seed: 2, l2: 0, examples: "-1 | -0.84\n0 | 0\n0.5 | 0.48\n1 | 0.84" },
+  // Five sigmoid layers: δ loses most of itself at each one (the vanishing-gradient case).
+  vanishing: { label: "Deep sigmoid: 2-4-4-4-4-4-2, δ vanishes on its way back", layers: "4, 4, 4, 4, 4",
+    activation: "sigmoid", head: "sigmoid", scheme: "glorot", seed: 0, l2: 0,
+    examples: "0.5, -1.2 | 1\n1.0, 0.3 | 0\n-0.7, 0.8 | 1\n0.2, 0.9 | 0" },
 };
 
 /**
@@ -45,10 +50,12 @@ export function parseExamples(text) {
   return { X, y };
 }
 
-export function renderExplainer(root) {
-  const start = PRESETS.ng;
+export function renderExplainer(root, route) {
+  // #/explain?preset=vanishing opens on a preset (a vanishing-gradients finding links here).
+  const startKey = Object.hasOwn(PRESETS, route?.query?.preset ?? "") ? route.query.preset : "ng";
+  const start = PRESETS[startKey];
   const preset = select({ name: "preset", id: "preset", "aria-label": "Start from" },
-    Object.entries(PRESETS).map(([k, p]) => [k, p.label]), "ng");
+    Object.entries(PRESETS).map(([k, p]) => [k, p.label]), startKey);
   const hidden = h("input", { name: "layers", type: "text", value: start.layers });
   // The presets' own names until GET /meta answers, so choosing a preset always works.
   const presetNames = (key) => [...new Set(Object.values(PRESETS).map((p) => p[key]))];
@@ -139,6 +146,7 @@ export function renderExplainer(root) {
       if (run !== latestRun) return;
       thetaBox.value = JSON.stringify(trace.weights.theta);
       showResults(results, trace, check);
+      showDelta(results, trace.delta_norms);
     } catch (error) {
       errorBox.textContent = errorMessage(error);
       errorBox.hidden = false;

@@ -3,6 +3,7 @@ import { api } from "./api.js";
 import { renderBoundary } from "./boundary.js";
 import { PALETTE, draw, line, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
+import { Findings } from "./findings.js";
 import { h, replace } from "./dom.js";
 import {
   FINISHED, dateTime, duration, errorMessage, jobName, number, percent, progressBar, shortId, statusPill,
@@ -63,6 +64,7 @@ export function renderJob(root, route) {
   const meta = h("div", { class: "meta-grid" });
   const progressBox = h("div", { class: "progress-box" });
   const errorCard = h("section", { class: "card error-card", id: "job-error", hidden: true });
+  const findings = new Findings(path);
   const specBox = h("pre", { class: "code", id: "job-spec" });
   const summaryBox = h("div", { id: "job-summary" });
   const pollError = h("p", { class: "error-line", hidden: true });
@@ -83,6 +85,7 @@ export function renderJob(root, route) {
     actionError, pollError,
     h("section", { class: "card" }, progressBox, meta),
     errorCard,
+    findings.card,
     h("div", { class: "chart-grid" }, loss.card, accuracy.card),
     grads.card,
     h("div", { class: "chart-grid" }, boundaryCard,
@@ -187,6 +190,7 @@ export function renderJob(root, route) {
         }
       }
     }
+    if (changed) await findings.refresh(FINISHED.has(job.status));
     if (FINISHED.has(job.status) && curveComplete) {
       if (job.status === "succeeded" && !boundaryDrawn) {
         boundaryDrawn = true;

@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { field, h, select } from "./dom.js";
 import { errorMessage } from "./format.js";
+import { lrFinderFieldset } from "./lrfinder.js";
 import { fillFromMeta, meta } from "./meta.js";
 
 // The output activation and loss that go together (the names come from GET /meta).
@@ -50,7 +51,7 @@ export function specFromForm(form) {
       batch_size: batchSize ? Number(batchSize) : null,
       l2: num("l2"),
       seed: num("seed"),
-      record: { grad_norms: form.elements.grad_norms.checked },
+      record: { grad_norms: form.elements.grad_norms.checked, activations: form.elements.activations.checked },
     },
   };
   return spec;
@@ -96,7 +97,8 @@ export function specFieldsets() {
       field("Batch size", h("input", { name: "batch_size", type: "number", min: 1, step: 1, placeholder: "full batch" })),
       field("L2 (λ)", numberInput("l2", 0, { min: 0 })),
       field("Seed", numberInput("seed", 0, { step: 1 })),
-      h("label", { class: "check" }, h("input", { type: "checkbox", name: "grad_norms", checked: true }), "Record gradient norms")),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "grad_norms", checked: true }), "Record gradient norms"),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "activations", checked: true }), "Record activations")),
   ];
 }
 
@@ -134,7 +136,7 @@ export function jobForm(onCreated) {
     submitLabel: "Submit job",
     path: "/jobs",
     lead: field("Name", h("input", { name: "name", type: "text", maxlength: "200", placeholder: "optional, e.g. spirals 16x16 adam" })),
-    fieldsets: specFieldsets(),
+    fieldsets: [...specFieldsets(), lrFinderFieldset(specFromForm)],
     buildBody: (form) => {
       const name = form.elements.name.value.trim();
       return name ? { name, ...specFromForm(form) } : specFromForm(form);

@@ -7,27 +7,16 @@ import json
 
 import pytest
 
+from tests.support.jobs import blow_up_spec
+
 from .conftest import ARTIFACTS, screenshot
 
 pytestmark = pytest.mark.browser
 
-# Two relu layers under plain sgd at 2.3 on a regression plane: finite all along, while
-# the loss climbs by orders of magnitude and the gradients explode.
+# Finite all along, while the loss climbs by orders of magnitude and gradients explode.
 BLOWS_UP = {
     "name": "blows up <b>bold?</b>",
-    "network": {
-        "layers": [{"units": 16, "activation": "relu"}] * 2,
-        "output": {"activation": "identity"},
-        "loss": "mse",
-        "init": {"scheme": "he"},
-    },
-    "dataset": {"generator": "plane", "n_samples": 200, "seed": 0, "n_features": 4},
-    "training": {
-        "optimizer": {"name": "sgd", "learning_rate": 2.3},
-        "epochs": 30,
-        "batch_size": 16,
-        "record": {"grad_norms": True, "activations": True},
-    },
+    **blow_up_spec(2.3, record={"grad_norms": True, "activations": True}),
 }
 
 

@@ -27,7 +27,7 @@ from service.db import transaction  # noqa: E402
 from service.models import CurvePoint  # noqa: E402
 from service.tenants import create_tenant_key  # noqa: E402
 from tests.support.fixtures import embedded_backend  # noqa: E402,F401
-from tests.support.jobs import wait_for  # noqa: E402
+from tests.support.jobs import blow_up_spec, wait_for  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -54,26 +54,6 @@ MOONS = {
         "record": {"grad_norms": True, "activations": True},
     },
 }
-
-
-def blow_up(learning_rate: float) -> dict:
-    """Two relu layers under plain sgd on a regression plane: 3.0 is non-finite in the
-    first epoch, 2.3 stays finite while the loss climbs by orders of magnitude."""
-    return {
-        "network": {
-            "layers": [{"units": 16, "activation": "relu"}] * 2,
-            "output": {"activation": "identity"},
-            "loss": "mse",
-            "init": {"scheme": "he"},
-        },
-        "dataset": {"generator": "plane", "n_samples": 200, "seed": 0, "n_features": 4},
-        "training": {
-            "optimizer": {"name": "sgd", "learning_rate": learning_rate},
-            "epochs": 30,
-            "batch_size": 16,
-            "record": {"grad_norms": True},
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +123,14 @@ def test_the_suggested_rate_trains_well_and_activations_are_recorded(api):
 
 def test_a_job_that_blows_up_is_diverged(api):
     client, _ = api
-    failed = run(client, blow_up(3.0))
+    failed = run(client, blow_up_spec(3.0))
     assert failed["status"] == "failed"
     assert failed["error"]["type"] == "non_finite"
     first = findings(client, failed["id"])[0]
     assert (first["code"], first["severity"]) == ("diverged", "error")
     assert first["epoch"] == failed["error"]["epoch"]
 
-    climbing = run(client, blow_up(2.3))
+    climbing = run(client, blow_up_spec(2.3))
     assert climbing["status"] == "succeeded"  # finite all along
     first = findings(client, climbing["id"])[0]
     assert (first["code"], first["severity"]) == ("diverged", "error")

@@ -142,3 +142,24 @@ def wait_for_status(
         return job if job.status in statuses else None
 
     return wait_for(probe, timeout=timeout, what=f"job {job_id} to reach {sorted(statuses)}")
+
+
+def blow_up_spec(learning_rate: float, record: dict[str, bool] | None = None) -> dict[str, Any]:
+    """Two relu layers under plain sgd on a regression plane: at 3.0 the loss is not finite
+    in the first epoch; at 2.3 it stays finite while climbing by orders of magnitude (the
+    gradients explode, the relu units die)."""
+    return {
+        "network": {
+            "layers": [{"units": 16, "activation": "relu"}] * 2,
+            "output": {"activation": "identity"},
+            "loss": "mse",
+            "init": {"scheme": "he"},
+        },
+        "dataset": {"generator": "plane", "n_samples": 200, "seed": 0, "n_features": 4},
+        "training": {
+            "optimizer": {"name": "sgd", "learning_rate": learning_rate},
+            "epochs": 30,
+            "batch_size": 16,
+            "record": record or {"grad_norms": True},
+        },
+    }

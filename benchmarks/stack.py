@@ -144,8 +144,8 @@ class Stack:
 
     def __enter__(self) -> Stack:
         try:
-            self.postgres = find_postgres(self.scratch / "postgres")
-            self.redis = find_redis(self.scratch / "redis")
+            self.postgres = find_postgres()
+            self.redis = find_redis()
             self.redis_number = self.redis.claim_database()
             self.database = self.postgres.create_database()
             self.env = {
@@ -194,7 +194,13 @@ class Stack:
         ``deltaflow api`` itself (the project's own gunicorn settings); with either, gunicorn
         runs directly with the same bind and access log, to compare server models."""
         port = free_port()
-        if worker_class is None and threads is None:
+        if worker_class == "waitress":  # another server altogether, for comparison
+            command = [
+                sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}",
+                f"--threads={threads or 4}", "--connection-limit=2000", "--backlog=2048",
+                "--asyncore-use-poll", "--call", app.removesuffix("()"),
+            ]  # fmt: skip
+        elif worker_class is None and threads is None:
             command = [*CLI, "api", "--host", "127.0.0.1", "--port", str(port)]
             if workers is not None:
                 command += ["--workers", str(workers)]
@@ -242,7 +248,7 @@ class Stack:
 
     def api_processes(self) -> int:
         """Gunicorn's worker processes (children of its master), as started."""
-        from worker.shutdown import child_pids
+        from tests.support.procs import child_pids
 
         return len(child_pids(self.api.pid)) if self.api is not None else 0
 

@@ -20,7 +20,8 @@ from service.api.errors import register_error_handlers, validation_error_respons
 from service.api.openapi import problem_components
 from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker
+from service.db import make_engine, make_read_engine, make_sessionmaker
+from service.keycache import KeyCache
 
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
 
@@ -54,8 +55,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.config.pop("settings", None)
 
     engine = make_engine(settings.database_url)
+    reads = make_read_engine(engine)
     app.extensions[EXTENSION] = Context(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine)
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        keys=KeyCache(reads, settings.auth_cache_seconds),
+        reads=reads,
     )
     app.teardown_appcontext(close_db)
 

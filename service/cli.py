@@ -1,4 +1,5 @@
-"""The ``deltaflow`` command: ``up``, ``api``, ``worker``, ``migrate``, ``create-key``.
+"""The ``deltaflow`` command: ``up``, ``api``, ``worker``, ``migrate``, and the key commands
+``create-key``, ``list-keys``, ``revoke-key`` (``service.tenants``).
 
 ``up`` is the embedded default on one machine (``service.embedded``): it applies the
 migrations, then runs the API (gunicorn) and one worker as child processes — exactly
@@ -15,16 +16,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from service import tenants
 from service.config import Settings
 from service.embedded import Embedded
 from service.migrate import upgrade
+from service.problems import Problem
+from service.timeutil import iso
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MAX_EXPIRY_DAYS = 36_500
 
 # --- commands -------------------------------------------------------------------------
 
@@ -39,13 +44,41 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def cmd_create_key(args: argparse.Namespace) -> int:
     """Print one new key for the tenant (created if needed), alone on stdout."""
     settings = Settings.from_env()
-    sys.stdout.write(tenants.issue_key(settings, args.tenant) + "\n")
+    key = tenants.issue_key(settings, args.tenant, args.name, args.expires_in)
+    sys.stdout.write(key + "\n")
+    return 0
+
+
+def cmd_list_keys(args: argparse.Namespace) -> int:
+    """Every key's prefix, tenant, name and times, as a table (the keys are not stored)."""
+    rows = tenants.keys(Settings.from_env(), args.tenant)
+    columns = ("prefix", "tenant", "name", "created", "expires", "last_used", "revoked")
+    table = [[c.replace("_", " ") for c in columns]]
+    table += [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_revoke_key(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    try:
+        tenants.revoke_key(settings, args.prefix)
+    except Problem as exc:
+        sys.stderr.write(f"deltaflow revoke-key: {exc.detail}\n")
+        return 1
+    sys.stderr.write(
+        f"revoked; every API process refuses it within {settings.auth_cache_seconds:g} s\n"
+    )
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     # Replace this process, so signals reach gunicorn directly.
-    os.execvp(sys.executable, _api_command(args.host, args.port, args.workers))  # noqa: S606
+    command = _api_command(args.host, args.port, args.workers, args.threads)
+    os.execvp(sys.executable, command)  # noqa: S606
     return 1  # not reached
 
 
@@ -78,11 +111,14 @@ def blas_threads(concurrency: int, cores: int | None = None) -> dict[str, str]:
     return dict.fromkeys(BLAS_VARIABLES, threads)
 
 
-def _api_command(host: str, port: int, workers: int) -> list[str]:
+def _api_command(host: str, port: int, workers: int, threads: int) -> list[str]:
+    """gunicorn processes whose connections waitress reads whole (``service.serving``)."""
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
         "--workers", str(workers),
+        "--worker-class", "service.serving.BufferingWorker",
+        "--threads", str(threads),
         "--graceful-timeout", "10",
         "--access-logfile", "-",
         "service.app:create_app()",
@@ -103,6 +139,22 @@ def _worker_command(
     if hostname:
         command += ["--hostname", hostname]
     return command
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return iso(value) if isinstance(value, datetime) else str(value)
+
+
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 < days <= MAX_EXPIRY_DAYS:
+        raise argparse.ArgumentTypeError(f"days must be > 0 and <= {MAX_EXPIRY_DAYS}")
+    return days
 
 
 def _redact(url: str) -> str:
@@ -135,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=DEFAULT_HOST)
     api.add_argument("--port", type=int, default=DEFAULT_PORT)
     api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    api.add_argument("--threads", type=int, default=8, help="application threads per process")
     api.set_defaults(handler=cmd_api)
 
     worker = commands.add_parser("worker", help="run a Celery worker (training jobs)")
@@ -150,7 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     create_key = commands.add_parser("create-key", help="print a new API key for a tenant")
     create_key.add_argument("--tenant", required=True)
+    create_key.add_argument("--name", default=None, help="what the key is for (list-keys)")
+    create_key.add_argument(
+        "--expires-in", type=_positive_days, default=None, metavar="DAYS",
+        help="the key answers 401 after this many days (default: never)",
+    )  # fmt: skip
     create_key.set_defaults(handler=cmd_create_key)
+
+    list_keys = commands.add_parser("list-keys", help="list API keys (never the keys)")
+    list_keys.add_argument("--tenant", default=None)
+    list_keys.set_defaults(handler=cmd_list_keys)
+
+    revoke_key = commands.add_parser("revoke-key", help="revoke an API key by its prefix")
+    revoke_key.add_argument("prefix", metavar="PREFIX", help="as list-keys shows it")
+    revoke_key.set_defaults(handler=cmd_revoke_key)
     return parser
 
 

@@ -66,6 +66,9 @@ class Settings:
     soft_time_limit_seconds: float = 3600.0
     hard_time_limit_seconds: float = 3700.0
     broker_polling_interval: float = 0.1
+    # API processes cache what an API key maps to this long: a revoked key stops working
+    # within this time (service.keycache). 0 = look every key up on every request.
+    auth_cache_seconds: float = 5.0
 
     @property
     def broker_dir(self) -> Path:

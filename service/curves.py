@@ -72,12 +72,27 @@ def job_curve(
         rows = list(session.scalars(base.order_by(CurvePoint.epoch).limit(cap)))
     next_since = rows[-1].epoch if rows else since
     has_more = last is not None and next_since < last
+    return _curve(job.id, job.status, [point_values(p) for p in rows], next_since, has_more)
+
+
+def curve_without_points(job_id: str, status: str, epoch: int, since: int) -> dict[str, Any] | None:
+    """The answer of a poll that asks only for epochs after the job's last stored one
+    (``jobs.epoch``, written with the points it counts), built without reading a point;
+    None when there may be points to read (then ``job_curve`` answers)."""
+    if since < epoch:
+        return None
+    return _curve(job_id, status, [], since, has_more=False)
+
+
+def _curve(
+    job_id: str, status: str, points: list[dict[str, Any]], next_since: int, has_more: bool
+) -> dict[str, Any]:
     return {
-        "job_id": job.id,
-        "status": job.status,
-        "points": [point_values(p) for p in rows],
+        "job_id": job_id,
+        "status": status,
+        "points": points,
         "next_since": next_since,
-        "complete": job.status in FINISHED and not has_more,
+        "complete": status in FINISHED and not has_more,
     }
 
 

@@ -9,9 +9,10 @@ dispatches. Writes to the job row are ``service.lifecycle``'s compare-and-sets.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -192,6 +193,31 @@ def list_jobs(
     return paginate(session, query, Job, limit, cursor, max_limit)
 
 
-def etag(job: Job, kind: str = "job") -> str:
+@dataclass(frozen=True)
+class JobHead:
+    """What a poll needs of a job and no more: enough for its ETag, and for telling that a
+    curve has nothing after ``epoch`` (the last stored epoch; it only moves forward)."""
+
+    id: str
+    status: str
+    epoch: int
+    version: int
+
+
+_HEAD = select(Job.id, Job.status, Job.epoch, Job.version).where(
+    Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id")
+)
+
+
+def job_head(connection: Connection, tenant_id: str, job_id: str) -> JobHead:
+    """The tenant's job's head in one primary-key read, no ORM object built; another
+    tenant's id is reported exactly like a missing one."""
+    row = connection.execute(_HEAD, {"job_id": job_id, "tenant_id": tenant_id}).first()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    return JobHead(*row)
+
+
+def etag(job: Job | JobHead, kind: str = "job") -> str:
     """An entity tag (unquoted) that changes exactly when the job row is written."""
     return f"{kind}-{job.id}-{job.version}"

@@ -73,7 +73,7 @@ class Tenant(Base):
 
 
 class ApiKey(Base):
-    """An API key, stored only as its SHA-256 hash."""
+    """An API key, stored only as its SHA-256 hash; ``prefix`` names it in ``list-keys``."""
 
     __tablename__ = "api_keys"
 
@@ -81,8 +81,12 @@ class ApiKey(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written at most once a minute per key and API process (service.keycache), not per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"ApiKey({self.prefix}…)"

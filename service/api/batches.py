@@ -26,6 +26,7 @@ from service.api.openapi import (
 from service.api.plumbing import (
     ConditionalHeaders,
     PageQuery,
+    RequestModel,
     api_blueprint,
     db,
     idempotency_headers,
@@ -61,7 +62,7 @@ IdempotencyHeaders = idempotency_headers(
 )
 
 
-class SummaryQuery(BaseModel):
+class SummaryQuery(RequestModel):
     metric: Metric | None = Field(
         default=None, description="Ranks the jobs for ``best`` (default val_loss)."
     )
@@ -70,7 +71,7 @@ class SummaryQuery(BaseModel):
     )
 
 
-class CurvesQuery(BaseModel):
+class CurvesQuery(RequestModel):
     cursor: str | None = Field(
         default=None, max_length=20_000, description="next_cursor of the previous answer."
     )

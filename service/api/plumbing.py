@@ -1,6 +1,7 @@
 """The request plumbing every view shares, in one place: the per-request context (settings,
-session, tenant, sender), authentication, the malformed-JSON check, the one way to make a
-blueprint, the request models every list or conditional GET uses, and the response helpers.
+session, tenant and key, sender), authentication (through ``service.keycache``), the
+malformed-JSON check, the one way to make a blueprint, the request models every list or
+conditional GET uses, and the response helpers.
 
 A view parses (flask-openapi3 validates its pydantic arguments), calls one domain
 function and dumps the result with ``respond``. Every error leaves through
@@ -13,18 +14,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from flask import Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
-from service import queue, tenants
+from service import queue
 from service.api import API_PREFIX
 from service.config import Settings
 from service.dispatch import Sender
+from service.keycache import KeyCache
 from service.problems import BadRequest, Unauthorized
+from service.tenants import Identity
 
 # --- the per-request context -----------------------------------------------------------------
 
@@ -38,6 +42,10 @@ class Context:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    keys: KeyCache
+    # Autocommit (service.db.make_read_engine): a read of one row costs one round trip and
+    # builds no Session — the fast path of key lookups and conditional and empty polls.
+    reads: Engine
 
 
 def context() -> Context:
@@ -53,6 +61,12 @@ def db() -> Session:
     if "db" not in g:
         g.db = context().sessions()
     return g.db
+
+
+def read_connection() -> Connection:
+    """A connection for single-statement reads (``with plumbing.read_connection() as c``);
+    it goes back to the pool at the end of the block."""
+    return context().reads.connect()
 
 
 def close_db(_exc: BaseException | None = None) -> None:
@@ -71,6 +85,12 @@ def tenant_id() -> str:
     return g.tenant_id
 
 
+def current_key() -> Identity | None:
+    """The authenticated key of this request — ``tenant_id``, ``key_id``, ``prefix`` — or
+    None outside an authenticated route. What per-key rate limits key on."""
+    return g.get("identity")
+
+
 # --- before every API request: authenticate, then check that a JSON body parses --------------
 
 CHALLENGE = 'Bearer realm="deltaflow"'
@@ -79,7 +99,9 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def require_tenant() -> None:
-    """Sets ``g.tenant_id`` or raises 401 with a challenge (before the input is read)."""
+    """Sets ``g.identity`` and ``g.tenant_id`` or raises 401 with a challenge (before the
+    input is read). Keys are looked up through the app's ``KeyCache``: most requests
+    touch no database here, and a miss holds a connection only for its one read."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:
@@ -87,13 +109,14 @@ def require_tenant() -> None:
             "missing API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": CHALLENGE},
         )
-    tenant = tenants.authenticate(db(), key.strip()) if scheme.lower() == "bearer" else None
-    if tenant is None:
+    identity = context().keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+    if identity is None:
         raise Unauthorized(
             "invalid API key",
             headers={"WWW-Authenticate": CHALLENGE + ', error="invalid_token"'},
         )
-    g.tenant_id = tenant
+    g.identity = identity
+    g.tenant_id = identity.tenant_id
 
 
 def require_wellformed_json() -> None:
@@ -131,8 +154,28 @@ def api_blueprint(name: str, import_name: str, url_prefix: str, tag: str) -> API
 
 # --- request models shared by the views ------------------------------------------------------
 
+_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
 
-class PageQuery(BaseModel):
+
+class RequestModel(BaseModel):
+    """The base of every query and header model.
+
+    flask-openapi3 asks a query or header model for its JSON schema on every request (to
+    find list-valued fields); pydantic builds it afresh each time, which cost more than the
+    rest of a conditional GET. The schema of a class never changes, so it is built once.
+    """
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if args or kwargs:  # the OpenAPI document asks with options: not cached
+            return super().model_json_schema(*args, **kwargs)
+        schema = _SCHEMAS.get(cls)
+        if schema is None:
+            schema = _SCHEMAS[cls] = super().model_json_schema()
+        return schema
+
+
+class PageQuery(RequestModel):
     """``?limit=&cursor=`` (subclass it, keeping the ``Query`` suffix, to add filters).
 
     Unknown query parameters are 422: a misspelt filter must not silently list everything.
@@ -152,10 +195,10 @@ def idempotency_headers(name: str, repeat: str) -> type[BaseModel]:
     key = Field(
         default=None, alias="Idempotency-Key", min_length=1, max_length=200, description=repeat
     )
-    return create_model(name, idempotency_key=(str | None, key))
+    return create_model(name, __base__=RequestModel, idempotency_key=(str | None, key))
 
 
-class ConditionalHeaders(BaseModel):
+class ConditionalHeaders(RequestModel):
     if_none_match: str | None = Field(
         default=None,
         alias="If-None-Match",
@@ -167,12 +210,19 @@ class ConditionalHeaders(BaseModel):
 # --- responses -------------------------------------------------------------------------------
 
 
+def dumps(data: Any) -> bytes:
+    """Compact JSON. orjson writes a 500-point curve ~20x faster than the standard library
+    (0.27 against 5.5 ms here); what it refuses (integers beyond 64 bits) falls back."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
 def respond(
     data: Any, status: int = 200, headers: dict[str, str] | None = None, etag: str | None = None
 ) -> Response:
-    response = Response(
-        json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json"
-    )
+    response = Response(dumps(data), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     if etag is not None:

@@ -19,6 +19,7 @@ KERNEL = [
     "service.problems",
     "service.timeutil",
     "service.tenants",
+    "service.keycache",
     "service.jobs",
     "service.validation",
     "service.lifecycle",

@@ -1,0 +1,105 @@
+"""How the API is served: gunicorn processes whose connections waitress reads whole.
+
+``deltaflow api`` (and so ``deltaflow up``) runs gunicorn with ``BufferingWorker``:
+
+- gunicorn keeps what it is good at: the listening socket, ``--workers`` processes, their
+  restart, signals, graceful stop, and the worker heartbeat;
+- inside each process, waitress owns the connections. Its one event-loop thread reads a
+  request's headers and body into a buffer (a temporary file past 512 KB) and hands the
+  request to one of ``--threads`` application threads only once it is complete; the answer
+  is buffered the same way. A client that trickles its body one byte a second therefore
+  costs a socket and a buffer, never a thread: ``/healthz`` and every other request go on
+  being served (``tests/e2e/test_slow_clients.py``). A connection that sends nothing for
+  ``CHANNEL_TIMEOUT_SECONDS`` is closed; a body over the limit is refused (413) while it
+  arrives, before it is buffered whole.
+
+docs/security.md ("Slow clients and the server model") has the measurements behind the
+choice; docker-compose.yml still puts nginx in front, with the same limits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.workers.base import Worker
+from waitress import wasyncore
+from waitress.server import create_server
+
+from service.config import Settings
+
+CHANNEL_TIMEOUT_SECONDS = 30  # like nginx's client_body_timeout
+MAX_HEADER_BYTES = 64 * 1024
+LOOP_SECONDS = 1.0  # the event loop wakes at least this often, to beat gunicorn's heartbeat
+
+
+class BufferingWorker(Worker):
+    """A gunicorn worker serving its share of the listening socket with waitress."""
+
+    def run(self) -> None:
+        limits = Settings.from_env().limits
+        socket_map: dict[int, Any] = {}
+        server = create_server(
+            self._logged(self.wsgi),
+            map=socket_map,
+            sockets=[listener.sock for listener in self.sockets],
+            threads=max(1, self.cfg.threads),
+            connection_limit=self.cfg.worker_connections,
+            channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+            max_request_body_size=limits.body_bytes,
+            max_request_header_size=MAX_HEADER_BYTES,
+            asyncore_use_poll=True,  # select() stops at 1024 descriptors
+            ident="deltaflow",
+        )
+        while self.alive:
+            self.notify()
+            wasyncore.loop(timeout=LOOP_SECONDS, use_poll=True, map=socket_map, count=1)
+            if os.getppid() != self.ppid:  # the arbiter died: stop serving
+                break
+        self._stop(server, socket_map)
+
+    def _stop(self, server: Any, socket_map: dict[int, Any]) -> None:
+        """Stop accepting, let requests in progress finish (up to --graceful-timeout)."""
+        server.accepting = False
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline and any(
+            getattr(channel, "requests", None) for channel in list(socket_map.values())
+        ):
+            self.notify()
+            wasyncore.loop(timeout=0.1, use_poll=True, map=socket_map, count=1)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        wasyncore.close_all(socket_map)
+
+    def _logged(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        """One access-log line per request (gunicorn's --access-logfile), without any
+        credential: address, request line, status, seconds."""
+        access = self.log.access_log
+        if not self.log.access_log_enabled:
+            return app
+
+        def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            started = time.perf_counter()
+            status = ["-"]
+
+            def remember(code: str, headers: Any, exc_info: Any = None) -> Any:
+                status[0] = code.split(" ", 1)[0]
+                return start_response(code, headers, exc_info)
+
+            try:
+                return app(environ, remember)
+            finally:
+                query = environ.get("QUERY_STRING")
+                target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+                access.info(
+                    '%s "%s %s %s" %s %.4f',
+                    environ.get("REMOTE_ADDR", "-"),
+                    environ.get("REQUEST_METHOD", "-"),
+                    target,
+                    environ.get("SERVER_PROTOCOL", "-"),
+                    status[0],
+                    time.perf_counter() - started,
+                )
+
+        return logged

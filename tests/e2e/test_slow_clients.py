@@ -1,0 +1,89 @@
+"""Slow clients cannot starve others (issue 11): ten clients trickle request bodies, one
+byte a second, into a real ``deltaflow api`` process — the server model of ``deltaflow up``
+and of production (``service.serving``) — while ``/healthz`` and an authenticated GET
+are asked again and again. Every one of those must be answered while every trickle is
+still unfinished; the latencies are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from service.db import transaction
+from service.tenants import create_tenant_key
+from tests.support.apiserver import ApiServer
+from tests.support.jobs import insert_job, tiny_spec
+from tests.support.trickle import Trickler, probe_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CLIENTS = 10
+BODY_BYTES = 10  # one a second: each trickle takes about ten seconds
+INTERVAL = 1.0
+ROUNDS = 5  # probe pairs asked while the trickles run
+
+
+@pytest.fixture(scope="module")
+def served(backend, tmp_path_factory):
+    """The API as ``deltaflow up`` runs it, on the module's backend; a key and a job."""
+    with transaction(backend.factory) as session:
+        key = create_tenant_key(session, "slow-clients")
+    job_id = insert_job(backend.factory, tiny_spec(), tenant="slow-clients")
+    server = ApiServer(backend.env(), tmp_path_factory.mktemp("api") / "api.log").start()
+    yield server, key, job_id
+    server.stop()
+
+
+def test_healthz_and_an_authenticated_get_answer_while_ten_clients_trickle(
+    backend, served, request
+):
+    server, key, job_id = served
+    auth = {"Authorization": f"Bearer {key}"}
+    tricklers = [
+        Trickler(server.host, server.port, "/api/v1/jobs", auth, BODY_BYTES, INTERVAL)
+        for _ in range(CLIENTS)
+    ]
+    for trickler in tricklers:
+        trickler.start()
+    try:
+        wait_until_all_are_sending(tricklers)
+        latencies: dict[str, list[float]] = {"healthz": [], "job": []}
+        for _ in range(ROUNDS):
+            for name, path, headers in (
+                ("healthz", "/healthz", {}),
+                ("job", f"/api/v1/jobs/{job_id}", auth),
+            ):
+                # The answer must come while every trickle is still under way.
+                status, seconds = probe_status(
+                    server.host, server.port, path, headers, timeout=BODY_BYTES * INTERVAL
+                )
+                unfinished = sum(t.sending and t.sent < t.total for t in tricklers)
+                assert status == 200, f"{name}: no answer ({server.log()})"
+                assert unfinished == CLIENTS, f"{name} answered only after a trickle ended"
+                latencies[name].append(seconds)
+    finally:
+        for trickler in tricklers:
+            trickler.join(timeout=BODY_BYTES * INTERVAL + 30)
+            trickler.stop()
+    report = [
+        f"{backend.kind}: {CLIENTS} clients trickling {BODY_BYTES}-byte bodies, one byte every "
+        f"{INTERVAL:g} s; answers while they trickled (ms):"
+    ]
+    for name, seconds in latencies.items():
+        report.append(f"  {name}: " + " ".join(f"{s * 1000:.1f}" for s in seconds))
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    for line in ["", *report]:
+        terminal.write_line(line)  # shown in every run, not only with -s
+    # The tricklers were served too, once their bodies were complete (a JSON string is
+    # not a job: 422), so the server read them rather than dropping them.
+    assert [t.status for t in tricklers] == [422] * CLIENTS, [t.status for t in tricklers]
+
+
+def wait_until_all_are_sending(tricklers: list[Trickler]) -> None:
+    """Every trickler has connected, sent its headers and its first body byte."""
+    deadline = time.monotonic() + 30
+    while not all(t.sent >= 1 for t in tricklers):
+        assert time.monotonic() < deadline, [t.status for t in tricklers]
+        time.sleep(0.05)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-fast lint format bench chromium clean
+.PHONY: run test test-fast lint format bench chromium nginx clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/deltaflow up --demo
 
 ## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium nginx lint
 	CI=$${CI:-} $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no services, no browser)
@@ -43,6 +43,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+## nginx: Debian's nginx, which the proxy tests run in front of the API (no Docker needed)
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq nginx >/dev/null; fi; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

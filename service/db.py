@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IDLE_PING_SECONDS = 2.0
+POOL_SIZE = 8  # `deltaflow api` runs 8 threads per process (a worker process uses one)
 
 
 def make_engine(url: str) -> Engine:
@@ -30,8 +31,10 @@ def make_engine(url: str) -> Engine:
         # Let SQLAlchemy issue BEGIN itself so "BEGIN IMMEDIATE" can be used for claims.
         return engine
     # LIFO keeps the busiest connections in use, so few of them sit idle long enough to be
-    # pinged (a ping on every checkout was a round trip in front of every request).
-    engine = create_engine(url, pool_size=5, max_overflow=10, pool_use_lifo=True)
+    # pinged (a ping on every checkout was a round trip in front of every request). Up to
+    # POOL_SIZE connections are kept open once concurrency needed them: an "overflow"
+    # connection is closed on return, and opening one costs a PostgreSQL backend.
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_use_lifo=True)
     _ping_when_idle(engine)
     return engine
 
@@ -53,7 +56,11 @@ def make_read_engine(engine: Engine) -> Engine:
         event.listen(reads, "connect", _sqlite_pragmas)
     else:
         reads = create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=6, pool_use_lifo=True
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
+            pool_use_lifo=True,
         )
         _ping_when_idle(reads)
     event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())

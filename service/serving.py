@@ -13,26 +13,42 @@
   ``CHANNEL_TIMEOUT_SECONDS`` is closed; a body over the limit is refused (413) while it
   arrives, before it is buffered whole.
 
-docs/security.md ("Slow clients and the server model") has the measurements behind the
-choice; docker-compose.yml still puts nginx in front, with the same limits.
+docs/serving.md has the measurements behind the choice; docker-compose.yml still puts
+nginx in front, with the same limits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn.workers.base import Worker
-from waitress import wasyncore
+from waitress import parser, utilities, wasyncore
 from waitress.server import create_server
 
-from service.config import Settings
+from service.config import Limits, Settings
+from service.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge
 
 CHANNEL_TIMEOUT_SECONDS = 30  # like nginx's client_body_timeout
 MAX_HEADER_BYTES = 64 * 1024
 LOOP_SECONDS = 1.0  # the event loop wakes at least this often, to beat gunicorn's heartbeat
+
+
+class BodyTooLarge(utilities.RequestEntityTooLarge):
+    """waitress refuses a body over the limit as soon as its size is known, before it is
+    read; the answer is the API's problem+json, naming the setting."""
+
+    limit = Limits().body_bytes
+
+    def to_response(self, ident: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
+        problem = PayloadTooLarge(
+            f"the request body is over {self.limit} bytes (DELTAFLOW_MAX_BODY_BYTES)"
+        )
+        body = json.dumps(problem.to_dict()).encode()
+        return f"{problem.status} {problem.title}", [("Content-Type", PROBLEM_MEDIA_TYPE)], body
 
 
 class BufferingWorker(Worker):
@@ -40,6 +56,8 @@ class BufferingWorker(Worker):
 
     def run(self) -> None:
         limits = Settings.from_env().limits
+        BodyTooLarge.limit = limits.body_bytes
+        parser.RequestEntityTooLarge = BodyTooLarge  # this process serves nothing else
         socket_map: dict[int, Any] = {}
         server = create_server(
             self._logged(self.wsgi),

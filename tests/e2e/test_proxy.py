@@ -25,7 +25,7 @@ from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
 from tests.support.fixtures import unavailable
 from tests.support.servers import free_port
-from tests.support.trickle import Trickler, probe_status
+from tests.support.trickle import Trickler, post_too_large, probe_status
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -174,16 +174,11 @@ def test_nginx_serves_the_api_and_refuses_an_oversized_body_itself(proxied):
     assert probe_status("127.0.0.1", nginx.port, "/api/v1/jobs", {}, timeout=10)[0] == 401
 
     api_lines = api.log().count("POST /api/v1/jobs")
-    with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as s:
-        head = [
-            "POST /api/v1/jobs HTTP/1.1",
-            "Host: deltaflow",
-            "Content-Type: application/json",
-            f"Authorization: Bearer {key}",
-            f"Content-Length: {Limits().body_bytes + 1}",
-        ]
-        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        assert s.recv(4096).split(b" ", 2)[1] == b"413"  # at once, without a byte of body
+    status, head, problem = post_too_large("127.0.0.1", nginx.port, key, Limits().body_bytes + 1)
+    assert status == 413  # at once, from the headers alone
+    assert b"Content-Type: application/problem+json" in head
+    assert problem["status"] == 413
+    assert str(Limits().body_bytes) in problem["detail"]
     assert api.log().count("POST /api/v1/jobs") == api_lines  # the API never saw it
 
 

@@ -11,11 +11,12 @@ import time
 
 import pytest
 
+from service.config import Limits
 from service.db import transaction
 from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
 from tests.support.jobs import insert_job, tiny_spec
-from tests.support.trickle import Trickler, probe_status
+from tests.support.trickle import Trickler, post_too_large, probe_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,3 +88,14 @@ def wait_until_all_are_sending(tricklers: list[Trickler]) -> None:
     while not all(t.sent >= 1 for t in tricklers):
         assert time.monotonic() < deadline, [t.status for t in tricklers]
         time.sleep(0.05)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(served):
+    """The server answers 413 problem+json from the Content-Length alone."""
+    server, key, _job_id = served
+    limit = Limits().body_bytes
+    status, head, problem = post_too_large(server.host, server.port, key, limit + 1)
+    assert status == 413
+    assert b"Content-Type: application/problem+json" in head
+    assert problem["status"] == 413
+    assert "DELTAFLOW_MAX_BODY_BYTES" in problem["detail"]

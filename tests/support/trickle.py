@@ -7,9 +7,11 @@ and returns how long the answer took (None if none came within the timeout).
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from typing import Any
 
 
 class Trickler(threading.Thread):
@@ -106,3 +108,41 @@ def _status_of(head: bytes) -> int | str:
     if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
         return int(parts[1])
     return "closed without an answer" if not head else f"garbled: {head[:40]!r}"
+
+
+def send_head_only(host: str, port: int, lines: list[str], timeout: float = 10.0) -> bytes:
+    """Send a request's head (its body announced by Content-Length but never sent) and
+    return the whole answer: what a server says from the headers alone."""
+    answer = b""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        while True:
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = next(
+                (int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+                 if h.lower().startswith(b"content-length:")),
+                None,
+            )  # fmt: skip
+            if length is not None and len(body) >= length:
+                return answer
+            chunk = s.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def post_too_large(host: str, port: int, key: str, size: int) -> tuple[int, bytes, dict[str, Any]]:
+    """Announce a ``size``-byte job body and send none of it: (status, head, problem)."""
+    answer = send_head_only(
+        host,
+        port,
+        [
+            "POST /api/v1/jobs HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Content-Type: application/json",
+            f"Authorization: Bearer {key}",
+            f"Content-Length: {size}",
+        ],
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, json.loads(body)

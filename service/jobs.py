@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import idempotency, lifecycle
 from service.config import Limits
 from service.cursors import paginate
+from service.db import first_row
 from service.dispatch import Sender, dispatch
 from service.models import Job
 from service.problems import Conflict, NotFound
@@ -209,10 +210,11 @@ _HEAD = select(Job.id, Job.status, Job.epoch, Job.version).where(
 )
 
 
-def job_head(connection: Connection, tenant_id: str, job_id: str) -> JobHead:
-    """The tenant's job's head in one primary-key read, no ORM object built; another
-    tenant's id is reported exactly like a missing one."""
-    row = connection.execute(_HEAD, {"job_id": job_id, "tenant_id": tenant_id}).first()
+def job_head(reads: Engine, tenant_id: str, job_id: str) -> JobHead:
+    """The tenant's job's head in one primary-key read on the driver's cursor
+    (``db.first_row``: no ORM object, no Session); another tenant's id is reported
+    exactly like a missing one. ``reads`` is an autocommit engine: one round trip."""
+    row = first_row(reads, _HEAD, {"job_id": job_id, "tenant_id": tenant_id})
     if row is None:
         raise NotFound(f"no job {job_id}")
     return JobHead(*row)

@@ -108,8 +108,7 @@ def list_jobs(query: JobListQuery) -> Response:
 )
 def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
     if header.if_none_match:  # a poll: answer 304 from the version alone if we can
-        with plumbing.read_connection() as connection:
-            head = jobs.job_head(connection, plumbing.tenant_id(), path.job_id)
+        head = jobs.job_head(plumbing.reads(), plumbing.tenant_id(), path.job_id)
         cached = not_modified(jobs.etag(head))
         if cached is not None:
             return cached
@@ -125,8 +124,7 @@ def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
 def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> Response:
     # The fast path of a poll: the job's head in one read answers a 304, or an empty page
     # when nothing was stored after `since`; only then are points read.
-    with plumbing.read_connection() as connection:
-        head = jobs.job_head(connection, plumbing.tenant_id(), path.job_id)
+    head = jobs.job_head(plumbing.reads(), plumbing.tenant_id(), path.job_id)
     tag = f"{jobs.etag(head, 'curve')}-{query.since}-{query.max_points or 0}"
     cached = not_modified(tag)
     if cached is not None:

@@ -18,7 +18,7 @@ import orjson
 from flask import Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
@@ -63,10 +63,9 @@ def db() -> Session:
     return g.db
 
 
-def read_connection() -> Connection:
-    """A connection for single-statement reads (``with plumbing.read_connection() as c``);
-    it goes back to the pool at the end of the block."""
-    return context().reads.connect()
+def reads() -> Engine:
+    """The autocommit engine for single-statement reads (``jobs.job_head``)."""
+    return context().reads
 
 
 def close_db(_exc: BaseException | None = None) -> None:

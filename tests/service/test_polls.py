@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
 from service.timeutil import utcnow
@@ -16,21 +17,23 @@ JOBS = "/api/v1/jobs"
 
 @contextmanager
 def statements(app):
-    """The SQL statements both of the app's engines execute inside the block."""
+    """The SQL statements SQLite runs for the app inside the block, as SQLite saw them
+    (the hot path runs them on the driver's cursor, past SQLAlchemy's events)."""
     context = app.extensions["deltaflow"]
     seen: list[str] = []
 
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(" ".join(statement.split()))
+    def trace(dbapi_connection, _record, _proxy):
+        dbapi_connection.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())))
 
     engines = (context.engine, context.reads)
     for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine, "checkout", trace)
     try:
         yield seen
     finally:
         for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+            event.remove(engine, "checkout", trace)
+            engine.dispose()  # no connection keeps the callback
 
 
 def submit(client, auth, spec) -> str:
@@ -48,7 +51,7 @@ def test_a_job_304_is_one_read_of_the_jobs_row(app, client, auth, spec):
     assert response.status_code == 304
     assert response.headers["ETag"] == etag
     assert len(seen) == 1, seen
-    assert re.match(r"SELECT jobs.id, jobs.status, jobs.epoch, jobs.version FROM jobs", seen[0])
+    assert re.match(r"SELECT jobs.id, jobs.status, jobs.epoch, jobs.version FROM jobs ", seen[0])
 
 
 def test_an_empty_curve_poll_reads_no_point(app, client, auth, spec, add_points, set_job):
@@ -119,3 +122,40 @@ def test_a_stale_etag_gets_the_full_job(client, auth, spec, set_job):
     assert response.status_code == 200
     assert response.get_json()["status"] == "running"
     assert response.headers["ETag"] != etag
+
+
+def test_driver_errors_of_the_fast_path_are_sqlalchemys(tmp_path):
+    """first_row runs on the driver's cursor; its errors still reach the error handlers
+    (a database error is a 503 problem, never a 500) as SQLAlchemy's own."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import OperationalError
+
+    from service.db import first_row, make_engine, make_read_engine
+    from service.models import Job
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")  # no tables
+    reads = make_read_engine(engine)
+    query = select(Job.id).where(Job.id == bindparam("job_id"))
+    try:
+        with pytest.raises(OperationalError, match="no such table"):
+            first_row(reads, query, {"job_id": "x"})
+    finally:
+        engine.dispose()
+
+
+def test_a_database_that_refuses_connections_is_sqlalchemys_error_too():
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import OperationalError
+
+    from service.db import first_row, make_engine, make_read_engine
+    from service.models import Job
+    from tests.support.servers import free_port
+
+    engine = make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
+    reads = make_read_engine(engine)
+    query = select(Job.id).where(Job.id == bindparam("job_id"))
+    try:
+        with pytest.raises(OperationalError):
+            first_row(reads, query, {"job_id": "x"})
+    finally:
+        engine.dispose()

@@ -2,16 +2,16 @@
 
 Kernel code (no Flask, no Celery). Functions take a session and raise ``service.problems``
 errors. A batch and all its jobs are created in one transaction after every expanded spec
-validated, so a bad combination stores nothing. The expansion itself is ``service.sweeps``,
-the rankings ``service.summaries``, the curves ``service.curves`` and the early stopping
+validated, so a bad combination stores nothing. The plan is ``service.plans`` (expansion:
+``service.sweeps``; a TPE search's later trials: ``service.searches``), the rankings
+``service.summaries``, the curves ``service.curves`` and the schedulers' decisions
 ``service.schedulers``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -23,104 +23,19 @@ from service.config import Limits
 from service.cursors import paginate
 from service.dispatch import Sender, dispatch
 from service.jobs import cancel_job, create_job, parse_spec
-from service.models import Batch, Job
+from service.models import Batch, Job, TrialDecision
+from service.plans import Plan, check_scheduler, check_scheduler_metric, plan_batch
 from service.problems import Conflict, Invalid, NotFound
 from service.schemas import responses
 from service.schemas.batch import BatchSubmit
-from service.schemas.names import (
-    BATCH_KINDS,
-    UNFINISHED,
-    Queue,
-)
+from service.schemas.names import UNFINISHED, Queue
 from service.schemas.spec import JobSpec
-from service.sweeps import Expanded, SweepError, expand_grid, expand_random, varied_params
+from service.sweeps import varied_params
 
 # --- creating -------------------------------------------------------------------------
 
 # A rejected batch lists at most this many invalid jobs (the first ones, in batch order).
 MAX_REPORTED_JOBS = 20
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A batch request expanded into specs, before validation."""
-
-    kind: str
-    record: dict[str, Any]  # what ``batches.spec`` stores (the seed is always recorded)
-    varied: list[str]
-    expanded: list[Expanded]
-    names: list[str | None]
-
-
-def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
-    """Check the request's shape and expand it; raises ``Invalid`` naming the field."""
-    given = [kind for kind in BATCH_KINDS if getattr(request, kind) is not None]
-    if len(given) != 1:
-        raise Invalid.at(["body"], "give exactly one of grid, random or jobs")
-    kind = given[0]
-    if kind != "random" and (request.samples is not None or request.seed is not None):
-        raise Invalid.at(["body", "samples" if request.samples else "seed"], "only with random")
-    try:
-        if kind == "jobs":
-            return _plan_jobs(request, limits)
-        if request.base is None:
-            raise Invalid.at(["body", "base"], f"a {kind} sweep needs a base job spec")
-        if kind == "grid":
-            assert request.grid is not None
-            expanded = expand_grid(request.base, request.grid, limits.batch_jobs)
-            record: dict[str, Any] = {"kind": kind, "base": request.base, "grid": request.grid}
-            varied = list(request.grid)
-        else:
-            assert request.random is not None
-            if request.samples is None:
-                raise Invalid.at(["body", "samples"], "a random sweep needs samples")
-            seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
-            expanded = expand_random(
-                request.base, request.random, request.samples, seed, limits.batch_jobs
-            )
-            record = {
-                "kind": kind,
-                "base": request.base,
-                "random": request.random,
-                "samples": request.samples,
-                "seed": seed,
-            }
-            varied = list(request.random)
-    except SweepError as err:
-        raise Invalid.at(err.loc, err.msg) from None
-    return _with_scheduler(request, Plan(kind, record, varied, expanded, [None] * len(expanded)))
-
-
-def _with_scheduler(request: BatchSubmit, plan: Plan) -> Plan:
-    """Record the scheduler (its mode resolved) with the batch."""
-    if request.scheduler is not None:
-        config = request.scheduler.model_dump()
-        config["mode"] = summaries.check_metric(config["metric"], config["mode"])[1]
-        plan.record["scheduler"] = config
-    return plan
-
-
-def _plan_jobs(request: BatchSubmit, limits: Limits) -> Plan:
-    assert request.jobs is not None
-    if request.base is not None:
-        raise Invalid.at(["body", "base"], "base is for grid and random sweeps, not a jobs list")
-    if not request.jobs:
-        raise Invalid.at(["body", "jobs"], "give at least one job")
-    if len(request.jobs) > limits.batch_jobs:
-        raise Invalid.at(["body", "jobs"], f"at most {limits.batch_jobs} jobs in a batch")
-    names: list[str | None] = []
-    specs = []
-    for index, item in enumerate(request.jobs):
-        spec = dict(item)
-        name = spec.pop("name", None)
-        if name is not None and (not isinstance(name, str) or len(name) > 200):
-            raise Invalid.at(["body", "jobs", index, "name"], "a string of at most 200 characters")
-        names.append((name.strip() or None) if name else None)
-        specs.append(spec)
-    # Params are filled in after validation, from the canonical specs (see ``submit_batch``).
-    expanded = [Expanded(spec) for spec in specs]
-    plan = Plan("jobs", {"kind": "jobs", "size": len(specs)}, [], expanded, names)
-    return _with_scheduler(request, plan)
 
 
 def _invalid_job(plan: Plan, index: int, err: Invalid) -> list[tuple[list[Any], str]]:
@@ -172,12 +87,14 @@ def submit_batch(
                 errors.extend(_invalid_job(plan, index, err))
     if errors:
         raise _rejected(plan, bad_jobs, errors)
-    _check_scheduler_metric(plan, models)
+    check_scheduler_metric(plan, models)
     params = [item.params for item in plan.expanded]
     varied = plan.varied
     if plan.kind == "jobs":
         params = varied_params([m.model_dump(mode="json") for m in models])
         varied = list(dict.fromkeys(p for ps in params for p in ps))
+        if "scheduler" in plan.record:
+            check_scheduler(plan.record["scheduler"], replace(plan, varied=varied))
     # Pass 2: dataset-aware checks and inserts in one transaction; the first error rolls
     # everything back.
     batch = Batch(
@@ -185,6 +102,7 @@ def submit_batch(
         name=body.name,
         spec=plan.record,
         varied=varied,
+        growing=plan.kind == "tpe" and plan.record["search"]["trials"] > len(models),
         idempotency_key=idempotency_key,
         request_hash=fingerprint if idempotency_key else None,
     )
@@ -208,6 +126,7 @@ def submit_batch(
             except Invalid as err:
                 raise _rejected(plan, 1, _invalid_job(plan, index, err)) from None
             job.batch_index = index
+            job.origin = plan.origins[index]
             job_ids.append(job.id)
         session.flush()
         session.commit()
@@ -227,19 +146,6 @@ def submit_batch(
     if send is not None:
         dispatch(session, send, [(job_id, Queue.batch.value) for job_id in job_ids])
     return batch, job_ids, True
-
-
-def _check_scheduler_metric(plan: Plan, models: Sequence[JobSpec]) -> None:
-    """A validation metric needs a validation split in every job."""
-    config = plan.record.get("scheduler")
-    if not config or not config["metric"].startswith("val_"):
-        return
-    for index, model in enumerate(models):
-        if not model.dataset.validation_split > 0:
-            raise Invalid.at(
-                ["body", "scheduler", "metric"],
-                f"{config['metric']} needs a validation_split in every job; job {index} has none",
-            )
 
 
 def _check_inline_total(plan: Plan, limits: Limits) -> None:
@@ -299,6 +205,7 @@ SUMMARY_COLUMNS = (
     Job.epochs,
     Job.metrics,
     Job.error,
+    Job.origin,
 )
 
 
@@ -320,11 +227,17 @@ def describe(session: Session, batch: Batch, job_ids: Sequence[str]) -> dict[str
 
 
 def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[str, Any]:
-    """Counts by status, progress, the best job and every job's varied params and metrics."""
+    """Counts by status, progress, the best job, every job's varied params, metrics and
+    origin, and what the scheduler decided (stops and PBT's exploits, in order)."""
     jobs = batch_jobs(session, batch.id)
     progress = summaries.batch_progress(session, [batch.id])[batch.id]
     best = summaries.best_job(jobs, metric, mode)
-    return responses.batch_summary(batch, jobs, progress, metric, mode, best)
+    decisions = session.scalars(
+        select(TrialDecision)
+        .where(TrialDecision.batch_id == batch.id, TrialDecision.action != "continue")
+        .order_by(TrialDecision.created_at, TrialDecision.epoch)
+    ).all()
+    return responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions)
 
 
 def list_batches(
@@ -357,6 +270,8 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str) -> dict[str, A
     that were already cancelling).
     """
     batch = get_batch(session, tenant_id, batch_id)
+    batch.growing = False  # a search makes no more trials
+    session.flush()
     open_ids = session.scalars(
         select(Job.id)
         .where(Job.batch_id == batch.id, Job.status.in_([s.value for s in UNFINISHED]))

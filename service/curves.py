@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from service.config import Limits
@@ -36,6 +36,26 @@ def insert_points(session: Session, job_id: str, points: Sequence[dict[str, Any]
     # executemany with one cached statement: a multi-VALUES literal would be compiled
     # afresh for every flush (it cost as much as training tiny nets).
     session.execute(insert.on_conflict_do_nothing(index_elements=["job_id", "epoch"]), rows)
+
+
+def continue_from(
+    session: Session, job_id: str, parent_id: str, last: int, epoch: int
+) -> dict[str, Any] | None:
+    """A trial that took another's checkpoint at ``epoch`` (a PBT exploit) goes on from it
+    with one point per epoch: its own points after ``epoch`` go, and if the parent was ahead
+    (``epoch > last``, its own last epoch), the parent's points fill the epochs between.
+    Returns the point at ``epoch``, the trial's metrics now."""
+    session.execute(delete(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch > epoch))
+    if epoch > last:
+        columns = [c.name for c in CurvePoint.__table__.columns if c.name != "job_id"]
+        copied = select(literal(job_id), *(getattr(CurvePoint, c) for c in columns)).where(
+            CurvePoint.job_id == parent_id, CurvePoint.epoch > last, CurvePoint.epoch <= epoch
+        )
+        session.execute(insert(CurvePoint).from_select(["job_id", *columns], copied))
+    row = session.scalar(
+        select(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch == epoch)
+    )
+    return None if row is None else point_values(row)
 
 
 def job_curve(

@@ -17,7 +17,7 @@ Kernel code: no Flask, no Celery, no worker imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,9 @@ class Claim:
     epochs: int
     checkpoint_epoch: int | None = None
     checkpoint: bytes | None = field(default=None, repr=False)
+    batch_id: str | None = None
+    batch_index: int | None = None
+    checkpoint_adopted: bool = False  # copied from another trial (PBT): adopt, not resume
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Pulse:
 
     alive: bool
     cancel_requested: bool = False
+    decision: Any = None  # what a flush's ``decide`` returned (a scheduler's report)
 
 
 def fenced(job_id: str, attempt: int) -> Any:
@@ -147,12 +151,15 @@ def claim(
         if not won:
             return None
         row = session.execute(
-            select(Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs).where(
-                Job.id == job_id
-            )
-        ).one()
+            select(
+                Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs, Job.batch_id,
+                Job.batch_index,
+            ).where(Job.id == job_id)
+        ).one()  # fmt: skip
         saved = session.execute(
-            select(Checkpoint.epoch, Checkpoint.state).where(Checkpoint.job_id == job_id)
+            select(Checkpoint.epoch, Checkpoint.state, Checkpoint.adopted).where(
+                Checkpoint.job_id == job_id
+            )
         ).one_or_none()
     return Claim(
         job_id=job_id,
@@ -164,6 +171,9 @@ def claim(
         epochs=row.epochs,
         checkpoint_epoch=saved.epoch if saved else None,
         checkpoint=saved.state if saved else None,
+        batch_id=row.batch_id,
+        batch_index=row.batch_index,
+        checkpoint_adopted=bool(saved and saved.adopted),
     )
 
 
@@ -193,15 +203,19 @@ def flush(
     lease_seconds: float,
     checkpoint: tuple[int, bytes] | None = None,
     now: datetime | None = None,
+    decide: Callable[[Session], Any] | None = None,
 ) -> Pulse:
     """Persist curve points (and optionally the checkpoint they lead to) in one transaction.
 
     Points already stored (a resumed run recomputes the epochs after its checkpoint) are
     skipped (``curves.insert_points``). ``jobs.epoch`` and ``jobs.metrics`` only move
-    forward. The write extends the lease, so a flush is also a heartbeat.
+    forward. The write extends the lease, so a flush is also a heartbeat. ``decide`` (a
+    scheduler's report, ``service.schedulers.reports``) runs last in the same transaction:
+    the points, the checkpoint and the decision commit together; ``Pulse.decision`` is its
+    answer.
     """
     now = now or utcnow()
-    if not points and checkpoint is None:
+    if not points and checkpoint is None and decide is None:
         return heartbeat(factory, job_id, attempt, lease_seconds=lease_seconds, now=now)
     with transaction(factory) as session:
         lease = now + timedelta(seconds=lease_seconds)
@@ -215,7 +229,8 @@ def flush(
             curves.insert_points(session, job_id, points)
         if checkpoint is not None:
             _save_checkpoint(session, job_id, attempt, checkpoint, now)
-        return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
+        cancel = _cancel_requested(session, job_id)
+        return Pulse(True, cancel, decide(session) if decide is not None else None)
 
 
 def record_gradient_check(
@@ -289,6 +304,42 @@ def release(
         if _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
             return JobStatus.cancelled.value
     return None
+
+
+# --- a scheduler's decisions, inside the run's flush (see service.schedulers.reports) ------
+
+
+def stop_trial(session: Session, job_id: str, attempt: int, now: datetime) -> bool:
+    """A scheduler stopped the run's trial: it ends ``cancelled`` (fenced)."""
+    return _finish(session, job_id, attempt, JobStatus.cancelled, None, now)
+
+
+def exploit(
+    session: Session, job_id: str, attempt: int, parent_id: str, spec: dict[str, Any],
+    params: dict[str, Any], origin: dict[str, Any], now: datetime,
+) -> int | None:  # fmt: skip
+    """PBT: the trial takes the parent's latest checkpoint (``adopted``) and its explored
+    ``spec``, and goes back to ``queued`` to resume from it (a release, not a lost run);
+    its curve goes on from the copied epoch (``curves.continue_from``). Returns that epoch,
+    or None if the fence was lost or the parent has no checkpoint."""
+    saved = session.execute(
+        select(Checkpoint.epoch, Checkpoint.state).where(Checkpoint.job_id == parent_id)
+    ).one_or_none()
+    last = session.scalar(select(Job.epoch).where(Job.id == job_id))
+    if saved is None or last is None:
+        return None
+    origin = {**origin, "epoch": saved.epoch}
+    moved = {"spec": spec, "params": params, "origin": origin, "epochs": spec["training"]["epochs"]}
+    if not _update(
+        session, fenced(job_id, attempt), status=JobStatus.queued.value,
+        releases=Job.releases + 1, lease_owner=None, lease_expires_at=None, dispatched_at=None,
+        epoch=saved.epoch, updated_at=now, version=Job.version + 1, **moved,
+    ):  # fmt: skip
+        return None
+    point = curves.continue_from(session, job_id, parent_id, last, saved.epoch)
+    _update(session, Job.id == job_id, metrics=point)
+    _save_checkpoint(session, job_id, attempt, (saved.epoch, saved.state), now, adopted=True)
+    return int(saved.epoch)
 
 
 # --- the reaper's side (see service.recovery) -----------------------------------------------
@@ -371,15 +422,18 @@ def _cancel_requested(session: Session, job_id: str) -> bool:
 
 
 def _save_checkpoint(
-    session: Session, job_id: str, attempt: int, checkpoint: tuple[int, bytes], now: datetime
+    session: Session,
+    job_id: str,
+    attempt: int,
+    checkpoint: tuple[int, bytes],
+    now: datetime,
+    adopted: bool = False,
 ) -> None:
     epoch, state = checkpoint
-    statement = dialect_insert(session)(Checkpoint).values(
-        job_id=job_id, attempt=attempt, epoch=epoch, state=state, created_at=now
-    )
+    values = {"attempt": attempt, "epoch": epoch, "state": state, "created_at": now}
+    statement = dialect_insert(session)(Checkpoint).values(job_id=job_id, adopted=adopted, **values)
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=["job_id"],
-            set_={"attempt": attempt, "epoch": epoch, "state": state, "created_at": now},
+            index_elements=["job_id"], set_={**values, "adopted": adopted}
         )
     )

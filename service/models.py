@@ -127,8 +127,8 @@ class Batch(Owned, Idempotent, Base):
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     varied: Mapped[list[Any]] = mapped_column(JSON)  # the dotted paths that vary
-    # What the batch's scheduler decided (ASHA: the jobs it stopped, at which rung, why).
-    scheduler_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A TPE search still creating trials (service.searches); cancel and the last trial end it.
+    growing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     def __repr__(self) -> str:
         return f"Batch({self.name!r})"
@@ -152,6 +152,8 @@ class Job(Owned, Idempotent, Base):
     queue: Mapped[str] = mapped_column(String(20), default=Queue.interactive.value)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # validated, defaults filled in
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # varied values in a batch
+    # Where a batch job's spec came from: {"kind": grid|random|jobs|tpe|pbt, ...}.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     epochs: Mapped[int] = mapped_column(Integer)  # planned epochs
     epoch: Mapped[int] = mapped_column(Integer, default=0)  # last epoch persisted
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # latest curve point
@@ -202,6 +204,26 @@ class Checkpoint(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[int] = mapped_column(Integer)
     state: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Copied from another trial by a PBT exploit: the run takes its weights and optimizer
+    # state but its own spec's hyperparameters (Trainer.adopt_state_bytes).
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class TrialDecision(Base):
+    """What a batch's scheduler decided at one report of a trial: taken once, it stands.
+
+    ``generation`` counts the trial's exploits before the report (after an exploit a trial
+    may report an epoch again, from another's checkpoint)."""
+
+    __tablename__ = "trial_decisions"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # continue | stop | exploit
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -160,7 +160,7 @@ def expand_random(
         raise SweepError(("body", "samples"), f"at most {max_jobs} jobs are allowed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SweepError(("body", "seed"), "seed must be a non-negative integer")
-    samplers = {path: _sampler(path, dist) for path, dist in random.items()}
+    samplers = {path: sampler(path, dist, "random") for path, dist in random.items()}
     rng = np.random.default_rng(seed)
     expanded = []
     for _ in range(samples):
@@ -176,9 +176,9 @@ def _check_path(loc: tuple[str | int, ...], path: str) -> None:
         raise SweepError(loc, str(exc)) from None
 
 
-def _sampler(path: str, dist: Any) -> Callable[[np.random.Generator], Any]:
-    """Check one distribution and return ``draw(rng) -> JSON value``."""
-    loc: tuple[str | int, ...] = ("body", "random", path)
+def sampler(path: str, dist: Any, section: str) -> Callable[[np.random.Generator], Any]:
+    """Check one distribution of ``body.<section>`` and return ``draw(rng) -> JSON value``."""
+    loc: tuple[str | int, ...] = ("body", *section.split("."), path)
     _check_path(loc, path)
     if not isinstance(dist, Mapping) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
         raise SweepError(loc, f"must be one of {{name: args}} with name in {list(DISTRIBUTIONS)}")

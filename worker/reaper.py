@@ -4,7 +4,8 @@ Every ``reaper_interval_seconds`` it asks ``service.recovery.recover`` to requeu
 lease expired (their worker died), finish ``cancelling`` jobs whose run is gone, fail
 jobs that used up ``max_attempts`` (a poison pill never loops), and re-send queued jobs
 whose message may have been lost (broker down at submit, a fetched message of a killed
-worker on the filesystem broker). All of it is compare-and-set in the database, so one
+worker on the filesystem broker), and lets TPE searches make the trials they have room
+for. All of it is compare-and-set in the database, so one
 reaper per worker on any number of hosts is harmless: each job is recovered once.
 """
 
@@ -15,9 +16,10 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import queue, recovery, schedulers
+from service import queue, recovery
 from service.dispatch import dispatch
 from worker.runtime import Runtime
+from worker.sweeping import grow_search
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,10 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(sent),
             len(result.dispatch),
         )
-    # Batch schedulers (ASHA) stop jobs that fall behind, with the same cancel CAS.
-    stopped = schedulers.run(rt.factory)
-    if stopped:
-        log.info("scheduler stopped=%d jobs", len(stopped))
+    # TPE searches whose next trials were not made when a trial ended (a killed worker).
+    grown = grow_search(rt)
+    if grown:
+        log.info("search trials created=%d", len(grown))
     if result.changed:
         log.info(
             "reaper requeued=%d exhausted=%d cancelled=%d dispatched=%d",

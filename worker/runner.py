@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import lifecycle
+from service import lifecycle, schedulers
 from service.build import Prepared, prepare
 from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
@@ -37,12 +37,14 @@ from service.schemas.records import point_from_stats
 from service.trained import model_meta, weights_npz
 from worker import gradient_gate
 from worker.datasets import DatasetUnavailable, load_dataset
+from worker.lease import LeaseKeeper
 from worker.nn import (
     NonFiniteError,
     SpecError,
     Trainer,
 )
 from worker.runtime import Runtime, runtime
+from worker.sweeping import grow_search
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class Outcome:
     cancelled = "cancelled"
     released = "released"  # warm shutdown: checkpointed and handed back to the queue
     lost = "lost"  # the fence moved: another run owns the job
+    stopped = "stopped"  # the batch's scheduler stopped the trial (it ends cancelled)
+    exploited = "exploited"  # PBT: the trial took another's checkpoint and was queued again
 
 
 class StopFlag(Protocol):
@@ -94,7 +98,10 @@ def run_job(
         "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
     )
     run = _Run(rt, claim, stop or threading.Event(), time_limit or threading.Event())
-    return run.execute()
+    outcome = run.execute()
+    if claim.batch_id is not None and outcome not in (Outcome.released, Outcome.exploited):
+        grow_search(rt, claim.batch_id)
+    return outcome
 
 
 def check_gradients_before_training(prepared: Prepared, rt: Runtime, claim: Claim) -> None:
@@ -145,6 +152,7 @@ class _Run:
     last_checkpoint: float = field(default_factory=time.monotonic)
     checkpoint_epoch: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed flush is not retried
+    reporting: schedulers.Reporting | None = None  # the batch's scheduler, if any
 
     def execute(self) -> str:
         keeper = LeaseKeeper(self.rt, self.claim)
@@ -198,10 +206,14 @@ class _Run:
         prepared = prepare(claim.spec, data)
         trainer = prepared.trainer
         if claim.checkpoint is not None:
-            trainer.load_state_bytes(claim.checkpoint)
+            if claim.checkpoint_adopted:  # PBT: another trial's state, this spec's settings
+                trainer.adopt_state_bytes(claim.checkpoint)
+            else:
+                trainer.load_state_bytes(claim.checkpoint)
             self.checkpoint_epoch = trainer.epoch
         else:
             check_gradients_before_training(prepared, rt, claim)
+        self.reporting = schedulers.reporting(rt.factory, claim)
         for stats in trainer.epochs():
             self.buffer.append(point_from_stats(stats))
             self._after_epoch(trainer)
@@ -239,6 +251,8 @@ class _Run:
             raise SoftTimeLimitExceeded()
         if self.stop.is_set():
             raise _Stop(self._release(trainer))
+        if self.reporting is not None and self.reporting.due(trainer.epoch):
+            return self._report(trainer)
         now = time.monotonic()
         checkpoint_due = (
             trainer.epoch - self.checkpoint_epoch >= settings.checkpoint_epochs
@@ -263,7 +277,28 @@ class _Run:
             self.checkpoint_epoch, self.last_checkpoint = trainer.epoch, now
         self._obey(pulse)
 
-    def _flush(self, checkpoint: tuple[int, bytes] | None) -> Pulse:
+    def _report(self, trainer: Trainer) -> None:
+        """A report epoch of the batch's scheduler: the points, the checkpoint (PBT) and the
+        decision commit together; a stop or an exploit ends this run."""
+        assert self.reporting is not None
+        state = (trainer.epoch, trainer.state_bytes()) if self.reporting.checkpoints else None
+        decide = self.reporting.at(trainer.epoch, self.claim.attempt)
+        pulse = self._final(lambda: self._flush(state, decide))
+        if pulse.alive and state is not None:
+            self.checkpoint_epoch, self.last_checkpoint = trainer.epoch, time.monotonic()
+        action = pulse.decision.action if pulse.alive and pulse.decision else "continue"
+        if action == "stop":
+            log.info("job=%s stopped by its scheduler at epoch=%d", self.job_id, trainer.epoch)
+            raise _Stop(Outcome.stopped)
+        if action == "exploit":
+            log.info("job=%s exploits job=%s", self.job_id, pulse.decision.parent)
+            self._send_again()
+            raise _Stop(Outcome.exploited)
+        self._obey(pulse)
+
+    def _flush(
+        self, checkpoint: tuple[int, bytes] | None, decide: Callable[[Any], Any] | None = None
+    ) -> Pulse:
         pulse = lifecycle.flush(
             self.rt.factory,
             self.job_id,
@@ -271,6 +306,7 @@ class _Run:
             self.buffer,
             lease_seconds=self.rt.settings.lease_seconds,
             checkpoint=checkpoint,
+            decide=decide,
         )
         if pulse.alive:
             self.buffer = []
@@ -300,10 +336,14 @@ class _Run:
         if status is None:
             return self._lost()
         if status == "queued":
-            with self.rt.factory() as session:
-                dispatch(session, sender(self.rt.settings), [(self.job_id, self.claim.queue)])
+            self._send_again()
         log.info("job=%s released at epoch=%d status=%s", self.job_id, trainer.epoch, status)
         return Outcome.released
+
+    def _send_again(self) -> None:
+        """The job is queued again (released, or exploited): send it for a run to resume."""
+        with self.rt.factory() as session:
+            dispatch(session, sender(self.rt.settings), [(self.job_id, self.claim.queue)])
 
     def _fail(self, kind: str, message: str, epoch: int | None = None) -> str:
         if self.buffer:
@@ -335,51 +375,3 @@ class _Run:
                 log.warning("job=%s database unavailable; retrying in %.1fs", self.job_id, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
-
-
-class LeaseKeeper(threading.Thread):
-    """Extends the lease between flushes (long epochs) and notices cancel or a lost fence.
-
-    It only sets flags; the training loop reads them between epochs. A run that could not
-    extend its lease for a whole lease period (database unreachable from here) stops:
-    the job may already belong to another run, and its writes would be fenced off anyway.
-    """
-
-    def __init__(self, rt: Runtime, claim: Claim) -> None:
-        super().__init__(name=f"lease-{claim.job_id[:8]}", daemon=True)
-        self.rt = rt
-        self.claim = claim
-        # Often enough that two missed beats still leave the lease alive; at most every
-        # 5 s so a pending cancel is noticed during long epochs too.
-        self.interval = max(0.1, min(rt.settings.lease_seconds / 3, 5.0))
-        self.lost = False
-        self.cancel_requested = False
-        self.last_alive = time.monotonic()  # the claim itself set the lease
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.wait(self.interval):
-            try:
-                pulse = lifecycle.heartbeat(
-                    self.rt.factory,
-                    self.claim.job_id,
-                    self.claim.attempt,
-                    lease_seconds=self.rt.settings.lease_seconds,
-                )
-            except (OperationalError, InterfaceError):
-                log.warning("job=%s heartbeat failed; retrying", self.claim.job_id)
-                continue
-            if not pulse.alive:
-                self.lost = True
-                return
-            self.last_alive = time.monotonic()
-            self.cancel_requested = self.cancel_requested or pulse.cancel_requested
-
-    def lapsed(self) -> bool:
-        """True once no write of this run extended the lease for a whole lease period."""
-        return time.monotonic() - self.last_alive > self.rt.settings.lease_seconds
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join(timeout=5.0)

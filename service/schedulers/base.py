@@ -1,68 +1,136 @@
-"""The scheduler interface, and how a decision is carried out and remembered."""
+"""The scheduler interface: at a trial's report, continue, stop it, or have it exploit another.
+
+A scheduler is pure: it reads the sweep through ``Curves`` (metric values, signed so that
+lower is better) and ``Trial`` rows, and returns a ``Decision``. ``service.schedulers.reports``
+feeds it from the database inside the run's flush transaction and carries the decision out;
+the benchmark and the unit tests feed it from memory (``MemoryCurves``).
+
+``due(config, index, epoch)`` says at which epochs a trial reports (ASHA's rungs, PBT's
+intervals); only there is a decision taken, recorded, and never taken again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import numpy as np
 
-from service.jobs import cancel_job
-from service.models import Batch
-from service.problems import Conflict
-from service.schemas.names import JobStatus
+
+class Curves(Protocol):
+    """The sweep's curves for one metric, signed: lower is better."""
+
+    def at(self, epoch: int) -> dict[str, float]:
+        """Each trial's value at ``epoch`` (trials that reached it)."""
+        ...
+
+    def running_means(self, epoch: int) -> dict[str, float]:
+        """Each trial that reached ``epoch``: the mean of its values over epochs 1..epoch."""
+        ...
+
+    def best(self, trial: str, epoch: int) -> float | None:
+        """A trial's best value over epochs 1..epoch."""
+        ...
+
+    def latest(self, trials: Mapping[str, int], every: int) -> dict[str, tuple[int, float]]:
+        """For ``{trial: its last epoch}``: (epoch, value) at its last multiple of ``every``."""
+        ...
 
 
 @dataclass(frozen=True)
-class Stop:
-    """A decision to stop a running job: at which epoch, with what value, ranked how."""
+class Trial:
+    """A trial of the sweep as a scheduler sees it."""
 
-    job_id: str
-    tenant_id: str
-    rung: int
-    value: float
-    rank: int
-    of: int
+    id: str
+    index: int
+    epoch: int = 0
+    live: bool = True  # not finished: running or waiting to
+    checkpoint: int | None = None  # the epoch of its latest checkpoint (a PBT donor needs one)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A trial reached one of its report epochs; ``generation`` counts its exploits."""
+
+    trial: Trial
+    epoch: int
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``continue``, ``stop`` or ``exploit`` (``parent`` and ``perturbed`` then), with the
+    evidence kept in ``detail`` (e.g. ``{epoch, value, rank, of}`` for a stop)."""
+
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None
+    perturbed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ends_run(self) -> bool:
+        return self.action != "continue"
+
+
+CONTINUE = Decision("continue")
 
 
 class Scheduler:
-    """Decides, from a batch's state, which of its running jobs to stop.
-
-    ``config`` is the batch's scheduler spec as stored (``batches.spec["scheduler"]``,
-    its mode resolved). ``decide`` only reads; ``record_stops`` carries the decisions out.
-    """
+    """Decides at each report of a trial. ``config`` is the batch's scheduler spec as stored
+    (mode resolved, seed chosen); ``sweep`` the batch's stored spec (its search space)."""
 
     name: ClassVar[str] = ""
+    # PBT copies checkpoints: its trials checkpoint at every report.
+    checkpoints_at_reports: ClassVar[bool] = False
 
-    def decide(self, session: Session, batch_id: str, config: dict[str, Any]) -> list[Stop]:
+    def due(self, config: Mapping[str, Any], index: int, epoch: int) -> bool:
+        raise NotImplementedError
+
+    def decide(
+        self,
+        config: Mapping[str, Any],
+        report: Report,
+        trials: Sequence[Trial],
+        curves: Curves,
+        sweep: Mapping[str, Any],
+    ) -> Decision:
         raise NotImplementedError
 
 
-def record_stops(session: Session, batch_id: str, decisions: Sequence[Stop]) -> list[str]:
-    """Cancel each job (its run stops at its next flush) and record why in the batch's
-    ``scheduler_state["stopped"]``; returns the ids actually stopped. Commits."""
-    done = []
-    for stop in decisions:
-        try:
-            job = cancel_job(session, stop.tenant_id, stop.job_id)
-        except Conflict:  # it finished first: it keeps its result
-            continue
-        if job.status == JobStatus.cancelling or job.status == JobStatus.cancelled:
-            done.append(stop)
-    if not done:
-        return []
-    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-    assert batch is not None
-    state = dict(batch.scheduler_state or {})
-    stopped = dict(state.get("stopped", {}))
-    for stop in done:
-        stopped.setdefault(
-            stop.job_id,
-            {"epoch": stop.rung, "value": stop.value, "rank": stop.rank, "of": stop.of},
-        )
-    state["stopped"] = stopped
-    batch.scheduler_state = state
-    session.commit()
-    return [stop.job_id for stop in done]
+def sign(mode: str) -> float:
+    """Values are compared as ``sign * value``: lower is better."""
+    return 1.0 if mode == "min" else -1.0
+
+
+def rank_of(board: Mapping[str, float], trial: str, order: Mapping[str, int]) -> int:
+    """1-based rank of ``trial`` on ``board`` (ties go to the earlier trial)."""
+    ranked = sorted(board, key=lambda t: (board[t], order.get(t, 0)))
+    return ranked.index(trial) + 1
+
+
+class MemoryCurves:
+    """``Curves`` over in-memory lists: ``values[trial][e - 1]`` is the value at epoch e
+    (already signed). The benchmark and the unit tests drive schedulers with it."""
+
+    def __init__(self, values: Mapping[str, Sequence[float]]) -> None:
+        self.values = {t: np.asarray(v, dtype=np.float64) for t, v in values.items()}
+
+    def at(self, epoch: int) -> dict[str, float]:
+        return {t: float(v[epoch - 1]) for t, v in self.values.items() if len(v) >= epoch}
+
+    def running_means(self, epoch: int) -> dict[str, float]:
+        return {t: float(v[:epoch].mean()) for t, v in self.values.items() if len(v) >= epoch}
+
+    def best(self, trial: str, epoch: int) -> float | None:
+        v = self.values.get(trial)
+        return None if v is None or not len(v) else float(v[:epoch].min())
+
+    def latest(self, trials: Mapping[str, int], every: int) -> dict[str, tuple[int, float]]:
+        out = {}
+        for t, last in trials.items():
+            epoch = (min(last, len(self.values.get(t, ()))) // every) * every
+            if epoch > 0:
+                out[t] = (epoch, float(self.values[t][epoch - 1]))
+        return out

@@ -60,9 +60,15 @@ OptimizerName = Literal["gd", "sgd", "momentum", "nesterov", "adam"]
 ScheduleName = Literal["constant", "step", "inverse_scaling", "plateau"]
 SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 
-SchedulerName = Literal["asha"]
-BatchKind = Literal["grid", "random", "jobs"]
+SchedulerName = Literal["asha", "hyperband", "median", "pbt"]
+SearchName = Literal["tpe"]
+# How a batch's jobs are made: given up front (grid, random, jobs) or as trials finish (tpe).
+BatchKind = Literal["grid", "random", "jobs", "tpe"]
 BATCH_KINDS: tuple[str, ...] = get_args(BatchKind)
+# Where a batch job's spec came from (``jobs.origin.kind``); "pbt" once it exploited another.
+OriginKind = Literal["grid", "random", "jobs", "tpe", "pbt"]
+# What a scheduler decides at a trial's report (``trial_decisions.action``).
+Action = Literal["continue", "stop", "exploit"]
 # Distributions of a random sweep: {"uniform": [a, b]}, {"loguniform": [a, b]}, ...
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
 

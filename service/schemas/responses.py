@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service import curves, generators
-from service.models import Batch, Dataset, Job
+from service.models import Batch, Dataset, Job, TrialDecision
 from service.schemas import names
 from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
@@ -99,6 +99,10 @@ class JobOut(BaseModel):
     batch_id: str | None
     dataset_id: str | None
     params: dict[str, Any] | None = Field(description="The varied values within a batch.")
+    origin: dict[str, Any] | None = Field(
+        description="A batch job's origin: {kind: grid|random|jobs|tpe|pbt, ...}; a PBT "
+        "exploit: {kind: pbt, parent, epoch, perturbed, generation, initial}."
+    )
     cancel_requested: bool
     queue: str
 
@@ -229,7 +233,7 @@ class BatchProgress(BaseModel):
 class BatchOut(BaseModel):
     id: str
     name: str
-    kind: str = Field(description="grid | random | jobs")
+    kind: str = Field(description="grid | random | jobs | tpe")
     size: int
     varied: list[str] = Field(description="The dotted paths whose values differ between jobs.")
     created_at: str
@@ -263,9 +267,19 @@ class BatchJobOut(BaseModel):
     epochs: int
     metrics: dict[str, Any] | None = Field(description="The latest (final once ended) point.")
     error: dict[str, Any] | None
+    origin: dict[str, Any] | None = Field(description="{kind: grid|random|jobs|tpe|pbt, ...}")
     stopped_by_scheduler: dict[str, Any] | None = Field(
-        description="{epoch, value, rank, of}: the rung where the scheduler stopped it."
+        description="Where the scheduler stopped it: {epoch, value, rank, of} (asha, "
+        "hyperband with its bracket) or {epoch, value, median, of} (median)."
     )
+
+
+class Exploit(BaseModel):
+    job_id: str = Field(description="The trial that exploited.")
+    epoch: int = Field(description="Its report epoch.")
+    parent: str = Field(description="The trial whose checkpoint it copied.")
+    parent_epoch: int = Field(description="The copied checkpoint's epoch: it goes on from there.")
+    perturbed: dict[str, Any] = Field(description="The explored values, {path: value}.")
 
 
 class Best(BaseModel):
@@ -274,7 +288,11 @@ class Best(BaseModel):
 
 
 class BatchSummary(BatchOut):
-    scheduler: dict[str, Any] | None = Field(description="The early-stopping scheduler, if any.")
+    scheduler: dict[str, Any] | None = Field(description="The batch's scheduler, if any.")
+    search: dict[str, Any] | None = Field(
+        description="A TPE search as stored, with growing: whether trials are still to come."
+    )
+    lineage: list[Exploit] = Field(description="PBT's exploits, in the order they happened.")
     progress: BatchProgress
     metric: str
     mode: str
@@ -328,11 +346,25 @@ def batch_summary(
     metric: str,
     mode: str,
     best: Ranked | None,
+    decisions: Sequence[TrialDecision] = (),
 ) -> dict[str, Any]:
-    stopped = (batch.scheduler_state or {}).get("stopped", {})
+    stopped = {d.job_id: d.detail for d in decisions if d.action == "stop"}
+    search = batch.spec.get("search")
     return {
         **batch_dict(batch, [job.id for job in jobs], count_statuses(jobs)),
         "scheduler": batch.spec.get("scheduler"),
+        "search": None if search is None else {**search, "growing": batch.growing},
+        "lineage": [
+            {
+                "job_id": d.job_id,
+                "epoch": d.epoch,
+                "parent": d.detail["parent"],
+                "parent_epoch": d.detail["parent_epoch"],
+                "perturbed": d.detail["perturbed"],
+            }
+            for d in decisions
+            if d.action == "exploit"
+        ],  # fmt: skip
         "progress": progress,
         "metric": metric,
         "mode": mode,

@@ -9,11 +9,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, cursors, curves, jobs, lifecycle, schedulers, summaries
+from service import batches, cursors, curves, jobs, lifecycle, summaries
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
-from service.schedulers import asha
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import JobStatus
 from service.sweeps import set_path
@@ -438,64 +437,9 @@ def test_inline_data_is_capped_across_the_whole_batch(session, tenants):
     assert rows(session) == (1, 5)
 
 
-# --- ASHA ------------------------------------------------------------------------------
+# --- schedulers (their decisions: tests/service/test_reports.py) ---------------------
 
 ASHA = {"name": "asha", "metric": "val_loss", "min_epochs": 2, "reduction_factor": 3}
-VALIDATED = set_path(BASE, "dataset.validation_split", 0.25)
-
-
-def flush_val(factory, job_id, attempt, epochs, value):
-    points = [{"epoch": e, "train_loss": value, "val_loss": value, "seconds": 0.01} for e in epochs]
-    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
-
-
-def test_rungs_grow_by_the_reduction_factor():
-    assert asha.rungs({"min_epochs": 2, "reduction_factor": 3}, 60) == [2, 6, 18, 54]
-    assert asha.rungs({"min_epochs": 10, "reduction_factor": 2}, 9) == []
-
-
-def test_asha_stops_the_jobs_behind_at_a_rung_and_records_why(factory, session, tenants):
-    batch, ids, _ = submit(
-        session, tenants[0], name="asha", base=VALIDATED, grid=GRID, scheduler=ASHA
-    )
-    attempts = {job_id: claim(factory, job_id) for job_id in ids}
-    # At rung 2, job i has val_loss 0.1 * (i + 1): with 6 jobs and η = 3, the best 2 go on.
-    for index, job_id in enumerate(ids[:2]):
-        flush_val(factory, job_id, attempts[job_id], range(1, 3), 0.1 * (index + 1))
-    assert schedulers.run(factory) == []  # two jobs at the rung: too few to judge
-    for index, job_id in enumerate(ids[2:], start=2):
-        flush_val(factory, job_id, attempts[job_id], range(1, 4), 0.1 * (index + 1))
-    assert sorted(schedulers.run(factory)) == sorted(ids[2:])
-    assert schedulers.run(factory) == []  # decisions are taken once
-    session.expire_all()
-    summary = batches.summarize(session, batch, "val_loss", "min")
-    assert [j["status"] for j in summary["jobs"]] == ["running"] * 2 + ["cancelling"] * 4
-    assert summary["scheduler"]["mode"] == "min"
-    assert summary["jobs"][3]["stopped_by_scheduler"] == {
-        "epoch": 2, "value": pytest.approx(0.4), "rank": 4, "of": 6,
-    }  # fmt: skip
-    assert summary["jobs"][0]["stopped_by_scheduler"] is None
-    # The two survivors reach rung 6: two jobs there, too few to judge, both go on.
-    for job_id in ids[:2]:
-        flush_val(factory, job_id, attempts[job_id], range(3, 7), 0.05)
-    assert schedulers.run(factory) == []
-
-
-def test_asha_judges_by_the_chosen_metric_and_mode(factory, session, tenants):
-    config = {**ASHA, "metric": "train_accuracy", "reduction_factor": 2}
-    batch, ids, _ = submit(
-        session, tenants[0], name="acc", base=BASE, grid={"training.seed": [1, 2, 3, 4]},
-        scheduler=config,
-    )  # fmt: skip
-    assert batch.spec["scheduler"]["mode"] == "max"
-    for index, job_id in enumerate(ids):
-        attempt = claim(factory, job_id)
-        points = [
-            {"epoch": e, "train_loss": 1.0, "train_accuracy": 0.2 * index, "seconds": 0.01}
-            for e in (1, 2)
-        ]
-        assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
-    assert sorted(schedulers.run(factory)) == sorted(ids[:2])  # lowest accuracies
 
 
 def test_a_validation_metric_needs_a_validation_split(session, tenants):

@@ -17,7 +17,7 @@ def test_meta_lists_the_declared_names(client, auth):
     assert {name for name, task in tasks.items() if task == "regression"} == {"plane", "sine"}
     assert meta["optimizers"] == list(typing.get_args(names.OptimizerName))
     assert meta["hidden_activations"] == list(typing.get_args(names.HiddenActivation))
-    assert meta["schedulers"] == ["asha"]
+    assert meta["schedulers"] == ["asha", "hyperband", "median", "pbt"]
 
 
 def test_meta_needs_a_key(client):

@@ -288,6 +288,20 @@ class Trainer:
         np.savez(buffer, **cast(dict[str, Any], arrays))
         return buffer.getvalue()
 
+    def adopt_state_bytes(self, blob: bytes) -> None:
+        """Take another run's state, as population based training's *exploit* does: its
+        weights, optimizer moments (Adam's m, v and step; momentum's velocity), generator,
+        epoch and early-stopping state, but this trainer's own hyperparameters — the
+        optimizer's from this config, and the learning-rate schedule started afresh at the
+        current epoch (a plateau schedule forgets its patience)."""
+        self.load_state_bytes(blob)
+        config = self.config
+        for name in ("momentum", "beta1", "beta2", "epsilon"):
+            if hasattr(self.optimizer, name):
+                setattr(self.optimizer, name, float(getattr(config, name)))
+        self.optimizer.learning_rate = config.learning_rate
+        self.schedule = make_schedule(config.lr_schedule, config.learning_rate)
+
     def load_state_bytes(self, blob: bytes) -> None:
         """Restore a state saved by ``state_bytes()`` into this trainer and its network."""
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:

@@ -347,3 +347,39 @@ def test_inputs_replaced_after_construction_are_the_ones_trained_on(batch_size):
     assert_same_bits(final_params(replaced), final_params(direct))
     with pytest.raises(ValueError):
         replaced.X_train = X
+
+
+def test_adopting_a_state_takes_its_weights_and_moments_but_keeps_its_hyperparameters():
+    """PBT's exploit: the child continues from the parent's weights, Adam moments, step and
+    generator, with its own learning rate and betas; one more epoch is Adam's update with
+    the child's settings from exactly the parent's state."""
+    X, Y = blobs(seed=3)
+    parent_training = {"optimizer": {"name": "adam", "learning_rate": 0.05, "beta1": 0.9},
+                       "epochs": 10, "batch_size": 16}  # fmt: skip
+    child_training = {"optimizer": {"name": "adam", "learning_rate": 0.01, "beta1": 0.5},
+                      "epochs": 10, "batch_size": 16}  # fmt: skip
+    parent = make(parent_training, X, Y)
+    for stats in parent.epochs():
+        if stats.epoch == 4:
+            break
+    blob = parent.state_bytes()
+    child = make(child_training, X, Y, init_seed=99)
+    child.adopt_state_bytes(blob)
+    assert child.epoch == 4
+    assert_same_bits(final_params(child), final_params(parent))
+    assert child.optimizer.t == parent.optimizer.t
+    for mine, theirs in zip(child.optimizer.m, parent.optimizer.m, strict=True):
+        assert_same_bits([mine], [theirs])
+    assert (child.optimizer.beta1, child.optimizer.learning_rate) == (0.5, 0.01)
+    # The same next epoch from a plain resume with the child's settings set by hand.
+    by_hand = make(child_training, X, Y, init_seed=5)
+    by_hand.load_state_bytes(blob)
+    by_hand.optimizer.beta1 = 0.5
+    next_adopted, next_by_hand = next(child.epochs()), next(by_hand.epochs())
+    assert next_adopted.learning_rate == 0.01
+    assert next_adopted.train_loss == next_by_hand.train_loss
+    assert_same_bits(final_params(child), final_params(by_hand))
+    # A plain resume would have kept the parent's beta1.
+    resumed = make(child_training, X, Y)
+    resumed.load_state_bytes(blob)
+    assert resumed.optimizer.beta1 == 0.9

@@ -109,11 +109,12 @@ def _create_trials(session: Session, batch: Batch, limits: Limits) -> list[tuple
         .where(Job.batch_id == batch.id)
         .order_by(Job.batch_index)
     ).all()
-    done = [r for r in rows if r.status in {s.value for s in FINISHED}]
-    pending = [dict(r.params or {}) for r in rows if r.status not in {s.value for s in FINISHED}]
+    ended = {s.value for s in FINISHED}
+    done = [r for r in rows if r.status in ended]
+    pending = [dict(r.params or {}) for r in rows if r.status not in ended]
     values = results(session, [r.id for r in done], search["metric"], search["mode"])
     observed = [(dict(r.params or {}), values[r.id]) for r in done]
-    n, created = len(rows), []
+    n, created = len(rows), list[tuple[str, str]]()
     while n < int(search["trials"]) and len(pending) < int(search["max_concurrent"]):
         params = draw(search, n, observed, pending)
         try:
@@ -147,7 +148,7 @@ def grow_open(factory: sessionmaker[Session], limits: Limits) -> list[tuple[str,
     """``grow`` every batch still growing (each reaper pass)."""
     with factory() as session:
         ids = session.scalars(select(Batch.id).where(Batch.growing.is_(True))).all()
-    created = []
+    created: list[tuple[str, str]] = []
     for batch_id in ids:
         created += grow(factory, batch_id, limits)
     return created

@@ -214,7 +214,8 @@ class Parzen:
 
 def _phi(z: np.ndarray) -> np.ndarray:
     """The standard normal CDF."""
-    return 0.5 * (1.0 + _erf(np.asarray(z) / _SQRT2).astype(np.float64))
+    erf = np.asarray(_erf(np.asarray(z) / _SQRT2), dtype=np.float64)
+    return 0.5 * (1.0 + erf)
 
 
 def _canonical(value: Any) -> str:

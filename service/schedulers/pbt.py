@@ -62,7 +62,7 @@ def explore(
     out = {}
     for path, domain in domains.items():
         value = params[path]
-        kind, args = next(iter(domain.items())) if domain else ("", None)
+        kind, args = next(iter(domain.items())) if domain else ("", [])
         if kind == "choice":
             options = list(args)
             if rng.random() < resample or value not in options:

@@ -29,7 +29,9 @@ def curve_epochs(backend, job_id: str) -> list[int]:
     with transaction(backend.factory) as session:
         return list(
             session.scalars(
-                select(CurvePoint.epoch).where(CurvePoint.job_id == job_id).order_by(CurvePoint.epoch)
+                select(CurvePoint.epoch)
+                .where(CurvePoint.job_id == job_id)
+                .order_by(CurvePoint.epoch)
             )
         )
 
@@ -98,7 +100,8 @@ def test_tpe_search_survives_a_restart_of_the_api_and_the_worker(
     for job in rows:
         assert curve_epochs(backend, job.id) == list(range(1, 1501))
     assert summary["search"]["growing"] is False
-    assert summary["kind"] == "tpe" and summary["size"] == 6
+    assert summary["kind"] == "tpe"
+    assert summary["size"] == 6
     assert [j["origin"]["kind"] for j in summary["jobs"]] == ["tpe"] * 6
 
 
@@ -146,7 +149,8 @@ def test_pbt_exploits_stand_across_a_restart_and_curves_keep_one_point_per_epoch
     assert lineage, summary
     ids = {job.id for job in rows}
     for step in lineage:
-        assert step["parent"] in ids and step["parent"] != step["job_id"]
+        assert step["parent"] in ids
+        assert step["parent"] != step["job_id"]
         assert 1 <= step["parent_epoch"] < 2000  # the parent's latest checkpoint
         assert step["perturbed"]
     with transaction(backend.factory) as session:
@@ -160,6 +164,7 @@ def test_pbt_exploits_stand_across_a_restart_and_curves_keep_one_point_per_epoch
         # Each exploit was taken once and is the job's lineage: generations 0, 1, ...
         assert sorted(d.generation for d in exploits) == list(range(len(exploits)))
         if exploits:
-            assert job.origin["kind"] == "pbt" and job.origin["generation"] == len(exploits)
+            assert job.origin["kind"] == "pbt"
+            assert job.origin["generation"] == len(exploits)
         assert curve_epochs(backend, job.id) == list(range(1, 2001))  # each epoch once
     assert max(job.attempt for job in rows) >= 2

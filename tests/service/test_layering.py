@@ -36,6 +36,9 @@ KERNEL = [
     "service.batches",
     "service.summaries",
     "service.schedulers",
+    "service.plans",
+    "service.searches",
+    "service.tpe",
 ]
 FORBIDDEN = ("flask", "flask_openapi3", "celery", "kombu", "worker")
 

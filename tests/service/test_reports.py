@@ -55,7 +55,8 @@ def claim(factory, job_id):
 def report(factory, claimed, epochs, values, *, checkpoint=None):
     """Flush one point per epoch (val_loss = train_loss = value) and report the last one."""
     reporting = schedulers.reporting(factory, claimed)
-    assert reporting is not None and reporting.due(epochs[-1])
+    assert reporting is not None
+    assert reporting.due(epochs[-1])
     points = [
         {"epoch": e, "train_loss": v, "val_loss": v, "train_accuracy": v, "seconds": 0.01}
         for e, v in zip(epochs, values, strict=True)
@@ -114,9 +115,7 @@ def test_asha_judges_by_the_chosen_metric_and_mode(factory, session, tenant):
     assert actions == ["continue", "continue", "stop", "continue"]  # 0.6: 2nd of 4, kept
 
 
-def test_a_validation_metric_needs_a_validation_split_for_schedulers_and_searches(
-    session, tenant
-):
+def test_a_validation_metric_needs_a_validation_split_for_schedulers_and_searches(session, tenant):
     with pytest.raises(Invalid) as err:
         submit(session, tenant, base=BASE, grid=GRID, scheduler=ASHA)
     assert err.value.errors[0][0] == ["body", "scheduler", "metric"]
@@ -151,9 +150,7 @@ PBT = {"name": "pbt", "interval_epochs": 2, "quantile": 0.5, "resample_probabili
        "perturbation_factors": [2.0], "seed": 3}  # fmt: skip
 
 
-def test_pbt_exploit_copies_the_checkpoint_and_the_curve_goes_on_from_it(
-    factory, session, tenant
-):
+def test_pbt_exploit_copies_the_checkpoint_and_the_curve_goes_on_from_it(factory, session, tenant):
     rates = [0.01, 0.02]
     batch, ids, _ = submit(
         session,
@@ -174,7 +171,9 @@ def test_pbt_exploit_copies_the_checkpoint_and_the_curve_goes_on_from_it(
     assert decision.perturbed == {"training.optimizer.learning_rate": 0.02}  # 0.01 x 2
     session.expire_all()
     job = session.get(Job, ids[1])
-    assert job.status == "queued" and job.epoch == 4 and job.releases == 1
+    assert job.status == "queued"
+    assert job.epoch == 4
+    assert job.releases == 1
     assert job.spec["training"]["optimizer"]["learning_rate"] == 0.02
     assert job.params == {"training.optimizer.learning_rate": 0.02, "network.layers.0.units": 4}
     assert job.origin == {
@@ -194,7 +193,8 @@ def test_pbt_exploit_copies_the_checkpoint_and_the_curve_goes_on_from_it(
     assert job.metrics["val_loss"] == 0.2
     # The next run resumes from the adopted checkpoint; its next report is a new generation.
     again = claim(factory, ids[1])
-    assert again.checkpoint_adopted and again.checkpoint_epoch == 4
+    assert again.checkpoint_adopted
+    assert again.checkpoint_epoch == 4
     summary = batches.summarize(session, batch, "val_loss", "min")
     assert summary["lineage"] == [
         {"job_id": ids[1], "epoch": 2, "parent": ids[0], "parent_epoch": 4,
@@ -211,7 +211,8 @@ def test_pbt_going_back_to_an_earlier_checkpoint_trims_the_curve(factory, sessio
     slow, fast = claim(factory, ids[0]), claim(factory, ids[1])
     report(factory, slow, [1, 2], [0.1, 0.1], checkpoint=(2, b"s2"))
     decision = report(factory, fast, [1, 2, 3, 4], [0.9] * 4, checkpoint=(4, b"f4"))
-    assert decision.action == "exploit" and decision.detail["parent_epoch"] == 2
+    assert decision.action == "exploit"
+    assert decision.detail["parent_epoch"] == 2
     epochs = session.scalars(
         select(CurvePoint.epoch).where(CurvePoint.job_id == ids[1]).order_by(CurvePoint.epoch)
     ).all()
@@ -248,11 +249,11 @@ def trials_of(session, batch_id):
     return batches.batch_jobs(session, batch_id)
 
 
-def test_tpe_makes_max_concurrent_trials_then_one_per_finish_until_trials(
-    factory, session, tenant
-):
+def test_tpe_makes_max_concurrent_trials_then_one_per_finish_until_trials(factory, session, tenant):
     batch, ids, _ = submit(session, tenant, base=VALIDATED, search=tpe())
-    assert len(ids) == 2 and batch.growing and batch.spec["search"]["mode"] == "min"
+    assert len(ids) == 2
+    assert batch.growing
+    assert batch.spec["search"]["mode"] == "min"
     jobs = trials_of(session, batch.id)
     assert [j.origin for j in jobs] == [
         {"kind": "tpe", "trial": n, "seed": 5, "observed": 0, "pending": n} for n in (0, 1)
@@ -263,7 +264,8 @@ def test_tpe_makes_max_concurrent_trials_then_one_per_finish_until_trials(
         made = searches.grow(factory, batch.id, LIMITS)
         assert len(made) == 1
         jobs = trials_of(session, batch.id)
-        assert jobs[-1].origin["observed"] == step + 1 and jobs[-1].origin["pending"] == 1
+        assert jobs[-1].origin["observed"] == step + 1
+        assert jobs[-1].origin["pending"] == 1
     assert [j.batch_index for j in jobs] == list(range(6))
     session.expire_all()
     assert not session.get(type(batch), batch.id).growing
@@ -285,14 +287,17 @@ def test_tpe_trials_are_made_once_when_finishes_race(factory, session, tenant):
     for thread in threads:
         thread.join()
     jobs = trials_of(session, batch.id)
-    assert len(made) == 3 and len(jobs) == 6
+    assert len(made) == 3
+    assert len(jobs) == 6
     assert sorted(j.batch_index for j in jobs) == list(range(6))
 
 
 def test_tpe_is_reproducible_from_its_seed_and_results(factory, session, tenant):
     def run():
-        batch, _, _ = submit(session, tenant, base=VALIDATED, search=tpe(trials=5, max_concurrent=1))
-        for step in range(5):
+        batch, _, _ = submit(
+            session, tenant, base=VALIDATED, search=tpe(trials=5, max_concurrent=1)
+        )
+        for _step in range(5):
             job = trials_of(session, batch.id)[-1]
             finish(factory, job.id, abs(job.params["training.optimizer.learning_rate"] - 0.01))
             searches.grow(factory, batch.id, LIMITS)

@@ -80,7 +80,8 @@ def test_hyperband_deals_trials_to_brackets_in_hyperbands_shares_by_seed():
     assert [bracket_of(HYPERBAND, i + 49) for i in range(49)] == deck  # it repeats
     assert deck == [bracket_of(dict(HYPERBAND), i) for i in range(49)]  # deterministic
     other = [bracket_of({**HYPERBAND, "seed": 8}, i) for i in range(49)]
-    assert other != deck and Counter(other) == Counter(deck)
+    assert other != deck
+    assert Counter(other) == Counter(deck)
 
 
 def test_hyperband_halves_within_a_bracket_only():
@@ -96,7 +97,8 @@ def test_hyperband_halves_within_a_bracket_only():
                    for t in safest for e in range(1, 28))  # fmt: skip
     decision = decide("hyperband", HYPERBAND, me.index, 1, pool, curves)
     assert decision.action == "stop"
-    assert decision.detail["of"] == len(boldest) and decision.detail["bracket"] == 3
+    assert decision.detail["of"] == len(boldest)
+    assert decision.detail["bracket"] == 3
     assert decide("hyperband", HYPERBAND, boldest[0].index, 1, pool, curves).action == "continue"
 
 
@@ -163,7 +165,10 @@ def test_pbt_bottom_quantile_exploits_the_top_and_explores():
     assert decision.parent in {"t0", "t1"}
     parent = pool[int(decision.parent[1:])].params
     lr = decision.perturbed["training.optimizer.learning_rate"]
-    assert lr / parent["training.optimizer.learning_rate"] in (pytest.approx(0.8), pytest.approx(1.2))
+    assert lr / parent["training.optimizer.learning_rate"] in (
+        pytest.approx(0.8),
+        pytest.approx(1.2),
+    )
     assert decision.perturbed["training.batch_size"] in (26, 38)  # 32 x 0.8 or 1.2, rounded
     assert "network.layers.0.units" not in decision.perturbed  # structure comes from the parent
     again = decide("pbt", PBT, 7, 10, pool, curves, SWEEP)
@@ -197,7 +202,8 @@ def test_explore_resamples_clips_and_moves_along_a_grid():
     draws = [explore({"training.optimizer.learning_rate": 0.05}, domains, always, rng)
              for _ in range(50)]  # fmt: skip
     values = [d["training.optimizer.learning_rate"] for d in draws]
-    assert all(1e-3 <= v <= 1e-1 for v in values) and len(set(values)) == 50
+    assert all(1e-3 <= v <= 1e-1 for v in values)
+    assert len(set(values)) == 50
     clipped = explore({"training.optimizer.learning_rate": 0.09}, domains,
                       {**PBT, "perturbation_factors": [2.0]}, rng)  # fmt: skip
     assert clipped == {"training.optimizer.learning_rate": 0.1}

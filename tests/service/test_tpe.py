@@ -40,7 +40,8 @@ def test_suggestions_are_reproducible_and_inside_the_space():
     assert first == again
     for params, _ in first:
         assert 1e-4 <= params["lr"] <= 1.0
-        assert isinstance(params["units"], int) and 1 <= params["units"] <= 64
+        assert isinstance(params["units"], int)
+        assert 1 <= params["units"] <= 64
         assert params["act"] in ("tanh", "relu", "sigmoid")
         assert 0.0 <= params["l2"] <= 1.0
     assert search(4, n=25) != first

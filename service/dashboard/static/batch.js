@@ -6,6 +6,7 @@ import { h, replace, select } from "./dom.js";
 import {
   FINISHED, batchProgress, countsText, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
+import { lineageCard } from "./lineage.js";
 import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
@@ -35,6 +36,15 @@ function paramsOf(job) {
 function formatParam(value) {
   if (typeof value === "number") return number(value, 4).replace(/\.?0+$/, "") || "0";
   return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Where a batch job came from: its kind, a TPE trial's number, a PBT parent. */
+function originText(job) {
+  const origin = job.origin;
+  if (!origin) return "";
+  if (origin.kind === "pbt") return `pbt ← ${shortId(origin.parent)} @${origin.epoch}`;
+  if (origin.kind === "tpe") return `tpe #${origin.trial}`;
+  return origin.kind;
 }
 
 function compare(a, b) {
@@ -70,6 +80,7 @@ export function renderBatch(root, route) {
   const plot = h("div", { class: "chart chart-tall", id: "batch-chart", dataset: { jobs: "0", points: "0" } });
   const tableBox = h("div", { class: "table-wrap" });
   const errorBox = h("p", { class: "error-line", hidden: true });
+  const lineage = lineageCard();
 
   replace(root,
     h("div", { class: "page-head" },
@@ -82,6 +93,7 @@ export function renderBatch(root, route) {
     h("section", { class: "card chart-card" }, h("div", { class: "card-head" },
       h("h2", {}, `Every job's ${METRICS.find(([k]) => k === metricKey)[1]}`),
       h("span", { class: "muted small" }, "best job drawn thick")), plot),
+    lineage.card,
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Results"),
       h("span", { class: "muted small" }, "click a column to sort")), tableBox));
 
@@ -101,8 +113,9 @@ export function renderBatch(root, route) {
       h("strong", {}, `${batch.progress?.finished ?? 0} of ${batch.progress?.total ?? jobsOf().length} jobs finished`),
       h("span", { class: "muted" }, batch.kind ? `${batch.kind} sweep over ${(batch.varied || []).join(", ") || "—"}` : "")),
     progressBar(batchProgress(batch), allDone ? "succeeded" : "running"));
-    const unfinished = jobsOf().some((j) => !FINISHED.has(j.status));
+    const unfinished = jobsOf().some((j) => !FINISHED.has(j.status)) || Boolean(batch.search?.growing);
     cancelButton.hidden = !unfinished;
+    lineage.render(batch);
     const best = batch.best;
     const bestJob = jobsOf().find((j) => j.id === best?.id);
     replace(bestBox, best && bestJob
@@ -126,6 +139,7 @@ export function renderBatch(root, route) {
       ...METRICS.filter(([k]) => k !== metricKey).map(([k, , , label]) => ({ key: k, label,
         value: (j) => j.metrics?.[k], cell: (j) => (k.includes("accuracy") ? percent : number)(j.metrics?.[k]), num: true })),
       { key: "epoch", label: "Epochs", value: (j) => j.metrics?.epoch ?? j.epoch, num: true },
+      { key: "origin", label: "Origin", value: originText },
       { key: "job", label: "Job", value: (j) => j.id,
         cell: (j) => h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono small" }, shortId(j.id)) },
     ];
@@ -201,7 +215,8 @@ export function renderBatch(root, route) {
     if (curves.next_cursor) cursor = curves.next_cursor;
     if (added || changed) renderChart();
     // complete: every job finished and every point delivered; truncated: more already stored.
-    if (curves.complete && jobsOf().every((j) => FINISHED.has(j.status))) return DONE;
+    const growing = Boolean(batch?.search?.growing); // a TPE search still making trials
+    if (curves.complete && !growing && jobsOf().every((j) => FINISHED.has(j.status))) return DONE;
     return added || changed || curves.truncated ? CHANGED : UNCHANGED;
   }
 

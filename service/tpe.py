@@ -12,15 +12,18 @@ sweep (``{"uniform": [a, b]}``, ``{"loguniform": [a, b]}``, ``{"randint": [lo, h
   (Optuna's default γ), the rest *bad*. **Pending trials** (created, not finished) join the
   bad ones with the worst possible value — the *constant liar*: a new trial is steered away
   from the ones still in flight instead of repeating them.
-- Each dimension on its own (univariate TPE): ``l(x)`` is a Parzen mixture of the good
-  values, ``g(x)`` of the bad ones, each value a Gaussian truncated to the range plus one
-  prior component (the middle of the range, σ = the range), all weighted equally. A
-  component's σ is the larger gap to its sorted neighbours, clipped to
-  ``[range / min(100, n + 2), range]`` (hyperopt's and Optuna's rule). ``loguniform`` works
-  in log space; ``randint`` on ``[lo - 0.5, hi + 0.5]`` with the mass of ``[k ± 0.5]`` as the
-  probability of ``k``; ``choice`` with the share ``(count + 1/K) / (n + 1)`` of each option.
-- ``candidates`` draws from ``l`` per dimension; the one with the largest
-  ``log l(x) - log g(x)`` is the trial's value.
+- ``l(x)`` is a Parzen mixture over the good trials, ``g(x)`` over the bad ones: one
+  *product kernel* per trial across all dimensions (multivariate TPE, Falkner et al.,
+  2018, as Optuna 5 samples by default) plus one prior kernel, all weighted equally. Per
+  dimension a trial's kernel is a Gaussian truncated to the range, its σ the larger gap to
+  its sorted neighbours among the trials (the range's ends beside the first and last),
+  clipped to ``[range / min(100, n + 2), range]``; the prior's is centred on the range with
+  σ = the range. ``loguniform`` works in log space; ``randint`` on ``[lo - 0.5, hi + 0.5]``
+  with the mass of ``[k ± 0.5]`` as the probability of ``k``; ``choice`` gives a trial's
+  option the weight 1 + 1/(n + 1) beside 1/(n + 1) for every option (the prior's kernel
+  is uniform).
+- ``candidates`` whole trials are drawn from ``l`` (a kernel, then every dimension from
+  it); the one with the largest ``log l(x) - log g(x)`` is the next trial.
 
 The same inputs and generator give the same trial: ``suggest`` is reproducible.
 """
@@ -111,19 +114,27 @@ def suggest(
     everyone = [p for p, _ in observations] + list(pending)
     n_good = min(math.ceil(GOOD_FRACTION * len(ranked)), MAX_GOOD)
     order = [i for _, i in sorted(ranked)]
-    good = [everyone[i] for i in order[:n_good]]
-    bad = [everyone[i] for i in order[n_good:]]
-    params = {}
-    for dim in dims:
-        below = _coordinates(dim, good)
-        above = _coordinates(dim, bad)
-        params[dim.path] = dim.external(_best_candidate(dim, below, above, rng, candidates))
-    return params
+    good = _coordinates(dims, [everyone[i] for i in order[:n_good]])
+    bad = _coordinates(dims, [everyone[i] for i in order[n_good:]])
+    lower = [_kernels(d, good[:, k]) for k, d in enumerate(dims)]
+    upper = [_kernels(d, bad[:, k]) for k, d in enumerate(dims)]
+    # Draw whole candidates from l: a component (an observation, or the prior), then each
+    # dimension from that component's kernel.
+    picks = rng.integers(len(good) + 1, size=candidates)
+    draws = np.stack([kernel.sample(picks, rng) for kernel in lower], axis=1)
+    score = _log_mixture(lower, draws) - _log_mixture(upper, draws)
+    best = draws[int(np.argmax(score))]
+    return {d.path: d.external(float(best[k])) for k, d in enumerate(dims)}
 
 
-def _coordinates(dim: Dimension, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    xs = [dim.internal(p[dim.path]) for p in params if dim.path in p]
-    return np.array([x for x in xs if x is not None], dtype=np.float64)
+def _coordinates(dims: Sequence[Dimension], params: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """(n, d) working coordinates of the trials that have a value in every dimension."""
+    rows = []
+    for p in params:
+        row = [d.internal(p[d.path]) if d.path in p else None for d in dims]
+        if all(x is not None for x in row):
+            rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(dims))
 
 
 def _uniform(dim: Dimension, rng: np.random.Generator) -> float:
@@ -134,55 +145,75 @@ def _uniform(dim: Dimension, rng: np.random.Generator) -> float:
     return float(rng.uniform(dim.low, dim.high))
 
 
-def _best_candidate(
-    dim: Dimension, below: np.ndarray, above: np.ndarray, rng: np.random.Generator, count: int
-) -> float:
+def _log_mixture(kernels: Sequence[Kernels], draws: np.ndarray) -> np.ndarray:
+    """log of the equally weighted mixture of product kernels at each draw: (c,)."""
+    joint = sum(kernel.log_prob(draws[:, k]) for k, kernel in enumerate(kernels))
+    top = joint.max(axis=1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(joint - top).mean(axis=1))
+
+
+class Kernels:
+    """One dimension's kernels: one per observation, then the prior's."""
+
+    def sample(self, picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """(c, components): the log density (or probability) of each draw in each kernel."""
+        raise NotImplementedError
+
+
+def _kernels(dim: Dimension, xs: np.ndarray) -> Kernels:
     if dim.kind == "choice":
-        k = len(dim.options)
-        p_below, p_above = _categorical(below, k), _categorical(above, k)
-        draws = rng.choice(k, size=count, p=p_below)
-        scores = np.log(p_below[draws]) - np.log(p_above[draws])
-        return float(draws[int(np.argmax(scores))])
-    lower = Parzen.fit(below, dim.low, dim.high)
-    upper = Parzen.fit(above, dim.low, dim.high)
-    draws = lower.sample(rng, count)
-    if dim.kind == "randint":
-        draws = np.round(draws)
-        scores = lower.log_mass(draws) - upper.log_mass(draws)
-    else:
-        scores = lower.log_pdf(draws) - upper.log_pdf(draws)
-    return float(draws[int(np.argmax(scores))])
-
-
-def _categorical(indices: np.ndarray, k: int) -> np.ndarray:
-    counts = np.bincount(indices.astype(np.int64), minlength=k).astype(np.float64)
-    return (counts + PRIOR_WEIGHT / k) / (len(indices) + PRIOR_WEIGHT)
+        return Categorical.fit(xs, len(dim.options))
+    return Parzen.fit(xs, dim.low, dim.high, discrete=dim.kind == "randint")
 
 
 @dataclass(frozen=True)
-class Parzen:
-    """A mixture of Gaussians truncated to [low, high], equally weighted."""
+class Categorical(Kernels):
+    """Per observation: its option, smoothed by the prior; the prior kernel is uniform."""
+
+    probs: np.ndarray  # (components, k)
+
+    @classmethod
+    def fit(cls, indices: np.ndarray, k: int) -> Categorical:
+        n = len(indices)
+        probs = np.full((n + 1, k), PRIOR_WEIGHT / (n + 1))
+        probs[np.arange(n), indices.astype(np.int64)] += 1.0
+        return cls(probs / probs.sum(axis=1, keepdims=True))
+
+    def sample(self, picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cumulative = np.cumsum(self.probs[picks], axis=1)
+        u = rng.random(len(picks))[:, None]
+        return np.minimum((u > cumulative).sum(axis=1), self.probs.shape[1] - 1).astype(float)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return np.log(self.probs[:, x.astype(np.int64)].T)
+
+
+@dataclass(frozen=True)
+class Parzen(Kernels):
+    """Gaussians truncated to [low, high]; ``discrete``: the mass of [k - 0.5, k + 0.5]."""
 
     mus: np.ndarray
     sigmas: np.ndarray
     low: float
     high: float
+    discrete: bool = False
 
     @classmethod
-    def fit(cls, xs: np.ndarray, low: float, high: float) -> Parzen:
+    def fit(cls, xs: np.ndarray, low: float, high: float, discrete: bool = False) -> Parzen:
         width = high - low
-        prior = (low + high) / 2.0
-        mus = np.append(xs, prior)
-        order = np.argsort(mus, kind="stable")
-        ranked = mus[order]
-        # Each point's σ: the larger gap to its sorted neighbours (the range's ends at the ends).
-        padded = np.concatenate(([low], ranked, [high]))
+        # Each value's σ: the larger gap to its sorted neighbours (the range's ends at the ends).
+        order = np.argsort(xs, kind="stable")
+        padded = np.concatenate(([low], xs[order], [high]))
         gaps = np.maximum(padded[1:-1] - padded[:-2], padded[2:] - padded[1:-1])
-        sigmas = np.empty_like(mus)
+        sigmas = np.empty_like(xs)
         sigmas[order] = gaps
-        sigmas = np.clip(sigmas, width / min(100.0, len(mus) + 1.0), width)
-        sigmas[-1] = width  # the prior component
-        return cls(mus, sigmas, low, high)
+        sigmas = np.clip(sigmas, width / min(100.0, len(xs) + 2.0), width)
+        # The prior component: the middle of the range, σ = the range.
+        mus = np.append(xs, (low + high) / 2.0)
+        return cls(mus, np.append(sigmas, width), low, high, discrete)
 
     def _mass(self) -> np.ndarray:
         """Each component's probability inside [low, high] (its truncation constant)."""
@@ -190,26 +221,24 @@ class Parzen:
         lower = _phi((self.low - self.mus) / self.sigmas)
         return np.maximum(upper - lower, 1e-300)
 
-    def sample(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        picks = rng.integers(len(self.mus), size=count)
+    def sample(self, picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = rng.normal(self.mus[picks], self.sigmas[picks])
         for _ in range(100):  # rejection: redraw what fell outside the range
             outside = (out < self.low) | (out > self.high)
             if not outside.any():
                 break
             out[outside] = rng.normal(self.mus[picks[outside]], self.sigmas[picks[outside]])
-        return np.clip(out, self.low, self.high)
+        out = np.clip(out, self.low, self.high)
+        return np.clip(np.round(out), self.low + 0.5, self.high - 0.5) if self.discrete else out
 
-    def log_pdf(self, x: np.ndarray) -> np.ndarray:
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        if self.discrete:
+            top = _phi((x[:, None] + 0.5 - self.mus[None, :]) / self.sigmas[None, :])
+            bottom = _phi((x[:, None] - 0.5 - self.mus[None, :]) / self.sigmas[None, :])
+            return np.log(np.maximum((top - bottom) / self._mass(), 1e-300))
         z = (x[:, None] - self.mus[None, :]) / self.sigmas[None, :]
         dens = np.exp(-0.5 * z**2) / (self.sigmas * math.sqrt(2 * math.pi) * self._mass())
-        return np.log(np.maximum(dens.mean(axis=1), 1e-300))
-
-    def log_mass(self, k: np.ndarray) -> np.ndarray:
-        """log P(k) for integers k: each component's mass on [k - 0.5, k + 0.5]."""
-        top = _phi((k[:, None] + 0.5 - self.mus[None, :]) / self.sigmas[None, :])
-        bottom = _phi((k[:, None] - 0.5 - self.mus[None, :]) / self.sigmas[None, :])
-        return np.log(np.maximum(((top - bottom) / self._mass()).mean(axis=1), 1e-300))
+        return np.log(np.maximum(dens, 1e-300))
 
 
 def _phi(z: np.ndarray) -> np.ndarray:

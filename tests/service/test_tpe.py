@@ -48,7 +48,7 @@ def test_suggestions_are_reproducible_and_inside_the_space():
 
 
 def test_tpe_concentrates_on_the_optimum_better_than_random_search():
-    seeds = range(6)
+    seeds = range(12)
     tpe_runs = [search(s) for s in seeds]
     random_runs = [search(s, startup=10**9) for s in seeds]  # never leaves the startup phase
 

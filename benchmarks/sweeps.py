@@ -9,7 +9,8 @@ Three objectives, five seeds each, the same budget of epochs for every method
 - ``noisy-moons``: 150 noisy two-moons samples, 30 for validation, SGD on mini-batches of
   16: a noisy validation loss; learning rate, width and momentum.
 
-Methods: random search; ASHA, Hyperband and median stopping over the same random draws
+Methods: random search; ASHA (first rung at 3 epochs, and at 9), Hyperband (brackets from
+1 epoch) and median stopping (grace 9, every 3 epochs) over the same random draws
 (their trials stop early, so the budget pays for more draws); PBT (a population of
 ``TRIALS``, every 9 epochs the bottom quarter exploits the top); our TPE (``service.tpe``,
 one trial at a time) and Optuna's TPE (``TPESampler``) with the same trials and startup.
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.build import prepare  # noqa: E402
 from service.generators import generate  # noqa: E402
 from service.schedulers import SCHEDULERS  # noqa: E402
-from service.schedulers.base import MemoryCurves, Report, Trial  # noqa: E402
+from service.schedulers.base import MemoryCurves, Report, Sweep, Trial  # noqa: E402
 from service.schedulers.reports import explored_spec  # noqa: E402
 from service.sweeps import apply_params, expand_random  # noqa: E402
 from service.tpe import suggest  # noqa: E402
@@ -102,6 +103,8 @@ OBJECTIVES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 SCHEDULER_CONFIGS = {
     "asha": {"name": "asha", "metric": "val_loss", "mode": "min", "min_epochs": 3,
              "reduction_factor": 3},
+    "asha-9": {"name": "asha", "metric": "val_loss", "mode": "min", "min_epochs": 9,
+               "reduction_factor": 3},
     "hyperband": {"name": "hyperband", "metric": "val_loss", "mode": "min", "min_epochs": 1,
                   "max_epochs": 81, "reduction_factor": 3, "seed": 0},
     "median": {"name": "median", "metric": "val_loss", "mode": "min", "grace_epochs": 9,
@@ -200,7 +203,8 @@ def run_random(objective: Objective, seed: int) -> Ledger:
 
 def run_scheduled(objective: Objective, seed: int, name: str) -> Ledger:
     """Asynchronous: WORKERS trials at a time from the random draws; a stop frees a slot."""
-    scheduler, config = SCHEDULERS[name], {**SCHEDULER_CONFIGS[name], "seed": seed}
+    config = {**SCHEDULER_CONFIGS[name], "seed": seed}
+    scheduler = SCHEDULERS[config["name"]]
     if name == "hyperband":
         config["max_epochs"] = EPOCHS
     ledger, draws = Ledger(budget()), iter(enumerate(objective.draws(seed, 40 * TRIALS)))
@@ -219,7 +223,7 @@ def run_scheduled(objective: Objective, seed: int, name: str) -> Ledger:
                 trials = [Trial(r.name, r.index, r.epoch, live=r in active) for r in runs.values()]
                 curves = MemoryCurves({r.name: r.curve for r in runs.values()})
                 report = Report(Trial(run.name, run.index, run.epoch), run.epoch)
-                if scheduler.decide(config, report, trials, curves, {}).action == "stop":
+                if scheduler.decide(config, report, Sweep(trials, curves)).action == "stop":
                     active.remove(run)
             if ledger.done:
                 break
@@ -252,7 +256,7 @@ def run_pbt(objective: Objective, seed: int) -> Ledger:
             ]  # fmt: skip
             curves = MemoryCurves({r.name: r.curve for r in runs})
             report = Report(trials[k], run.epoch, generation[run.name])
-            decision = scheduler.decide(config, report, trials, curves, sweep)
+            decision = scheduler.decide(config, report, Sweep(trials, curves, sweep))
             if decision.action != "exploit" or decision.parent is None:
                 continue
             parent = next(r for r in runs if r.name == decision.parent)
@@ -320,6 +324,7 @@ def run_optuna(objective: Objective, seed: int) -> Ledger:
 METHODS: dict[str, Callable[[Objective, int], Ledger]] = {
     "random": run_random,
     "asha": lambda o, s: run_scheduled(o, s, "asha"),
+    "asha (first rung 9)": lambda o, s: run_scheduled(o, s, "asha-9"),
     "hyperband": lambda o, s: run_scheduled(o, s, "hyperband"),
     "median": lambda o, s: run_scheduled(o, s, "median"),
     "pbt": run_pbt,

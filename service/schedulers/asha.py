@@ -10,16 +10,15 @@ Hyperband (``hyperband.py``) runs the same rule within each of its brackets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from service.schedulers.base import (
     CONTINUE,
-    Curves,
     Decision,
     Report,
     Scheduler,
-    Trial,
+    Sweep,
     rank_of,
     sign,
 )
@@ -64,14 +63,7 @@ class Asha(Scheduler):
     def due(self, config: Mapping[str, Any], index: int, epoch: int) -> bool:
         return is_rung(int(config["min_epochs"]), int(config["reduction_factor"]), epoch)
 
-    def decide(
-        self,
-        config: Mapping[str, Any],
-        report: Report,
-        trials: Sequence[Trial],
-        curves: Curves,
-        sweep: Mapping[str, Any],
-    ) -> Decision:
-        order = {t.id: t.index for t in trials}
-        board = {t: v for t, v in curves.at(report.epoch).items() if t in order}
+    def decide(self, config: Mapping[str, Any], report: Report, sweep: Sweep) -> Decision:
+        order = {t.id: t.index for t in sweep.trials}
+        board = {t: v for t, v in sweep.curves.at(report.epoch).items() if t in order}
         return halve(report, board, int(config["reduction_factor"]), config["mode"], order)

@@ -1,7 +1,7 @@
 """The scheduler interface: at a trial's report, continue, stop it, or have it exploit another.
 
-A scheduler is pure: it reads the sweep through ``Curves`` (metric values, signed so that
-lower is better) and ``Trial`` rows, and returns a ``Decision``. ``service.schedulers.reports``
+A scheduler is pure: it reads the ``Sweep`` — ``Trial`` rows and ``Curves`` (metric values,
+signed so that lower is better) — and returns a ``Decision``. ``service.schedulers.reports``
 feeds it from the database inside the run's flush transaction and carries the decision out;
 the benchmark and the unit tests feed it from memory (``MemoryCurves``).
 
@@ -77,9 +77,19 @@ class Decision:
 CONTINUE = Decision("continue")
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """What a scheduler reads: the batch's trials, their curves, and the batch's stored spec
+    (PBT explores its search space)."""
+
+    trials: Sequence[Trial]
+    curves: Curves
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Scheduler:
     """Decides at each report of a trial. ``config`` is the batch's scheduler spec as stored
-    (mode resolved, seed chosen); ``sweep`` the batch's stored spec (its search space)."""
+    (mode resolved, seed chosen)."""
 
     name: ClassVar[str] = ""
     # PBT copies checkpoints: its trials checkpoint at every report.
@@ -88,14 +98,7 @@ class Scheduler:
     def due(self, config: Mapping[str, Any], index: int, epoch: int) -> bool:
         raise NotImplementedError
 
-    def decide(
-        self,
-        config: Mapping[str, Any],
-        report: Report,
-        trials: Sequence[Trial],
-        curves: Curves,
-        sweep: Mapping[str, Any],
-    ) -> Decision:
+    def decide(self, config: Mapping[str, Any], report: Report, sweep: Sweep) -> Decision:
         raise NotImplementedError
 
 

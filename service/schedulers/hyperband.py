@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from service.schedulers.asha import halve
-from service.schedulers.base import CONTINUE, Curves, Decision, Report, Scheduler, Trial
+from service.schedulers.base import CONTINUE, Decision, Report, Scheduler, Sweep
 
 
 def highest_bracket(min_epochs: int, max_epochs: int, eta: int) -> int:
@@ -69,19 +69,12 @@ class Hyperband(Scheduler):
     def due(self, config: Mapping[str, Any], index: int, epoch: int) -> bool:
         return epoch in bracket_rungs(config, bracket_of(config, index))
 
-    def decide(
-        self,
-        config: Mapping[str, Any],
-        report: Report,
-        trials: Sequence[Trial],
-        curves: Curves,
-        sweep: Mapping[str, Any],
-    ) -> Decision:
+    def decide(self, config: Mapping[str, Any], report: Report, sweep: Sweep) -> Decision:
         bracket = bracket_of(config, report.trial.index)
-        order = {t.id: t.index for t in trials if bracket_of(config, t.index) == bracket}
+        order = {t.id: t.index for t in sweep.trials if bracket_of(config, t.index) == bracket}
         if report.trial.id not in order:
             return CONTINUE
-        board = {t: v for t, v in curves.at(report.epoch).items() if t in order}
+        board = {t: v for t, v in sweep.curves.at(report.epoch).items() if t in order}
         decision = halve(report, board, int(config["reduction_factor"]), config["mode"], order)
         if decision.action == "stop":
             return Decision("stop", {**decision.detail, "bracket": bracket})

@@ -11,16 +11,15 @@ median stopping rule does), so a sweep whose trials run side by side is judged e
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from service.schedulers.base import (
     CONTINUE,
-    Curves,
     Decision,
     Report,
     Scheduler,
-    Trial,
+    Sweep,
     sign,
 )
 
@@ -32,22 +31,17 @@ class Median(Scheduler):
         grace, every = int(config["grace_epochs"]), int(config["interval_epochs"])
         return epoch >= grace and (epoch - grace) % every == 0
 
-    def decide(
-        self,
-        config: Mapping[str, Any],
-        report: Report,
-        trials: Sequence[Trial],
-        curves: Curves,
-        sweep: Mapping[str, Any],
-    ) -> Decision:
+    def decide(self, config: Mapping[str, Any], report: Report, sweep: Sweep) -> Decision:
         me = report.trial.id
-        members = {t.id for t in trials}
+        members = {t.id for t in sweep.trials}
         others = [
-            v for t, v in curves.running_means(report.epoch).items() if t != me and t in members
+            v
+            for t, v in sweep.curves.running_means(report.epoch).items()
+            if t != me and t in members
         ]
         if len(others) < int(config["min_trials"]):
             return CONTINUE
-        best = curves.best(me, report.epoch)
+        best = sweep.curves.best(me, report.epoch)
         median = statistics.median(others)
         if best is None or not best > median:
             return CONTINUE

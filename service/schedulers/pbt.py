@@ -17,12 +17,12 @@ generation])``: the same sweep state gives the same decision.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from service.schedulers.base import CONTINUE, Curves, Decision, Report, Scheduler, Trial, sign
+from service.schedulers.base import CONTINUE, Decision, Report, Scheduler, Sweep, sign
 from service.sweeps import sampler
 
 # Varied training values PBT never changes: they are not hyperparameters of the optimisation.
@@ -88,19 +88,12 @@ class Pbt(Scheduler):
     def due(self, config: Mapping[str, Any], index: int, epoch: int) -> bool:
         return epoch % int(config["interval_epochs"]) == 0
 
-    def decide(
-        self,
-        config: Mapping[str, Any],
-        report: Report,
-        trials: Sequence[Trial],
-        curves: Curves,
-        sweep: Mapping[str, Any],
-    ) -> Decision:
+    def decide(self, config: Mapping[str, Any], report: Report, sweep: Sweep) -> Decision:
         me = report.trial.id
-        live = {t.id: t for t in trials if t.live or t.id == me}
+        live = {t.id: t for t in sweep.trials if t.live or t.id == me}
         epochs = {t.id: t.epoch for t in live.values()}
         epochs[me] = report.epoch
-        scores = curves.latest(epochs, int(config["interval_epochs"]))
+        scores = sweep.curves.latest(epochs, int(config["interval_epochs"]))
         n = len(scores)
         k = min(math.ceil(n * float(config["quantile"])), n // 2)
         if me not in scores or k < 1:
@@ -114,7 +107,7 @@ class Pbt(Scheduler):
         seed = int(config.get("seed") or 0)
         rng = np.random.default_rng([seed, report.trial.index, report.epoch, report.generation])
         parent = live[donors[int(rng.integers(len(donors)))]]
-        perturbed = explore(parent.params, explorable(sweep, parent.params), config, rng)
+        perturbed = explore(parent.params, explorable(sweep.spec, parent.params), config, rng)
         s = sign(config["mode"])
         detail = {
             "epoch": report.epoch,

@@ -28,7 +28,7 @@ from service import lifecycle
 from service.lifecycle import Claim
 from service.models import Batch, Checkpoint, CurvePoint, Job, TrialDecision
 from service.problems import Invalid
-from service.schedulers.base import CONTINUE, Decision, Report, Scheduler, Trial, sign
+from service.schedulers.base import CONTINUE, Decision, Report, Scheduler, Sweep, Trial, sign
 from service.schedulers.registry import SCHEDULERS
 from service.schemas.names import UNFINISHED
 from service.sweeps import flatten, set_path
@@ -95,9 +95,8 @@ def report(session: Session, reporting: Reporting, epoch: int, attempt: int) -> 
     mine = next(t for t in trials if t.id == job_id)
     config = reporting.config
     curves = StoredCurves(session, [t.id for t in trials], config["metric"], config["mode"])
-    decision = reporting.scheduler.decide(
-        config, Report(mine, epoch, generation), trials, curves, reporting.sweep
-    )
+    sweep = Sweep(trials, curves, reporting.sweep)
+    decision = reporting.scheduler.decide(config, Report(mine, epoch, generation), sweep)
     now = utcnow()
     if decision.action == "stop":
         lifecycle.stop_trial(session, job_id, attempt, now)

@@ -15,21 +15,10 @@ from service.models import Checkpoint, CurvePoint, Job, TrialDecision
 from service.problems import Invalid
 from service.schemas.batch import BatchSubmit
 from service.sweeps import set_path
-from tests.service.test_batches import ASHA, BASE, GRID
+from tests.service.test_batches import ASHA, BASE, GRID, factory, session  # noqa: F401
 
 LIMITS = Limits()
 VALIDATED = set_path(BASE, "dataset.validation_split", 0.25)
-
-
-@pytest.fixture
-def factory(sessions):
-    return sessions
-
-
-@pytest.fixture
-def session(factory):
-    with factory() as session:
-        yield session
 
 
 @pytest.fixture

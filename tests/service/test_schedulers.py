@@ -11,7 +11,7 @@ import pytest
 
 from service.schedulers import SCHEDULERS
 from service.schedulers.asha import rungs
-from service.schedulers.base import MemoryCurves, Report, Trial
+from service.schedulers.base import MemoryCurves, Report, Sweep, Trial
 from service.schedulers.hyperband import bracket_of, bracket_rungs, highest_bracket
 from service.schedulers.pbt import explorable, explore
 
@@ -25,7 +25,8 @@ def trials(n, **kwargs):
 
 def decide(name, config, me, epoch, pool, curves, sweep=None, generation=0):
     scheduler = SCHEDULERS[name]
-    return scheduler.decide(config, Report(pool[me], epoch, generation), pool, curves, sweep or {})
+    report = Report(pool[me], epoch, generation)
+    return scheduler.decide(config, report, Sweep(pool, curves, sweep or {}))
 
 
 # --- ASHA ------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def _uniform(dim: Dimension, rng: np.random.Generator) -> float:
 
 def _log_mixture(kernels: Sequence[Kernels], draws: np.ndarray) -> np.ndarray:
     """log of the equally weighted mixture of product kernels at each draw: (c,)."""
-    joint = sum(kernel.log_prob(draws[:, k]) for k, kernel in enumerate(kernels))
+    joint = np.sum([kernel.log_prob(draws[:, k]) for k, kernel in enumerate(kernels)], axis=0)
     top = joint.max(axis=1, keepdims=True)
     return top[:, 0] + np.log(np.exp(joint - top).mean(axis=1))
 

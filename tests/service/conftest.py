@@ -30,6 +30,18 @@ SPIRALS_SPEC: dict[str, Any] = {
 
 
 @pytest.fixture
+def factory(sessions):  # type: ignore[no-untyped-def]
+    """The test's migrated SQLite database's session factory."""
+    return sessions
+
+
+@pytest.fixture
+def session(factory):  # type: ignore[no-untyped-def]
+    with factory() as session:
+        yield session
+
+
+@pytest.fixture
 def spec() -> dict[str, Any]:
     """A fresh copy of a small valid job spec (mutate it freely)."""
     return copy.deepcopy(SPIRALS_SPEC)

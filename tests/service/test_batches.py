@@ -31,18 +31,6 @@ GRID = {"training.optimizer.learning_rate": [0.01, 0.1], "network.layers.0.units
 
 
 @pytest.fixture
-def factory(sessions):
-    """The shared migrated SQLite database's session factory."""
-    return sessions
-
-
-@pytest.fixture
-def session(factory):
-    with factory() as session:
-        yield session
-
-
-@pytest.fixture
 def tenants(session):
     ids = []
     for name in ("alice", "bob"):

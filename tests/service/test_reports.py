@@ -15,7 +15,7 @@ from service.models import Checkpoint, CurvePoint, Job, TrialDecision
 from service.problems import Invalid
 from service.schemas.batch import BatchSubmit
 from service.sweeps import set_path
-from tests.service.test_batches import ASHA, BASE, GRID, factory, session  # noqa: F401
+from tests.service.test_batches import ASHA, BASE, GRID
 
 LIMITS = Limits()
 VALIDATED = set_path(BASE, "dataset.validation_split", 0.25)

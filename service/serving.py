@@ -27,7 +27,9 @@ from typing import Any
 
 from gunicorn.workers.base import Worker
 from waitress import parser, utilities, wasyncore
-from waitress.server import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+from waitress.task import WSGITask
 
 from service.config import Limits, Settings
 from service.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge
@@ -51,6 +53,36 @@ class BodyTooLarge(utilities.RequestEntityTooLarge):
         return f"{problem.status} {problem.title}", [("Content-Type", PROBLEM_MEDIA_TYPE)], body
 
 
+class KeepAliveTask(WSGITask):
+    """waitress closes the connection after every answer that has no Content-Length, and
+    a 304 (or 204) has none — it has no body at all (RFC 9112 section 6.3). Dashboards
+    poll with conditional GETs: each 304 would cost them a new TCP connection. Such an
+    answer ends with its headers, so the connection stays open (unless the client asked
+    to close it)."""
+
+    _bodiless_header = False
+
+    def build_response_header(self) -> bytes:
+        self._bodiless_header = (
+            self.version == "1.1"
+            and not self.has_body
+            and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        try:
+            return super().build_response_header()  # type: ignore[no-any-return]
+        finally:
+            self._bodiless_header = False
+
+    def set_close_on_finish(self) -> None:
+        if not self._bodiless_header:
+            super().set_close_on_finish()
+
+
+class KeepAliveChannel(HTTPChannel):
+    task_class = KeepAliveTask
+
+
 class BufferingWorker(Worker):
     """A gunicorn worker serving its share of the listening socket with waitress."""
 
@@ -71,6 +103,9 @@ class BufferingWorker(Worker):
             asyncore_use_poll=True,  # select() stops at 1024 descriptors
             ident="deltaflow",
         )
+        for dispatcher in list(socket_map.values()):
+            if isinstance(dispatcher, BaseWSGIServer):
+                dispatcher.channel_class = KeepAliveChannel
         while self.alive:
             self.notify()
             wasyncore.loop(timeout=LOOP_SECONDS, use_poll=True, map=socket_map, count=1)

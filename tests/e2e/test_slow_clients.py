@@ -7,6 +7,7 @@ still unfinished; the latencies are printed, never asserted.
 
 from __future__ import annotations
 
+import http.client
 import sys
 import time
 
@@ -97,3 +98,30 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(served):
     assert b"Content-Type: application/problem+json" in head
     assert problem["status"] == 413
     assert "DELTAFLOW_MAX_BODY_BYTES" in problem["detail"]
+
+
+def test_a_304_keeps_the_connection_open(served):
+    """A poll answered 304 has no body; the connection stays open for the next poll."""
+    server, key, job_id = served
+    auth = {"Authorization": f"Bearer {key}"}
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        connection.request("GET", f"/api/v1/jobs/{job_id}", headers=auth)
+        first = connection.getresponse()
+        first.read()
+        etag = first.getheader("ETag")
+        sockets = []
+        for _ in range(3):
+            connection.request(
+                "GET", f"/api/v1/jobs/{job_id}", headers={**auth, "If-None-Match": etag}
+            )
+            answer = connection.getresponse()
+            assert answer.read() == b""
+            assert answer.status == 304
+            assert answer.getheader("Connection") is None
+            assert not answer.will_close
+            sockets.append(connection.sock)
+        assert sockets[0] is not None
+        assert all(s is sockets[0] for s in sockets)  # one connection served them all
+    finally:
+        connection.close()

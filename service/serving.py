@@ -103,9 +103,8 @@ class BufferingWorker(Worker):
             asyncore_use_poll=True,  # select() stops at 1024 descriptors
             ident="deltaflow",
         )
-        for dispatcher in list(socket_map.values()):
-            if isinstance(dispatcher, BaseWSGIServer):
-                dispatcher.channel_class = KeepAliveChannel
+        for listener in self._listeners(socket_map):
+            listener.channel_class = KeepAliveChannel
         while self.alive:
             self.notify()
             wasyncore.loop(timeout=LOOP_SECONDS, use_poll=True, map=socket_map, count=1)
@@ -115,7 +114,8 @@ class BufferingWorker(Worker):
 
     def _stop(self, server: Any, socket_map: dict[int, Any]) -> None:
         """Stop accepting, let requests in progress finish (up to --graceful-timeout)."""
-        server.accepting = False
+        for listener in self._listeners(socket_map):
+            listener.accepting = False
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline and any(
             getattr(channel, "requests", None) for channel in list(socket_map.values())
@@ -124,6 +124,11 @@ class BufferingWorker(Worker):
             wasyncore.loop(timeout=0.1, use_poll=True, map=socket_map, count=1)
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
         wasyncore.close_all(socket_map)
+
+    @staticmethod
+    def _listeners(socket_map: dict[int, Any]) -> list[BaseWSGIServer]:
+        """waitress's listening dispatchers: one per socket gunicorn bound."""
+        return [d for d in list(socket_map.values()) if isinstance(d, BaseWSGIServer)]
 
     def _logged(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         """One access-log line per request (gunicorn's --access-logfile), without any

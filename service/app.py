@@ -15,6 +15,7 @@ from flask import Response, render_template_string
 from flask_openapi3 import Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
+from service import metrics
 from service.api import API_PREFIX, backprop, batches, datasets, health, insight, jobs, meta
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
@@ -66,6 +67,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.teardown_appcontext(close_db)
 
     register_error_handlers(app)
+    metrics.init_app(app, reads, settings)
     app.components_schemas.update(problem_components())
     app.register_api(health.bp)
     app.register_api(datasets.bp)

@@ -76,6 +76,10 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    # Every gunicorn process writes its HTTP metrics into one folder (service.metrics).
+    from service.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(Settings.from_env().data_dir)
     # Replace this process, so signals reach gunicorn directly.
     command = _api_command(args.host, args.port, args.workers, args.threads)
     os.execvp(sys.executable, command)  # noqa: S606

@@ -69,6 +69,8 @@ class Settings:
     # API processes cache what an API key maps to this long: a revoked key stops working
     # within this time (service.keycache). 0 = look every key up on every request.
     auth_cache_seconds: float = 5.0
+    # GET /metrics answers only with "Authorization: Bearer <this>" when set (service.metrics).
+    metrics_token: str = ""
 
     @property
     def broker_dir(self) -> Path:
@@ -118,6 +120,8 @@ def _coerce(type_name: Any, raw: str) -> Any:
         return int(raw)
     if name == "float":
         return float(raw)
+    if name == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
     if name == "Path":
         return Path(raw)
     return raw

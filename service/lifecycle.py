@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import curves
+from service import counters, curves
 from service.db import dialect_insert, transaction
 from service.models import Checkpoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
@@ -94,11 +94,15 @@ def request_cancel(session: Session, job_id: str, status: str) -> bool:
 
     ``status`` is what the caller read (queued or running); False if the job has moved on.
     """
+    now = utcnow()
     if status == JobStatus.queued:
-        ended = {"status": JobStatus.cancelled.value, "finished_at": utcnow()}
+        ended = {"status": JobStatus.cancelled.value, "finished_at": now}
     else:
         ended = {"status": JobStatus.cancelling.value}
-    return compare_and_set(session, job_id, [status], cancel_requested=True, **ended)
+    won = compare_and_set(session, job_id, [status], cancel_requested=True, **ended)
+    if won and status == JobStatus.queued:
+        _ended(session, job_id, JobStatus.cancelled, now)
+    return won
 
 
 def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
@@ -227,6 +231,7 @@ def flush(
             newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
             _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
             curves.insert_points(session, job_id, points)
+            counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
         if checkpoint is not None:
             _save_checkpoint(session, job_id, attempt, checkpoint, now)
         cancel = _cancel_requested(session, job_id)
@@ -378,6 +383,11 @@ def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: d
         outcome = "requeued"
     with transaction(factory) as session:
         won = _update(session, still_expired, **values, version=Job.version + 1)
+        if won:
+            labels = {"outcome": outcome}
+            counters.add(session, counters.RECOVERED, labels=labels, shard_key=row.id)
+            if outcome != "requeued":
+                _ended(session, row.id, JobStatus(values["status"]), now)
     return outcome if won else ""
 
 
@@ -403,7 +413,7 @@ def _finish(
     error: JobError | None,
     now: datetime,
 ) -> bool:
-    return _update(
+    won = _update(
         session,
         fenced(job_id, attempt),
         status=status.value,
@@ -414,6 +424,16 @@ def _finish(
         updated_at=now,
         version=Job.version + 1,
     )
+    if won:
+        _ended(session, job_id, status, now)
+    return won
+
+
+def _ended(session: Session, job_id: str, status: JobStatus, now: datetime) -> None:
+    """What every change to a finished status does in its own transaction: the run's
+    duration into ``deltaflow_job_duration_seconds`` (``service.counters``)."""
+    started_at = session.scalar(select(Job.started_at).where(Job.id == job_id))
+    counters.observe_duration(session, job_id, status.value, started_at, now)
 
 
 def _cancel_requested(session: Session, job_id: str) -> bool:

@@ -236,3 +236,28 @@ class TrainedModel(Base):
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MetricCount(Base):
+    """A counter kept for ``GET /metrics`` (``service.counters``), written in the same
+    transaction as what it counts, so it survives restarts and sums over every host.
+
+    ``labels`` is the canonical ``k=v,k=v`` text; ``shard`` spreads concurrent writers
+    over a few rows (a run always writes its own shard), and a scrape sums the shards."""
+
+    __tablename__ = "metric_counts"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(200), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class WorkerHeartbeat(Base):
+    """A worker's main process, seen by its reaper every pass: ``deltaflow_workers_alive``."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

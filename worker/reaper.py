@@ -16,7 +16,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import queue, recovery
+from service import heartbeats, queue, recovery
 from service.dispatch import dispatch
 from worker.runtime import Runtime
 from worker.sweeping import grow_search
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def reap(rt: Runtime) -> recovery.Recovery:
     """One pass: fix the database, then send the messages it asks for."""
     settings = rt.settings
+    heartbeats.beat(rt.factory, rt.owner)  # deltaflow_workers_alive
     result = recovery.recover(
         rt.factory,
         max_attempts=settings.max_attempts,
@@ -73,7 +74,13 @@ class Reaper(threading.Thread):
             except Exception:  # the loop must survive anything; the next pass retries
                 log.exception("reaper pass failed")
             if self._halt.wait(interval):
-                return
+                break
+        try:
+            heartbeats.forget(self.rt.factory, self.rt.owner)  # a warm stop: gone at once
+        except SQLAlchemyError:
+            log.warning("could not remove this worker's heartbeat", exc_info=True)
 
     def stop(self) -> None:
         self._halt.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=3)  # let it remove the heartbeat before the process exits

@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PORT ?= 8000
+HOST ?= 127.0.0.1
+TENANT ?= default
 
-.PHONY: run test test-fast lint format bench chromium nginx clean
+.PHONY: run key test test-fast lint format bench chromium nginx clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,8 +16,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## run: install, start the embedded service (SQLite + filesystem broker) and a demo job
+##      on http://$(HOST):$(PORT) (make run PORT=8123)
 run: $(STAMP)
-	$(BIN)/deltaflow up --demo
+	$(BIN)/deltaflow up --demo --host $(HOST) --port $(PORT)
+
+## key: print a new API key alone (make key TENANT=acme); the venv's deltaflow is not on PATH
+key:
+	@test -x $(BIN)/deltaflow || { echo "no $(BIN)/deltaflow yet: run make run first" >&2; exit 1; }
+	@$(BIN)/deltaflow create-key --tenant $(TENANT)
 
 ## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
 test: $(STAMP) chromium nginx lint

@@ -1,5 +1,6 @@
-"""The ``deltaflow`` command: ``up``, ``api``, ``worker``, ``migrate``, and the key commands
-``create-key``, ``list-keys``, ``revoke-key`` (``service.tenants``).
+"""The ``deltaflow`` command: ``up``, ``api``, ``worker``, ``migrate``, the key commands
+``create-key``, ``list-keys``, ``revoke-key`` (``service.tenants``), and the HTTP verbs
+``jobs``, ``batches``, ``datasets`` (handed to ``deltaflow_client.cli``).
 
 ``up`` is the embedded default on one machine (``service.embedded``): it applies the
 migrations, then runs the API (gunicorn) and one worker as child processes — exactly
@@ -19,6 +20,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
 from service import tenants
 from service.config import Settings
 from service.embedded import Embedded
@@ -30,6 +34,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MAX_EXPIRY_DAYS = 36_500
+CLIENT_VERBS = {"jobs": "training jobs", "batches": "sweeps", "datasets": "datasets"}
 
 # --- commands -------------------------------------------------------------------------
 
@@ -44,14 +49,27 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def cmd_create_key(args: argparse.Namespace) -> int:
     """Print one new key for the tenant (created if needed), alone on stdout."""
     settings = Settings.from_env()
-    key = tenants.issue_key(settings, args.tenant, args.name, args.expires_in)
+    missing = missing_database(settings)
+    if missing:
+        return _fail("create-key", missing)
+    try:
+        key = tenants.issue_key(settings, args.tenant, args.name, args.expires_in)
+    except DBAPIError as error:
+        return _fail("create-key", unusable_database(settings, error))
     sys.stdout.write(key + "\n")
     return 0
 
 
 def cmd_list_keys(args: argparse.Namespace) -> int:
     """Every key's prefix, tenant, name and times, as a table (the keys are not stored)."""
-    rows = tenants.keys(Settings.from_env(), args.tenant)
+    settings = Settings.from_env()
+    missing = missing_database(settings)
+    if missing:
+        return _fail("list-keys", missing)
+    try:
+        rows = tenants.keys(settings, args.tenant)
+    except DBAPIError as error:
+        return _fail("list-keys", unusable_database(settings, error))
     columns = ("prefix", "tenant", "name", "created", "expires", "last_used", "revoked")
     table = [[c.replace("_", " ") for c in columns]]
     table += [[_cell(row[c]) for c in columns] for row in rows]
@@ -64,11 +82,15 @@ def cmd_list_keys(args: argparse.Namespace) -> int:
 
 def cmd_revoke_key(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    missing = missing_database(settings)
+    if missing:
+        return _fail("revoke-key", missing)
     try:
         tenants.revoke_key(settings, args.prefix)
     except Problem as exc:
-        sys.stderr.write(f"deltaflow revoke-key: {exc.detail}\n")
-        return 1
+        return _fail("revoke-key", exc.detail)
+    except DBAPIError as error:
+        return _fail("revoke-key", unusable_database(settings, error))
     sys.stderr.write(
         f"revoked; every API process refuses it within {settings.auth_cache_seconds:g} s\n"
     )
@@ -106,6 +128,45 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 # --- helpers shared by the commands ----------------------------------------------------
+
+MIGRATE_HINT = (
+    "run `make run` (or `deltaflow migrate`) in the Deltaflow folder first, run this "
+    "command there, or set DELTAFLOW_DATA_DIR (or DELTAFLOW_DATABASE_URL) to the data folder"
+)
+
+
+def missing_database(settings: Settings) -> str | None:
+    """Why the key commands cannot work here, or None: an embedded SQLite database that was
+    never created. Checked before connecting, since connecting would create an empty file."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    if path.is_file():
+        return None
+    message = f"no Deltaflow database in the data folder {path.parent} (no {path.name}); "
+    found = _project_database()
+    if found is not None and found.resolve() != path.resolve():
+        message += f"there is one in {found.parent}: set DELTAFLOW_DATA_DIR={found.parent}, or "
+    return message + MIGRATE_HINT
+
+
+def unusable_database(settings: Settings, error: DBAPIError) -> str:
+    """One line for a database that answers but is not Deltaflow's (no tables) or not there."""
+    where = _redact(settings.database_url)
+    first = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    return f"the database {where} is not ready ({first}); {MIGRATE_HINT}"
+
+
+def _project_database() -> Path | None:
+    """The embedded database of the checkout this package runs from (an editable install)."""
+    candidate = Path(__file__).resolve().parent.parent / "var" / "deltaflow.sqlite3"
+    return candidate if candidate.is_file() else None
+
+
+def _fail(command: str, message: str) -> int:
+    sys.stderr.write(f"deltaflow {command}: {message}\n")
+    return 1
 
 
 def blas_threads(concurrency: int, cores: int | None = None) -> dict[str, str]:
@@ -221,10 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = commands.add_parser("revoke-key", help="revoke an API key by its prefix")
     revoke_key.add_argument("prefix", metavar="PREFIX", help="as list-keys shows it")
     revoke_key.set_defaults(handler=cmd_revoke_key)
+
+    for verb, what in CLIENT_VERBS.items():  # handled by main() before parsing
+        commands.add_parser(verb, help=f"{what} over HTTP (docs/client.md)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CLIENT_VERBS:
+        # The HTTP verbs are the client's (it needs only requests, never this package).
+        from deltaflow_client.cli import main as client_main
+
+        return client_main(argv)
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 

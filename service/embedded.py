@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,8 +149,9 @@ class Embedded:
         self._say(f"  data       {self.data_dir}    logs  {self.data_dir / 'logs'}")
         if first_key:
             self._say(f"API key (shown only now; keep it): {first_key}")
+            self._say(f"  more keys: {deltaflow_command()} create-key --tenant NAME")
         else:
-            self._say("Create an API key with: deltaflow create-key --tenant NAME")
+            self._say(f"Create an API key with: {deltaflow_command()} create-key --tenant NAME")
         self._say("Press Ctrl-C to stop.")
 
     def _demo(self, settings: Settings, first_key: str | None) -> None:
@@ -186,6 +188,21 @@ class Embedded:
     def _say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
+
+
+def deltaflow_command(cwd: Path | None = None) -> str:
+    """How to run this ``deltaflow`` from the user's shell: bare when it is the one on PATH,
+    else its path (``.venv/bin/deltaflow`` after ``make run``: the venv is not activated)."""
+    script = Path(sys.executable).parent / "deltaflow"
+    if not script.exists():
+        return f"{sys.executable} -m service.cli"
+    found = shutil.which("deltaflow")
+    if found and Path(found).resolve() == script.resolve():
+        return "deltaflow"
+    try:
+        return str(script.relative_to(cwd or Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _die_with_parent() -> None:

@@ -226,10 +226,17 @@ def describe(session: Session, batch: Batch, job_ids: Sequence[str]) -> dict[str
     return responses.batch_dict(batch, job_ids, counts)
 
 
-def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[str, Any]:
+def summarize(
+    session: Session, batch: Batch, metric: str | None, mode: str | None
+) -> dict[str, Any]:
     """Counts by status, progress, the best job, every job's varied params, metrics and
-    origin, and what the scheduler decided (stops and PBT's exploits, in order)."""
+    origin, and what the scheduler decided (stops and PBT's exploits, in order).
+
+    No ``metric``: ``summaries.default_metric`` (validation loss, or the training loss
+    when no job has a validation split); ``metric_defaulted`` says the server chose."""
     jobs = batch_jobs(session, batch.id)
+    defaulted = metric is None
+    metric, mode = summaries.check_metric(metric or summaries.default_metric(jobs), mode)
     progress = summaries.batch_progress(session, [batch.id])[batch.id]
     best = summaries.best_job(jobs, metric, mode)
     decisions = session.scalars(
@@ -237,7 +244,8 @@ def summarize(session: Session, batch: Batch, metric: str, mode: str) -> dict[st
         .where(TrialDecision.batch_id == batch.id, TrialDecision.action != "continue")
         .order_by(TrialDecision.created_at, TrialDecision.epoch)
     ).all()
-    return responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions)
+    summary = responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions)
+    return {**summary, "metric_defaulted": defaulted}
 
 
 def list_batches(

@@ -17,6 +17,16 @@ from service.problems import Invalid
 from service.schemas.names import FINISHED, METRICS, MODES, JobStatus
 
 
+def default_metric(jobs: Sequence[Job]) -> str:
+    """What ranks a batch when the client names no metric: ``val_loss`` when some job has
+    one, else ``train_loss`` (jobs trained without a validation split have none)."""
+    if any(isinstance((job.metrics or {}).get("val_loss"), int | float) for job in jobs):
+        return "val_loss"
+    if any(isinstance((job.metrics or {}).get("train_loss"), int | float) for job in jobs):
+        return "train_loss"
+    return "val_loss"
+
+
 def check_metric(metric: str | None, mode: str | None) -> tuple[str, str]:
     """Default ``val_loss``; losses default to ``min`` and accuracies to ``max``."""
     metric = metric or "val_loss"

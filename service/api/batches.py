@@ -64,7 +64,9 @@ IdempotencyHeaders = idempotency_headers(
 
 class SummaryQuery(RequestModel):
     metric: Metric | None = Field(
-        default=None, description="Ranks the jobs for ``best`` (default val_loss)."
+        default=None,
+        description="Ranks the jobs for ``best``. Default: val_loss, or train_loss when no "
+        "job has a validation loss (trained without a validation split).",
     )
     mode: Mode | None = Field(
         default=None, description="Default: min for losses, max for accuracies."
@@ -134,9 +136,10 @@ def list_batches(query: PageQuery) -> Response:
 )
 def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) -> Response:
     session = db()
-    metric, mode = summaries.check_metric(query.metric, query.mode)
+    if query.metric is not None:  # a bad pair is 422 before anything is read
+        summaries.check_metric(query.metric, query.mode)
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
-    summary = finite(batches.summarize(session, batch, metric, mode))
+    summary = finite(batches.summarize(session, batch, query.metric, query.mode))
     text = json.dumps(summary, sort_keys=True, separators=(",", ":"))
     etag = f"batch-{batch.id}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
     return not_modified(etag) or respond(summary, etag=etag)

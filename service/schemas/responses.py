@@ -294,7 +294,12 @@ class BatchSummary(BatchOut):
     )
     lineage: list[Exploit] = Field(description="PBT's exploits, in the order they happened.")
     progress: BatchProgress
-    metric: str
+    metric: str = Field(description="What ranks the jobs (the one asked for, or the default).")
+    metric_defaulted: bool = Field(
+        default=False,
+        description="No metric was asked for: val_loss, or train_loss when no job has a "
+        "validation loss.",
+    )
     mode: str
     best: Best | None = Field(description="The succeeded job with the best final metric.")
     jobs: list[BatchJobOut]

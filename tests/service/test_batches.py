@@ -317,6 +317,33 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
         assert err.value.errors[0][0] == ["query", loc]
 
 
+def test_without_a_validation_split_the_default_ranking_is_the_training_loss(
+    factory, session, tenants
+):
+    batch, ids, _ = submit(session, tenants[0], name="no val", base=BASE, grid=GRID)
+    for job_id, loss in zip(ids[:2], [0.6, 0.3], strict=True):
+        attempt = claim(factory, job_id)
+        points = [{"epoch": e, "train_loss": loss / e, "seconds": 0.01} for e in (1, 2)]
+        assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
+    session.expire_all()
+    summary = batches.summarize(session, batch, None, None)
+    assert (summary["metric"], summary["mode"], summary["metric_defaulted"]) == (
+        "train_loss",
+        "min",
+        True,
+    )
+    assert summary["best"] == {"id": ids[1], "value": pytest.approx(0.15)}
+    # Asked for explicitly, the validation loss ranks nothing: there is none.
+    asked = batches.summarize(session, batch, "val_loss", None)
+    assert (asked["metric"], asked["best"], asked["metric_defaulted"]) == ("val_loss", None, False)
+    # One job with a validation loss makes it the default again.
+    attempt = claim(factory, ids[2])
+    run_epochs(factory, ids[2], attempt, 1, 2)
+    session.expire_all()
+    assert batches.summarize(session, batch, None, None)["metric"] == "val_loss"
+
+
 def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, session, tenants):
     batch, ids, _ = submit(session, tenants[0], name="cancel", base=BASE, grid=GRID)
     done = claim(factory, ids[0])

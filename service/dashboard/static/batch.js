@@ -58,19 +58,24 @@ function compare(a, b) {
 export function renderBatch(root, route) {
   const batchId = route.id;
   const path = `/batches/${encodeURIComponent(batchId)}`;
-  const metricKey = METRICS.some(([k]) => k === route.query.metric) ? route.query.metric : "val_loss";
-  const mode = METRICS.find(([k]) => k === metricKey)[2];
+  // The metric the user asked for; without one the server picks (validation loss, or the
+  // training loss when no job has a validation split) and the page follows batch.metric.
+  const asked = METRICS.some(([k]) => k === route.query.metric) ? route.query.metric : null;
+  let metricKey = asked || "val_loss";
+  let mode = METRICS.find(([k]) => k === metricKey)[2];
   const series = new Map(); // job id -> CurveSeries
   let batch = null;
   let summaryEtag = null;
   let cursor = null;
-  let sort = { key: "metric", descending: mode === "max" };
+  let sort = null; // null: by the ranking metric, best first
 
   const title = h("h1", { id: "batch-title" }, "Loading…");
   const counts = h("p", { class: "muted", id: "batch-counts" });
   const progressBox = h("div", { class: "progress-box" });
   const metricSelect = select({ id: "batch-metric", "aria-label": "Metric" },
     METRICS.map(([k, label]) => [k, label]), metricKey);
+  const metricLabel = () => METRICS.find(([k]) => k === metricKey)[1];
+  const chartTitle = h("h2", { id: "batch-chart-title" }, "Every job's curve");
   metricSelect.addEventListener("change", () => {
     window.location.hash = link(`batches/${encodeURIComponent(batchId)}`, { metric: metricSelect.value });
   });
@@ -91,7 +96,7 @@ export function renderBatch(root, route) {
     errorBox,
     h("section", { class: "card" }, progressBox, bestBox),
     h("section", { class: "card chart-card" }, h("div", { class: "card-head" },
-      h("h2", {}, `Every job's ${METRICS.find(([k]) => k === metricKey)[1]}`),
+      chartTitle,
       h("span", { class: "muted small" }, "best job drawn thick")), plot),
     lineage.card,
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Results"),
@@ -119,11 +124,38 @@ export function renderBatch(root, route) {
     const best = batch.best;
     const bestJob = jobsOf().find((j) => j.id === best?.id);
     replace(bestBox, best && bestJob
-      ? [h("span", { class: "badge-best" }, "★ Best"), " ",
-        h("a", { href: `#/jobs/${encodeURIComponent(best.id)}` }, nameOf(bestJob, jobsOf().indexOf(bestJob))),
-        h("span", { class: "muted" }, ` — ${METRICS.find(([k]) => k === metricKey)[1]} ${number(best.value)}`)]
-      : h("span", { class: "muted" }, "No finished job to rank yet."));
+      ? h("div", {}, h("span", { class: "badge-best" }, "★ Best"), " ",
+        h("a", { href: `#/jobs/${encodeURIComponent(best.id)}`, id: "batch-best-link" },
+          nameOf(bestJob, jobsOf().indexOf(bestJob))),
+        h("span", { class: "muted" }, ` — ${metricLabel()} ${number(best.value)}`))
+      : null,
+    h("p", { class: "muted small", id: "batch-ranking" }, rankingText()));
     renderTable();
+  }
+
+  /** What ranks the jobs and why, in words that match the numbers on the page. */
+  function rankingText() {
+    const jobs = jobsOf();
+    const finished = jobs.filter((j) => FINISHED.has(j.status));
+    const succeeded = jobs.filter((j) => j.status === "succeeded");
+    const has = (j, key) => typeof j.metrics?.[key] === "number";
+    const rated = succeeded.filter((j) => has(j, metricKey)).length;
+    const how = `the final value, ${mode === "min" ? "lowest" : "highest"} best`;
+    const head = `${finished.length} of ${jobs.length} finished`;
+    if (!jobs.length) return "This batch has no jobs.";
+    if (!finished.length) return `No job has finished yet; they will be ranked by ${metricLabel()} (${how}).`;
+    if (!succeeded.length) return `${head}; none succeeded, so none is ranked.`;
+    if (!rated) {
+      const other = metricKey === "val_loss" && succeeded.some((j) => has(j, "train_loss"))
+        ? "; choose training loss to rank them" : "";
+      return `${head}; none has a ${metricLabel()}${other}.`;
+    }
+    if (batch.metric_defaulted && metricKey === "train_loss") {
+      return `${head}; none has a validation loss; ranked by training loss (${how}).`;
+    }
+    const unrated = succeeded.length - rated;
+    const gap = unrated ? `; ${unrated} succeeded without a ${metricLabel()} are not ranked` : "";
+    return `${head}; ranked by ${metricLabel()} (${how})${gap}.`;
   }
 
   function renderTable() {
@@ -144,6 +176,7 @@ export function renderBatch(root, route) {
         cell: (j) => h("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono small" }, shortId(j.id)) },
     ];
     const indexed = jobs.map((job, index) => ({ job, index }));
+    sort ||= { key: "metric", descending: mode === "max" };
     const column = columns.find((c) => c.key === sort.key) || columns[0];
     indexed.sort((a, b) => {
       const order = compare(column.value(a.job, a.index), column.value(b.job, b.index));
@@ -197,10 +230,14 @@ export function renderBatch(root, route) {
 
   async function tick() {
     let changed = false;
-    const summary = await api.getConditional(path, { metric: metricKey, mode }, summaryEtag);
+    const summary = await api.getConditional(path, asked ? { metric: asked } : {}, summaryEtag);
     if (!summary.notModified) {
       batch = summary.data;
       summaryEtag = summary.etag;
+      metricKey = batch.metric;
+      mode = batch.mode;
+      metricSelect.value = metricKey;
+      chartTitle.textContent = `Every job's ${metricLabel()}`;
       renderSummary();
       changed = true;
     }

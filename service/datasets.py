@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service import generators
@@ -21,6 +21,7 @@ from service.dataset_files import pack, sha256_hex, unpack
 from service.db import dialect_insert
 from service.models import Dataset, DatasetBlob, Job
 from service.problems import Conflict, NotFound
+from service.schemas.names import UNFINISHED
 from service.timeutil import utcnow
 
 
@@ -73,13 +74,27 @@ def list_datasets(
 
 
 def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
-    """Delete a dataset no job uses; drop its blob when no dataset references it. Commits."""
+    """Delete a dataset no unfinished job uses; drop its blob when no dataset references it.
+
+    Finished jobs that trained on it stay, with their curves and models: their
+    ``dataset_id`` is cleared (their spec still names it). Commits.
+    """
     dataset = get_dataset(session, tenant_id, dataset_id)
-    users = session.scalar(
-        select(func.count()).select_from(Job).where(Job.dataset_id == dataset.id)
-    )
+    # Row-locked first (PostgreSQL), so a job inserted meanwhile, which holds a key-share
+    # lock on this row until it commits, is counted below instead of failing its insert.
+    session.execute(select(Dataset.id).where(Dataset.id == dataset.id).with_for_update())
+    users = unfinished_users(session, tenant_id, dataset.id)
     if users:
-        raise Conflict(f"dataset {dataset_id} is used by {users} job(s); delete them first")
+        raise Conflict(
+            f"dataset {dataset_id} is used by {users} unfinished job(s); "
+            "wait for them or cancel them first"
+        )
+    session.execute(
+        update(Job)
+        .where(Job.dataset_id == dataset.id)
+        .values(dataset_id=None)
+        .execution_options(synchronize_session=False)
+    )
     digest = dataset.sha256
     session.delete(dataset)
     session.flush()
@@ -92,6 +107,25 @@ def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
             session.delete(blob)
             session.flush()
     session.commit()
+
+
+def unfinished_users(session: Session, tenant_id: str, dataset_id: str) -> int:
+    """Queued, running or cancelling jobs that train or validate on the dataset."""
+    unfinished = [status.value for status in UNFINISHED]
+    rows = session.execute(
+        select(Job.dataset_id, Job.spec).where(
+            Job.tenant_id == tenant_id,
+            Job.status.in_(unfinished),
+            Job.dataset_id.is_not(None),
+        )
+    )
+    return sum(1 for used, spec in rows if used == dataset_id or validation_id(spec) == dataset_id)
+
+
+def validation_id(spec: Mapping[str, Any]) -> str | None:
+    """The stored validation set a job spec names, if any."""
+    validation = (spec.get("dataset") or {}).get("validation")
+    return validation.get("id") if isinstance(validation, Mapping) else None
 
 
 def spec_arrays(

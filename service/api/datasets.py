@@ -135,7 +135,7 @@ def get_dataset(path: DatasetPath) -> Response:
 
 @bp.delete(
     "/<dataset_id>",
-    summary="Delete a dataset no job uses",
+    summary="Delete a dataset no unfinished job uses (finished jobs stay readable)",
     responses={204: None, **problems(404, 409)},
 )
 def delete_dataset(path: DatasetPath) -> Response:

@@ -302,6 +302,31 @@ def test_a_dataset_used_by_a_job_cannot_be_deleted(client, auth, row_counts):
     assert row_counts() == before
 
 
+@pytest.mark.parametrize("status", ["running", "cancelling"])
+def test_a_dataset_is_deleted_once_its_jobs_have_finished(client, auth, set_job, status):
+    dataset = client.post(
+        DATASETS, json={"name": "d", "X": [[0], [1], [2], [3]], "y": [0, 1, 0, 1]}, headers=auth
+    ).get_json()
+    spec = {
+        "network": {"output": {"activation": "softmax"}, "loss": "cross_entropy"},
+        "dataset": {"id": dataset["id"]},
+    }
+    done, busy = (client.post("/api/v1/jobs", json=spec, headers=auth).get_json() for _ in "ab")
+    set_job(done["id"], status="succeeded")
+    set_job(busy["id"], status=status)
+    conflict = assert_problem(client.delete(f"{DATASETS}/{dataset['id']}", headers=auth), 409)
+    assert "1 unfinished job" in conflict["detail"]
+
+    set_job(busy["id"], status="cancelled")
+    assert client.delete(f"{DATASETS}/{dataset['id']}", headers=auth).status_code == 204
+    assert client.get(f"{DATASETS}/{dataset['id']}", headers=auth).status_code == 404
+    for job in (done, busy):
+        kept = client.get(f"/api/v1/jobs/{job['id']}", headers=auth)
+        assert kept.status_code == 200
+        assert kept.get_json()["dataset_id"] is None
+        assert kept.get_json()["spec"]["dataset"]["id"] == dataset["id"]
+
+
 def test_a_job_checks_weights_against_a_stored_datasets_sizes(client, auth):
     dataset = client.post(
         DATASETS, json={"name": "d", "X": [[0, 0, 0]] * 4, "y": [0, 1, 2, 0]}, headers=auth

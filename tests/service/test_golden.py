@@ -427,6 +427,9 @@ def _errors(s: Scenario, dataset_id: str) -> None:
     queued = s.call("errors", "submit_for_409", "post", "/jobs", json=SPIRALS)
     s.call("errors", "409_model_not_succeeded", "get", f"/jobs/{queued['id']}/model")
     s.call("errors", "409_delete_unfinished", "delete", f"/jobs/{queued['id']}")
+    # The dataset's earlier jobs have finished: a queued one is what keeps it.
+    on_dataset = {**SPIRALS, "dataset": {"id": dataset_id}}
+    s.call("errors", "submit_on_dataset_for_409", "post", "/jobs", json=on_dataset)
     s.call("errors", "409_dataset_in_use", "delete", f"/datasets/{dataset_id}")
     s.call("errors", "cancel_for_409", "post", f"/jobs/{queued['id']}/cancel")
     s.call("errors", "409_cancel_finished", "post", f"/jobs/{queued['id']}/cancel")

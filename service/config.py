@@ -44,6 +44,16 @@ class Limits:
     lr_finder_work: int = 5_000_000_000
     # The curve points GET /jobs/{id}/diagnostics reads at most (service.diagnostics).
     diagnostics_points: int = 1_000
+    # Hostile input (docs/security.md): every reader budgets before it allocates.
+    label_chars: int = 200  # characters of one class label (JSON, CSV, NPZ)
+    csv_field_chars: int = 1_000  # characters of one CSV field
+    npz_bytes: int = 400 * 1024 * 1024  # X and y inflated, from their .npy headers
+    npz_compression_ratio: int = 1_000  # inflated / compressed size of an NPZ member
+
+
+def limit_env(name: str) -> str:
+    """The environment variable of a ``Limits`` field: ``DELTAFLOW_MAX_<NAME>``."""
+    return f"{ENV_PREFIX}MAX_{name.upper()}"
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,15 @@ limits, and class labels encoded as indices. Kernel code: numpy, no database.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from service.config import Limits
+from service.config import Limits, limit_env
 from service.problems import Invalid
 from service.schemas.names import TASKS
 
@@ -62,50 +64,93 @@ def build_arrays(
 ) -> DatasetArrays:
     """Validate raw X and y (lists or arrays) and encode the labels.
 
+    Sizes are checked before anything is allocated (a list's length and first row say
+    what numpy would build); labels are encoded without numpy's fixed-width strings, so a
+    long label costs its own length, not its length times the samples.
     Raises ``Invalid`` with the location of the first problem (``loc`` + "X" or "y").
     """
     loc = list(loc)
     if task not in TASKS:
         raise Invalid.at([*loc, "task"], f"task must be one of {', '.join(TASKS)}")
-    X = _float_matrix(X, [*loc, "X"])
-    n, d = X.shape
-    check_size(n, d, limits, [*loc, "X"], max_samples)
-    y_arr = _as_array(y, [*loc, "y"])
+    X = _float_matrix(X, [*loc, "X"], limits, max_samples)
+    n = X.shape[0]
+    y_loc = [*loc, "y"]
+    if isinstance(y, list | tuple):
+        if len(y) != n:
+            raise Invalid.at(y_loc, f"X has {n} rows but y has {len(y)}")
+        if task == "classification":
+            labels, classes = _encode_label_list(y, y_loc, limits)
+            return DatasetArrays(X=X, y=labels, task=task, classes=classes)
+        y_arr = _target_list(y, y_loc, limits)
+    else:
+        y_arr = _as_array(y, y_loc)
     if y_arr.ndim == 0 or y_arr.ndim > 2 or (y_arr.ndim == 2 and task == "classification"):
-        raise Invalid.at([*loc, "y"], "y must be a vector (or a matrix of targets for regression)")
+        raise Invalid.at(y_loc, "y must be a vector (or a matrix of targets for regression)")
     if y_arr.shape[0] != n:
-        raise Invalid.at([*loc, "y"], f"X has {n} rows but y has {y_arr.shape[0]}")
+        raise Invalid.at(y_loc, f"X has {n} rows but y has {y_arr.shape[0]}")
     if task == "classification":
-        labels, classes = _encode_labels(y_arr, [*loc, "y"], limits)
+        labels, classes = _encode_labels(y_arr, y_loc, limits)
         return DatasetArrays(X=X, y=labels, task=task, classes=classes)
-    targets = _finite_floats(y_arr, [*loc, "y"], "targets")
+    targets = _finite_floats(y_arr, y_loc, "targets")
     if targets.ndim == 2 and targets.shape[1] == 0:
-        raise Invalid.at([*loc, "y"], "y has no target columns")
+        raise Invalid.at(y_loc, "y has no target columns")
     return DatasetArrays(X=X, y=targets, task=task, classes=None)
 
 
 def _as_array(value: Any, loc: list[str | int]) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
+    raise Invalid.at(loc, "must be a list")
+
+
+def _float_matrix(
+    X: Any, loc: list[str | int], limits: Limits, max_samples: int | None
+) -> np.ndarray:
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2:
+            raise Invalid.at(loc, f"X must be 2-dimensional (n_samples, n_features), got {X.ndim}")
+        if X.shape[1] == 0:
+            raise Invalid.at(loc, "X has no feature columns")
+        check_size(X.shape[0], X.shape[1], limits, loc, max_samples)
+        return _finite_floats(X, loc, "X")
+    if not isinstance(X, list | tuple):
+        raise Invalid.at(loc, "X must be a list of rows")
+    widths = {len(row) if isinstance(row, list | tuple) else -1 for row in X}
+    if -1 in widths:
+        raise Invalid.at(loc, "X must be a list of rows")
+    if len(widths) > 1:
+        raise Invalid.at(loc, "rows have different lengths (ragged X)")
+    if widths == {0}:
+        raise Invalid.at(loc, "X has no feature columns")
+    check_size(len(X), widths.pop() if widths else 0, limits, loc, max_samples)
+    # dtype given: numpy converts value by value and never builds a string or object array.
     try:
-        return np.asarray(value)
-    except ValueError:  # numpy refuses ragged nested lists
-        raise Invalid.at(loc, "rows have different lengths") from None
-
-
-def _float_matrix(X: Any, loc: list[str | int]) -> np.ndarray:
-    if isinstance(X, list):
-        widths = {len(row) if isinstance(row, list | tuple) else -1 for row in X}
-        if -1 in widths:
-            raise Invalid.at(loc, "X must be a list of rows")
-        if len(widths) > 1:
-            raise Invalid.at(loc, "rows have different lengths (ragged X)")
-    arr = _as_array(X, loc)
+        arr = np.array(X, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise Invalid.at(loc, "X must be a 2-dimensional matrix of numbers") from None
     if arr.ndim != 2:
         raise Invalid.at(loc, f"X must be 2-dimensional (n_samples, n_features), got {arr.ndim}")
-    if arr.shape[1] == 0:
-        raise Invalid.at(loc, "X has no feature columns")
     return _finite_floats(arr, loc, "X")
+
+
+def _target_list(y: Sequence[Any], loc: list[str | int], limits: Limits) -> np.ndarray:
+    """Regression targets from a list: a vector, or a matrix (n, k) with k bounded."""
+    first = y[0] if y else None
+    if isinstance(first, list | tuple):
+        widths = {len(row) if isinstance(row, list | tuple) else -1 for row in y}
+        if -1 in widths or len(widths) > 1:
+            raise Invalid.at(loc, "y must be a vector or a matrix of targets")
+        k = widths.pop()
+        if k > limits.dataset_features:
+            raise Invalid.at(
+                loc,
+                f"at most {limits.dataset_features} target columns "
+                f"({limit_env('dataset_features')})",
+            )
+    try:
+        return np.array(y, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise Invalid.at(loc, "regression targets must be numbers") from None
 
 
 def _finite_floats(arr: np.ndarray, loc: list[str | int], what: str) -> np.ndarray:
@@ -120,6 +165,63 @@ def _finite_floats(arr: np.ndarray, loc: list[str | int], what: str) -> np.ndarr
     return np.ascontiguousarray(out)
 
 
+_INT64 = 2**63
+
+
+def _encode_label_list(
+    values: Sequence[Any], loc: list[str | int], limits: Limits
+) -> tuple[np.ndarray, list[Any]]:
+    """Labels from a list (JSON or CSV): all strings or all integral numbers, never mixed
+    (``0`` and ``"0"`` must not become one class). Strings are encoded through a dict."""
+    kinds: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            kinds.add("string")
+        elif isinstance(value, int | float):  # bool is an int: True is 1
+            kinds.add("number")
+        else:
+            raise Invalid.at(loc, "classification labels must be integers or strings")
+        if len(kinds) > 1:
+            raise Invalid.at(loc, "labels must be all numbers or all strings, not a mix")
+    if kinds == {"string"}:
+        distinct = set(values)
+        _check_class_count(len(distinct), loc, limits)
+        for label in distinct:
+            check_label(label, loc, limits)
+        classes = sorted(distinct)
+        index = {label: i for i, label in enumerate(classes)}
+        indices = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+        return indices, classes
+    numbers: list[int] = []
+    for value in values:
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise Invalid.at(loc, "classification labels must be integers or strings")
+        number = int(value)
+        if not -_INT64 <= number < _INT64:
+            raise Invalid.at(loc, "integer labels must fit in 64 bits")
+        numbers.append(number)
+    return _encode_labels(np.array(numbers, dtype=np.int64), loc, limits)
+
+
+def check_label(label: str, loc: list[str | int], limits: Limits) -> None:
+    """At most ``label_chars`` characters and no control characters (NUL included)."""
+    if len(label) > limits.label_chars:
+        raise Invalid.at(
+            loc,
+            f"a label has {len(label)} characters; at most {limits.label_chars} "
+            f"({limit_env('label_chars')})",
+        )
+    if any(unicodedata.category(ch) == "Cc" for ch in label):
+        raise Invalid.at(loc, f"label {label[:40]!r} contains a control character")
+
+
+def _check_class_count(count: int, loc: list[str | int], limits: Limits) -> None:
+    if count < 2:
+        raise Invalid.at(loc, "classification needs at least 2 classes")
+    if count > limits.classes:
+        raise Invalid.at(loc, f"at most {limits.classes} classes ({limit_env('classes')})")
+
+
 def _encode_labels(
     y: np.ndarray, loc: list[str | int], limits: Limits
 ) -> tuple[np.ndarray, list[Any]]:
@@ -127,19 +229,24 @@ def _encode_labels(
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
             raise Invalid.at(loc, "classification labels must be integers or strings")
+        if np.abs(y).max(initial=0.0) >= _INT64:
+            raise Invalid.at(loc, "integer labels must fit in 64 bits")
         y = y.astype(np.int64)
     elif y.dtype.kind == "b":
         y = y.astype(np.int64)
     elif y.dtype.kind == "U":
-        pass
+        if y.dtype.itemsize > 4 * limits.label_chars:
+            raise Invalid.at(
+                loc, f"labels longer than {limits.label_chars} ({limit_env('label_chars')})"
+            )
     elif y.dtype.kind not in "iu":
         raise Invalid.at(loc, "classification labels must be integers or strings")
     classes, indices = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise Invalid.at(loc, "classification needs at least 2 classes")
-    if len(classes) > limits.classes:
-        raise Invalid.at(loc, f"at most {limits.classes} classes")
+    _check_class_count(len(classes), loc, limits)
     labels = [c.item() for c in classes]
+    for label in labels:
+        if isinstance(label, str):
+            check_label(label, loc, limits)
     return indices.astype(np.int64).reshape(-1), labels
 
 
@@ -150,11 +257,18 @@ def check_size(
     if n < 2:
         raise Invalid.at(loc, "a dataset needs at least 2 samples")
     if n > cap:
-        raise Invalid.at(loc, f"at most {cap} samples")
+        name = "dataset_samples" if cap == limits.dataset_samples else "inline_samples"
+        raise Invalid.at(loc, f"at most {cap} samples ({limit_env(name)})")
     if d > limits.dataset_features:
-        raise Invalid.at(loc, f"at most {limits.dataset_features} features")
+        raise Invalid.at(
+            loc, f"at most {limits.dataset_features} features ({limit_env('dataset_features')})"
+        )
     if n * d > limits.dataset_values:
-        raise Invalid.at(loc, f"at most {limits.dataset_values} values (samples x features)")
+        raise Invalid.at(
+            loc,
+            f"at most {limits.dataset_values} values (samples x features) "
+            f"({limit_env('dataset_values')})",
+        )
 
 
 def infer_task(y: Any) -> str:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import zipfile
+from array import array
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from service.config import Limits
+from service.config import Limits, limit_env
 from service.dataset_arrays import DatasetArrays, build_arrays, check_size
-from service.problems import Invalid
+from service.problems import Invalid, PayloadTooLarge
 
 # Fixed zip timestamps make the packed bytes (and so the sha256) a function of the data only.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -45,92 +48,198 @@ def read_json(body: dict[str, Any], task: str, limits: Limits) -> DatasetArrays:
 
 
 def parse_csv(data: bytes, task: str, limits: Limits) -> DatasetArrays:
-    """A CSV with a header row and a ``target`` column; every other column is a feature."""
+    """A CSV with a header row and a ``target`` column; every other column is a feature.
+
+    Read as a stream: rows, columns and values are counted against the limits as they
+    come, every field is at most ``csv_field_chars`` long, and features go straight into
+    a float buffer (8 bytes a value), so no row list of the whole file is ever held.
+    """
     loc: list[str | int] = ["body", "file"]
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    features = array("d")
+    labels: list[str] = []
+    header: list[str] | None = None
+    target = n_features = 0
+    line = 0
     try:
-        text = data.decode("utf-8-sig")
+        for line, row in enumerate(csv.reader(text), start=1):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            for cell in row:
+                if len(cell) > limits.csv_field_chars:
+                    raise Invalid.at(
+                        loc,
+                        f"line {line}: a field of {len(cell)} characters; at most "
+                        f"{limits.csv_field_chars} ({limit_env('csv_field_chars')})",
+                    )
+            if header is None:
+                header = [name.strip() for name in row]
+                if "target" not in header:
+                    raise Invalid.at(loc, "the CSV header has no 'target' column")
+                if len(header) < 2:
+                    raise Invalid.at(loc, "the CSV file has no feature columns")
+                target, n_features = header.index("target"), len(header) - 1
+                check_size(2, n_features, limits, loc)
+                continue
+            if len(row) != len(header):
+                raise Invalid.at(
+                    loc, f"line {line}: {len(row)} fields, the header has {len(header)}"
+                )
+            if len(labels) >= limits.dataset_samples or (
+                (len(labels) + 1) * n_features > limits.dataset_values
+            ):
+                check_size(len(labels) + 1, n_features, limits, loc)
+            try:
+                features.extend(float(cell) for i, cell in enumerate(row) if i != target)
+            except ValueError:
+                raise Invalid.at(loc, f"line {line}: a feature is not a number") from None
+            labels.append(row[target].strip())
     except UnicodeDecodeError:
         raise Invalid.at(loc, "the CSV file is not UTF-8 text") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [row for row in rows if row and any(cell.strip() for cell in row)]
-    if not rows:
+    except csv.Error as exc:
+        raise Invalid.at(loc, f"line {line + 1}: not readable as CSV ({exc})") from None
+    if header is None:
         raise Invalid.at(loc, "the CSV file is empty")
-    header = [name.strip() for name in rows[0]]
-    if "target" not in header:
-        raise Invalid.at(loc, "the CSV header has no 'target' column")
-    if len(header) < 2:
-        raise Invalid.at(loc, "the CSV file has no feature columns")
-    target = header.index("target")
-    body = rows[1:]
-    check_size(len(body), len(header) - 1, limits, loc)
-    features: list[list[float]] = []
-    labels: list[str] = []
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise Invalid.at(loc, f"line {line}: {len(row)} fields, the header has {len(header)}")
-        try:
-            features.append([float(cell) for i, cell in enumerate(row) if i != target])
-        except ValueError:
-            raise Invalid.at(loc, f"line {line}: a feature is not a number") from None
-        labels.append(row[target].strip())
+    check_size(len(labels), n_features, limits, loc)
+    X = np.frombuffer(features, dtype=np.float64).reshape(len(labels), n_features)
     y = _csv_targets(labels, task, loc)
-    return build_arrays(np.asarray(features, dtype=np.float64), y, task, limits, loc=loc)
+    return build_arrays(X, y, task, limits, loc=loc)
 
 
-def _csv_targets(labels: list[str], task: str, loc: list[str | int]) -> np.ndarray:
+def _csv_targets(labels: list[str], task: str, loc: list[str | int]) -> np.ndarray | list[str]:
+    """Numbers when every target parses as one, else the labels as strings (one type)."""
     if any(label == "" for label in labels):
         raise Invalid.at(loc, "a target value is empty")
     try:
-        values = np.asarray([float(v) for v in labels], dtype=np.float64)
+        return np.asarray([float(v) for v in labels], dtype=np.float64)
     except ValueError:
         if task == "regression":
             raise Invalid.at(loc, "regression targets must be numbers") from None
-        return np.asarray(labels)
-    return values
+        return labels
+
+
+# dtypes an uploaded array may have: X numbers; y numbers or (classification) unicode labels.
+_NUMERIC_KINDS = "biuf"
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 def parse_npz(data: bytes, task: str, limits: Limits) -> DatasetArrays:
-    """An ``.npz`` with arrays ``X`` (n, d) and ``y``; shapes are checked before loading."""
+    """An ``.npz`` with arrays ``X`` (n, d) and ``y``.
+
+    Budget before inflating: every member's ``.npy`` header (dtype, ndim, shape) is read
+    and checked against the limits, with the total inflated size (``npz_bytes``) and each
+    member's compression ratio (``npz_compression_ratio``), before any array is read; an
+    array is then read with exactly the bytes its header announced.
+    """
     loc: list[str | int] = ["body", "file"]
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise Invalid.at(loc, "not a valid .npz file") from None
     if not {"X.npy", "y.npy"} <= names:
         raise Invalid.at(loc, "the .npz file must contain arrays 'X' and 'y'")
-    x_shape = _npy_shape(archive, "X.npy", loc)
-    if len(x_shape) == 2:
-        check_size(x_shape[0], x_shape[1], limits, [*loc, "X"])
-    y_shape = _npy_shape(archive, "y.npy", loc)
-    if len(y_shape) > 2 or (y_shape and y_shape[0] > limits.dataset_samples):
-        raise Invalid.at([*loc, "y"], "y must be a vector of at most the dataset size")
-    X = _read_npy(archive, "X.npy", loc)
-    y = _read_npy(archive, "y.npy", loc)
-    return build_arrays(X, y, task, limits, loc=loc)
+    x = _npy_header(archive, "X.npy", [*loc, "X"], limits)
+    y = _npy_header(archive, "y.npy", [*loc, "y"], limits)
+    if len(x.shape) != 2:
+        raise Invalid.at(
+            [*loc, "X"], f"X must be 2-dimensional (n_samples, n_features), got {len(x.shape)}"
+        )
+    if x.dtype.kind not in _NUMERIC_KINDS:
+        raise Invalid.at([*loc, "X"], f"X must be numeric, not {x.dtype}")
+    if x.shape[1] == 0:
+        raise Invalid.at([*loc, "X"], "X has no feature columns")
+    check_size(x.shape[0], x.shape[1], limits, [*loc, "X"])
+    if len(y.shape) not in (1, 2) or y.shape[0] != x.shape[0]:
+        raise Invalid.at(
+            [*loc, "y"], f"y must be a vector (or a matrix of targets) of {x.shape[0]} rows"
+        )
+    if len(y.shape) == 2 and y.shape[1] > limits.dataset_features:
+        raise Invalid.at(
+            [*loc, "y"],
+            f"at most {limits.dataset_features} target columns ({limit_env('dataset_features')})",
+        )
+    if not (y.dtype.kind in _NUMERIC_KINDS or (y.dtype.kind == "U" and task == "classification")):
+        raise Invalid.at(
+            [*loc, "y"], f"y must be numbers or (classification) labels, not {y.dtype}"
+        )
+    if y.dtype.kind == "U" and y.dtype.itemsize > 4 * limits.label_chars:
+        raise Invalid.at(
+            [*loc, "y"],
+            f"labels of up to {y.dtype.itemsize // 4} characters; at most "
+            f"{limits.label_chars} ({limit_env('label_chars')})",
+        )
+    if x.nbytes + y.nbytes > limits.npz_bytes:
+        raise PayloadTooLarge(
+            f"X and y would inflate to {x.nbytes + y.nbytes} bytes; at most "
+            f"{limits.npz_bytes} ({limit_env('npz_bytes')})",
+            errors=[(loc, f"at most {limits.npz_bytes} bytes inflated ({limit_env('npz_bytes')})")],
+        )
+    X = _read_npy(archive, x, [*loc, "X"])
+    Y = _read_npy(archive, y, [*loc, "y"])
+    return build_arrays(X, Y, task, limits, loc=loc)
 
 
-def _npy_shape(archive: zipfile.ZipFile, name: str, loc: list[str | int]) -> tuple[int, ...]:
+def _npy_header(
+    archive: zipfile.ZipFile, name: str, loc: list[str | int], limits: Limits
+) -> _Member:
+    """The member's ``.npy`` header, read from its first bytes only."""
+    info = archive.getinfo(name)
+    if info.compress_type not in _ZIP_METHODS:
+        raise Invalid.at(loc, f"{name} is compressed with an unsupported method")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > limits.npz_compression_ratio:
+        raise PayloadTooLarge(
+            f"{name} inflates {ratio:.0f}-fold; at most {limits.npz_compression_ratio} "
+            f"({limit_env('npz_compression_ratio')})",
+            errors=[(loc, f"compression ratio over {limits.npz_compression_ratio}")],
+        )
     try:
         with archive.open(name) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+            shape, fortran_order, dtype = _header(fh)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError):
         raise Invalid.at(loc, f"{name} is not a valid .npy array") from None
-    if dtype.hasobject:
-        raise Invalid.at(loc, f"{name} holds Python objects; only numeric or string arrays")
-    return tuple(int(s) for s in shape)
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise Invalid.at(
+            loc, f"{name} holds Python objects or records; only numeric or string arrays"
+        )
+    if len(shape) > 2:
+        raise Invalid.at(loc, f"{name} has {len(shape)} dimensions; at most 2")
+    return _Member(name, tuple(int(s) for s in shape), dtype, bool(fortran_order))
 
 
-def _read_npy(archive: zipfile.ZipFile, name: str, loc: list[str | int]) -> np.ndarray:
+def _header(fh: Any) -> tuple[Any, bool, np.dtype[Any]]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)  # type: ignore[no-any-return]
+    return np.lib.format.read_array_header_2_0(fh)  # type: ignore[no-any-return]
+
+
+def _read_npy(archive: zipfile.ZipFile, member: _Member, loc: list[str | int]) -> np.ndarray:
+    """Exactly the bytes the (checked) header announced: a member that says less and holds
+    more is not inflated past it."""
     try:
-        with archive.open(name) as fh:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise Invalid.at(loc, f"{name} is not a valid .npy array") from None
+        with archive.open(member.name) as fh:
+            _header(fh)
+            raw = fh.read(member.nbytes)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError):
+        raise Invalid.at(loc, f"{member.name} is not a valid .npy array") from None
+    if len(raw) != member.nbytes:
+        raise Invalid.at(loc, f"{member.name} is shorter than its header says")
+    flat = np.frombuffer(raw, dtype=member.dtype)
+    return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
 
 
 def pack(arrays: DatasetArrays) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import counters, curves
+from service import counters, curves, summaries
 from service.db import dialect_insert, transaction
 from service.models import Checkpoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
@@ -213,10 +213,10 @@ def flush(
 
     Points already stored (a resumed run recomputes the epochs after its checkpoint) are
     skipped (``curves.insert_points``). ``jobs.epoch`` and ``jobs.metrics`` only move
-    forward. The write extends the lease, so a flush is also a heartbeat. ``decide`` (a
-    scheduler's report, ``service.schedulers.reports``) runs last in the same transaction:
-    the points, the checkpoint and the decision commit together; ``Pulse.decision`` is its
-    answer.
+    forward; the job's summary takes the new points (``summaries.record``). The write
+    extends the lease, so a flush is also a heartbeat. ``decide`` (a scheduler's report,
+    ``service.schedulers.reports``) runs last in the same transaction: the points, the
+    checkpoint and the decision commit together; ``Pulse.decision`` is its answer.
     """
     now = now or utcnow()
     if not points and checkpoint is None and decide is None:
@@ -232,6 +232,7 @@ def flush(
             _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
             curves.insert_points(session, job_id, points)
             counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
+            summaries.record(session, job_id, points)
         if checkpoint is not None:
             _save_checkpoint(session, job_id, attempt, checkpoint, now)
         cancel = _cancel_requested(session, job_id)
@@ -342,6 +343,7 @@ def exploit(
     ):  # fmt: skip
         return None
     point = curves.continue_from(session, job_id, parent_id, last, saved.epoch)
+    summaries.rebuild(session, job_id)
     _update(session, Job.id == job_id, metrics=point)
     _save_checkpoint(session, job_id, attempt, (saved.epoch, saved.state), now, adopted=True)
     return int(saved.epoch)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -21,12 +22,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from service.schemas.names import JobStatus, Queue
+from service.schemas.names import METRICS, SUMMARY_STATS, JobStatus, Queue
 from service.timeutil import utcnow
 
 
@@ -173,6 +175,8 @@ class Job(Owned, Idempotent, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Written with the curve (service.summaries); loaded with the job for its ``summary``.
+    summary_row: Mapped[JobSummary | None] = relationship(lazy="selectin", viewonly=True)
 
     def __repr__(self) -> str:
         return f"Job({self.id[:8]} {self.status} {self.epoch}/{self.epochs} attempt={self.attempt})"
@@ -193,6 +197,53 @@ class CurvePoint(Base):
     grad_norms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seconds: Mapped[float] = mapped_column(Float)
     activation_stats: Mapped[list[Any] | None] = mapped_column(JSON)
+
+
+def summary_column(metric: str, stat: str) -> str:
+    """``job_summaries``' column for one stat of one metric, e.g. ``val_loss_min``."""
+    return f"{metric}_{stat}"
+
+
+# Stats worth an index (filters and orderings on them use it); argmin/argmax epochs are not.
+INDEXED_STATS = ("min", "max", "last")
+
+
+class JobSummary(Base):
+    """Per job, for each metric: min, max, last value and the epochs of the min and max.
+
+    Written in the same transaction as the curve points it sums up (service.summaries),
+    so filters and orderings read this row, never the curve. ``epoch`` is the last epoch
+    merged in. Columns are generated from ``names.METRICS`` x ``names.SUMMARY_STATS``.
+    """
+
+    __table__ = Table(
+        "job_summaries",
+        Base.metadata,
+        Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("tenant_id", String(32), nullable=False),
+        Column("epoch", Integer, nullable=False),
+        *(
+            Column(summary_column(m, s), Integer if s.endswith("epoch") else Float, nullable=True)
+            for m in METRICS
+            for s in SUMMARY_STATS
+        ),
+        *(
+            Index(
+                f"ix_job_summaries_{summary_column(m, s)}",
+                "tenant_id",
+                summary_column(m, s),
+                "job_id",
+            )
+            for m in METRICS
+            for s in INDEXED_STATS
+        ),
+    )
+
+    job_id: Mapped[str]
+    epoch: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"JobSummary({self.job_id[:8]} to epoch {self.epoch})"
 
 
 class Checkpoint(Base):

@@ -1,20 +1,109 @@
-"""Comparing the runs of a batch: counts by status, progress, and the best job by a metric.
+"""Comparing runs: each job's metric summary, kept with its curve; a batch's counts by
+status, progress, and the best job by a metric.
 
-Kernel code. Per-job metric summaries and the job filter grammar belong here too.
+A job's summary (``job_summaries``, one row per job) holds, for each metric, the min, max
+and last value and the first epochs of the min and max. ``record`` merges a flush's new
+points into it in the flush's own transaction; ``rebuild`` recomputes it from the stored
+curve when a curve moves back (a PBT exploit). Reads never scan curves. Values that are
+not finite do not count (a curve point is never NaN in practice: the engine fails first).
+
+Kernel code. The filter grammar over summaries is ``service.search``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.models import Job
+from service.models import CurvePoint, Job, JobSummary, summary_column
 from service.problems import Invalid
-from service.schemas.names import FINISHED, METRICS, MODES, JobStatus
+from service.schemas.names import FINISHED, METRICS, MODES, SUMMARY_STATS, JobStatus
+
+SUMMARY = JobSummary.__table__
+COLUMNS: tuple[str, ...] = tuple(summary_column(m, s) for m in METRICS for s in SUMMARY_STATS)
+
+# --- a job's summary, kept with its curve ----------------------------------------------------
+
+
+def merge(row: Mapping[str, Any] | None, points: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary after ``points``: ``row`` (a summary's columns and ``epoch``, or None)
+    with every point after its epoch merged in (points at or before it are stored already:
+    a resumed run recomputes them). Ties keep the earliest epoch; ``last`` is the value at
+    the latest epoch (None if that point has none)."""
+    out: dict[str, Any] = dict(row) if row else {"epoch": 0, **dict.fromkeys(COLUMNS)}
+    seen = out["epoch"]
+    for point in sorted(points, key=lambda p: p["epoch"]):
+        epoch = point["epoch"]
+        if epoch <= seen:
+            continue
+        for metric in METRICS:
+            value = point.get(metric)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                out[summary_column(metric, "last")] = None
+                continue
+            value = out[summary_column(metric, "last")] = float(value)
+            low, high = summary_column(metric, "min"), summary_column(metric, "max")
+            if out[low] is None or value < out[low]:
+                out[low], out[summary_column(metric, "argmin_epoch")] = value, epoch
+            if out[high] is None or value > out[high]:
+                out[high], out[summary_column(metric, "argmax_epoch")] = value, epoch
+        out["epoch"] = seen = epoch
+    return out
+
+
+def record(session: Session, job_id: str, points: Sequence[Mapping[str, Any]]) -> None:
+    """Merge a flush's points into the job's summary (call it in the flush's transaction,
+    after the fenced write that makes the run the job's only writer)."""
+    if not points:
+        return
+    row = session.execute(
+        select(SUMMARY).where(SUMMARY.c.job_id == job_id)
+    ).mappings().one_or_none()  # fmt: skip
+    _save(session, job_id, row, merge(_values(row), points))
+
+
+def rebuild(session: Session, job_id: str) -> None:
+    """Recompute the job's summary from its stored curve (after a PBT exploit moved it)."""
+    columns = [CurvePoint.epoch, *(getattr(CurvePoint, m) for m in METRICS)]
+    points = session.execute(
+        select(*columns).where(CurvePoint.job_id == job_id).order_by(CurvePoint.epoch)
+    ).mappings()
+    fresh = merge(None, (dict(p) for p in points))
+    row = session.execute(
+        select(SUMMARY.c.job_id).where(SUMMARY.c.job_id == job_id)
+    ).one_or_none()  # fmt: skip
+    _save(session, job_id, row, fresh)
+
+
+def _values(row: Any) -> dict[str, Any] | None:
+    return None if row is None else {name: row[name] for name in ("epoch", *COLUMNS)}
+
+
+def _save(session: Session, job_id: str, row: Any, values: dict[str, Any]) -> None:
+    if row is not None:
+        session.execute(update(SUMMARY).where(SUMMARY.c.job_id == job_id).values(**values))
+        return
+    tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+    session.execute(insert(SUMMARY).values(job_id=job_id, tenant_id=tenant_id, **values))
+
+
+def summary_dict(row: JobSummary | None) -> dict[str, dict[str, Any]]:
+    """``{metric: {min, max, last, argmin_epoch, argmax_epoch}}``, nulls before any point."""
+    return {
+        metric: {
+            stat: None if row is None else getattr(row, summary_column(metric, stat))
+            for stat in SUMMARY_STATS
+        }
+        for metric in METRICS
+    }
+
+
+# --- a batch ---------------------------------------------------------------------------------
 
 
 def default_metric(jobs: Sequence[Job]) -> str:

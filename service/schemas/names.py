@@ -44,6 +44,11 @@ Metric = Literal["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
 METRICS: tuple[str, ...] = get_args(Metric)
 Mode = Literal["min", "max"]
 MODES: tuple[str, ...] = get_args(Mode)
+# What a job's summary keeps of each metric (``jobs.summary``; service.summaries), and
+# which of them ranks a batch's jobs (``reduce``).
+SummaryStat = Literal["min", "max", "last", "argmin_epoch", "argmax_epoch"]
+SUMMARY_STATS: tuple[str, ...] = get_args(SummaryStat)
+Reduce = Literal["last", "min", "max"]
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[str, ...] = get_args(Task)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from sqlalchemy.orm import Session
 
 from service import curves, generators
@@ -19,7 +19,7 @@ from service.schemas import names
 from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
 from service.summaries import Best as Ranked
-from service.summaries import count_statuses
+from service.summaries import count_statuses, summary_dict
 from service.timeutil import iso
 
 if TYPE_CHECKING:  # the engine is not imported to describe a model
@@ -81,6 +81,22 @@ class Progress(BaseModel):
     eta_seconds: float | None = Field(description="From the recent epochs' wall time.")
 
 
+class MetricSummaryOut(BaseModel):
+    min: float | None
+    max: float | None
+    last: float | None = Field(description="The value at the job's last stored epoch.")
+    argmin_epoch: int | None = Field(description="The first epoch with the minimum.")
+    argmax_epoch: int | None = Field(description="The first epoch with the maximum.")
+
+
+# {metric: MetricSummaryOut} for every metric of names.METRICS.
+SummaryOut = create_model(  # type: ignore[call-overload]
+    "SummaryOut",
+    __doc__="Each metric's summary, kept up to date as points are flushed.",
+    **{metric: (MetricSummaryOut, ...) for metric in names.METRICS},
+)
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -105,6 +121,10 @@ class JobOut(BaseModel):
     )
     cancel_requested: bool
     queue: str
+    summary: SummaryOut = Field(  # type: ignore[valid-type]
+        description="min, max, last, argmin_epoch, argmax_epoch of each metric (nulls before "
+        "any point); filter and order jobs by them (docs/compare.md)."
+    )
 
 
 class JobList(BaseModel):
@@ -121,6 +141,7 @@ def job_dict(session: Session, job: Job) -> dict[str, Any]:
             created_at=iso(job.created_at),
             started_at=iso(job.started_at),
             finished_at=iso(job.finished_at),
+            summary=summary_dict(job.summary_row),
         )
     )
 

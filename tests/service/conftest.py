@@ -166,3 +166,22 @@ def backend_app(request, settings):  # type: ignore[no-untyped-def]
     app.extensions["deltaflow"].engine.dispose()
     if server is not None:
         server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def any_sessions(request, sessions):  # type: ignore[no-untyped-def]
+    """A session factory on the test's SQLite database, or on a fresh migrated PostgreSQL one."""
+    if request.param == "sqlite":
+        yield sessions
+        return
+    from service.db import make_engine, make_sessionmaker
+    from service.migrate import upgrade
+
+    server = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    url = server.sqlalchemy_url(name)
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+    server.drop_database(name)

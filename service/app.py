@@ -20,6 +20,7 @@ from service.api import API_PREFIX, backprop, batches, datasets, health, insight
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
 from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
+from service.api.tracing import init_app as trace_requests
 from service.config import Settings
 from service.db import make_engine, make_read_engine, make_sessionmaker
 from service.keycache import KeyCache
@@ -68,6 +69,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
 
     register_error_handlers(app)
     metrics.init_app(app, reads, settings)
+    trace_requests(app)
     app.components_schemas.update(problem_components())
     app.register_api(health.bp)
     app.register_api(datasets.bp)

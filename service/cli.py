@@ -186,6 +186,7 @@ def _api_command(host: str, port: int, workers: int, threads: int) -> list[str]:
         "--threads", str(threads),
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        "--logger-class", "service.serving.Logger",  # DELTAFLOW_LOG_FORMAT (service.logs)
         "service.app:create_app()",
     ]  # fmt: skip
 

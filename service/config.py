@@ -81,6 +81,8 @@ class Settings:
     auth_cache_seconds: float = 5.0
     # GET /metrics answers only with "Authorization: Bearer <this>" when set (service.metrics).
     metrics_token: str = ""
+    # "text" or "json": every log line of the API and the worker (service.logs).
+    log_format: str = "text"
 
     @property
     def broker_dir(self) -> Path:

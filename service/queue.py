@@ -11,6 +11,7 @@ from functools import lru_cache, partial
 
 from celery import Celery
 
+from service import logs
 from service.config import Settings
 from service.dispatch import Sender
 
@@ -75,11 +76,15 @@ def _client(settings: Settings) -> Celery:
 
 def send_train(settings: Settings, job_id: str, queue: str) -> bool:
     """Publish one training message; return False (never raise) when the broker is down."""
+    # The request that sends the job names it in the worker's log lines (service.logs).
+    request_id = logs.current("request_id")
+    headers = {logs.REQUEST_ID_HEADER: request_id} if request_id else None
     try:
         _client(settings).send_task(
             TRAIN_TASK,
             args=[job_id],
             queue=queue,
+            headers=headers,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )

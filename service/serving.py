@@ -25,12 +25,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.base import Worker
 from waitress import parser, utilities, wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import WSGITask
 
+from service import logs
 from service.config import Limits, Settings
 from service.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge
 
@@ -141,8 +143,11 @@ class BufferingWorker(Worker):
             started = time.perf_counter()
             status = ["-"]
 
+            request_id: list[str | None] = [None]
+
             def remember(code: str, headers: Any, exc_info: Any = None) -> Any:
                 status[0] = code.split(" ", 1)[0]
+                request_id[0] = next((v for k, v in headers if k == "X-Request-ID"), None)
                 return start_response(code, headers, exc_info)
 
             try:
@@ -158,6 +163,24 @@ class BufferingWorker(Worker):
                     environ.get("SERVER_PROTOCOL", "-"),
                     status[0],
                     time.perf_counter() - started,
+                    extra={"request_id": request_id[0]},
                 )
 
         return logged
+
+
+class Logger(GunicornLogger):
+    """gunicorn's logger (``--logger-class``), plus the one logging setup of
+    ``service.logs``: the application's own lines reach stderr through the root logger,
+    and with ``DELTAFLOW_LOG_FORMAT=json`` gunicorn's error and access lines are JSON too."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        fmt = Settings.from_env().log_format
+        logs.configure(fmt)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                if fmt == "json":
+                    logs.install(handler, fmt)
+                else:
+                    handler.addFilter(logs.RedactFilter())

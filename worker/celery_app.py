@@ -31,7 +31,7 @@ from kombu import Queue as KombuQueue  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.queue import APP_NAME, celery_config  # noqa: E402
 from service.schemas.names import Queue  # noqa: E402
-from worker import shutdown  # noqa: E402
+from worker import logsetup, shutdown  # noqa: E402,F401  (logsetup: signal receivers)
 
 log = logging.getLogger(__name__)
 

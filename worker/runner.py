@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import lifecycle, schedulers
+from service import lifecycle, logs, schedulers
 from service.build import Prepared, prepare
 from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
@@ -94,6 +94,7 @@ def run_job(
     if claim is None:
         log.info("job=%s not claimable (duplicate delivery or finished); nothing to do", job_id)
         return Outcome.skipped
+    logs.bind(tenant=claim.tenant_id)
     log.info(
         "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
     )

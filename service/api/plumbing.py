@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
-from service import queue
+from service import logs, queue
 from service.api import API_PREFIX
 from service.config import Settings
 from service.dispatch import Sender
@@ -116,6 +116,7 @@ def require_tenant() -> None:
         )
     g.identity = identity
     g.tenant_id = identity.tenant_id
+    logs.bind(tenant=identity.tenant_id)
 
 
 def require_wellformed_json() -> None:

@@ -21,7 +21,7 @@ from service.config import Limits
 from service.problems import Invalid, PayloadTooLarge
 from service.schemas.backprop import GradientCheckRequest, TraceRequest
 from service.schemas.spec import InitWeights, parameter_count
-from service.validation import weight_arrays
+from service.validation import check_output_units, weight_arrays
 from worker.nn.errors import SpecError
 from worker.nn.gradcheck import gradient_check
 from worker.nn.network import Network
@@ -90,6 +90,13 @@ def build_problem(
             errors=[(["body", "X"], f"at most {max_examples} examples ({limit_names[0]})")],
         )
     Y, classes = _targets_matrix(body, m)
+    units = body.network.output.units
+    if units is not None:
+        task = "regression" if classes is None else "classification"
+        activation = body.network.output.activation
+        check_output_units(units, activation, task, Y.shape[1], ["body", "network"])
+        if classes is not None and Y.shape[1] == 2:
+            Y = Y[:, 1:]  # one sigmoid unit: y = 1 for the second class
     hidden = [layer.units for layer in body.network.layers]
     sizes = [n_inputs, *hidden, Y.shape[1]]
     n_parameters = parameter_count(sizes)

@@ -39,7 +39,7 @@ class Prepared:
 def prepare(spec: JobSpec | Mapping[str, Any], data: DatasetArrays) -> Prepared:
     """Build network and trainer; one-hot encode classes; standardize if asked."""
     job = spec if isinstance(spec, JobSpec) else JobSpec.model_validate(dict(spec))
-    Y = targets(data)
+    Y = targets(data, job.network.output.units)
     net = network(job, data.n_features, Y.shape[1])
     trainer = Trainer(net, data.X, Y, training_config(job, data.task == "classification"))
     standardization = None
@@ -53,9 +53,12 @@ def prepare(spec: JobSpec | Mapping[str, Any], data: DatasetArrays) -> Prepared:
     return Prepared(job, net, trainer, data, standardization)
 
 
-def targets(data: DatasetArrays) -> np.ndarray:
-    """Y of shape (n_samples, K): one-hot rows for classification (K = number of classes),
-    else the targets as a matrix."""
+def targets(data: DatasetArrays, output_units: int | None = None) -> np.ndarray:
+    """Y of shape (n_samples, K): one-hot rows for classification (K = number of classes;
+    with one output unit for two classes, K = 1 and y = 1 for the second class), else the
+    targets as a matrix."""
+    if data.task == "classification" and output_units == 1 and len(data.classes or []) == 2:
+        return data.y.reshape(data.n_samples, 1).astype(np.float64)
     if data.task == "classification":
         Y = np.zeros((data.n_samples, len(data.classes or [])), dtype=np.float64)
         Y[np.arange(data.n_samples), data.y] = 1.0

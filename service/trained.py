@@ -158,8 +158,10 @@ def predict(trained: Trained, rows: list[list[float]]) -> Prediction:
     output = np.asarray(net.forward(X), dtype=np.float64)
     classes = meta.get("classes")
     if meta.get("task") == "classification" and classes:
-        if output.shape[1] == 1:  # a single sigmoid unit: P(class 1)
+        if output.shape[1] == 1:  # a single sigmoid unit: P(second class)
             index = (output[:, 0] >= 0.5).astype(np.int64)
+            if len(classes) == 2:  # one probability per class, as with two units
+                output = np.c_[1.0 - output[:, 0], output[:, 0]]
         else:
             index = np.argmax(output, axis=1)
         probabilistic = net.activations[-1] in PROBABILISTIC_OUTPUTS

@@ -117,8 +117,28 @@ def _resolve_dataset(
 
 
 def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:
-    """[n_in, h1, ..., K]: the hidden units between the dataset's input and output sizes."""
-    return [shape.n_features, *(layer.units for layer in spec.network.layers), shape.n_outputs]
+    """[n_in, h1, ..., K]: the hidden units between the dataset's input and output sizes
+    (K = 1 for a two-class problem on one sigmoid unit)."""
+    hidden = (layer.units for layer in spec.network.layers)
+    return [shape.n_features, *hidden, spec.network.output.units or shape.n_outputs]
+
+
+def check_output_units(
+    units: int | None, activation: str, task: str, n_outputs: int, loc: Loc
+) -> None:
+    """``output.units: 1`` fits two classes on a sigmoid unit, or a single target."""
+    if units is None or units == n_outputs:
+        return
+    if task != "classification" or n_outputs != 2:
+        what = "classes" if task == "classification" else "targets"
+        raise Invalid.at(
+            [*loc, "output", "units"],
+            f"one output unit fits two classes or one target; the data has {n_outputs} {what}",
+        )
+    if activation != "sigmoid":
+        raise Invalid.at(
+            [*loc, "output", "units"], "one output unit for two classes needs a sigmoid output"
+        )
 
 
 def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
@@ -138,6 +158,7 @@ def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[st
             raise Invalid.at([*loc, "loss"], "a regression dataset needs the mse loss")
         if output == "softmax":
             raise Invalid.at([*loc, "output", "activation"], "softmax is for classification")
+    check_output_units(net.output.units, output, shape.task, shape.n_outputs, loc)
     sizes = layer_sizes(spec, shape)
     n_params = parameter_count(sizes)
     if n_params > limits.parameters:

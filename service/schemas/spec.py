@@ -61,6 +61,13 @@ class LayerSpec(Strict):
 
 class OutputSpec(Strict):
     activation: OutputActivation
+    units: Literal[1] | None = Field(
+        default=None,
+        description=(
+            "1 with a sigmoid output: a two-class problem on one unit, Ng's way (its output "
+            "is P(second class)). Absent: one unit per class, or per regression target."
+        ),
+    )
 
 
 class InitScheme(Strict):

@@ -296,3 +296,50 @@ def test_string_labels_follow_the_given_class_order(client):
     default = client.post(TRACE, json={**body, "classes": None}).get_json()["targets"]
     assert default["classes"] == ["a", "b", "c"]
     assert default["Y"][0] == [0.0, 1.0, 0.0]
+
+
+def one_unit_body(l2, y=("no", "yes", "yes", "no", "yes")):
+    """Two classes on one sigmoid output unit (Ng's binary classification)."""
+    return {
+        "network": {
+            "layers": [{"units": 4, "activation": "tanh"}],
+            "output": {"activation": "sigmoid", "units": 1},
+            "loss": "binary_cross_entropy",
+            "init": {"scheme": "ng"},
+        },
+        "seed": 3,
+        "X": debug_weights(5, 3),
+        "y": list(y),
+        "l2": l2,
+    }
+
+
+@pytest.mark.parametrize("l2", [0, 1])
+def test_two_classes_on_one_sigmoid_unit_pass_the_gradient_check(client, l2):
+    report = client.post(CHECK, json={**one_unit_body(l2), "epsilon": 1e-4}).get_json()
+    assert report["relative_difference"] < 1e-9, report
+    assert report["passed"] is True
+    assert report["n_parameters"] == (4 + 1) * 4 + (4 + 1) * 1  # X has 4 features
+    assert report["targets"]["classes"] == ["no", "yes"]
+    assert report["targets"]["Y"] == [[0.0], [1.0], [1.0], [0.0], [1.0]]  # 1 = the second class
+    (theta_out,) = report["weights"]["theta"][1:]
+    assert np.shape(theta_out) == (1, 5)
+    trace = client.post(TRACE, json=one_unit_body(l2)).get_json()
+    assert np.shape(trace["layers"][-1]["a"]) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"y": ["a", "b", "c", "a", "b"]}, "two classes"),
+        ({"network": {**one_unit_body(0)["network"], "loss": "cross_entropy",
+                      "output": {"activation": "softmax", "units": 1}}}, "sigmoid"),
+    ],
+)  # fmt: skip
+def test_one_output_unit_needs_two_classes_and_a_sigmoid(client, change, message):
+    body = assert_problem(
+        client.post(CHECK, json={**one_unit_body(0), **change}),
+        422,
+        ["body", "network", "output", "units"],
+    )
+    assert message in body["detail"]

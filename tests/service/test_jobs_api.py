@@ -597,3 +597,38 @@ def test_another_tenant_sees_none_of_the_jobs(client, auth, make_key, spec, set_
         assert_problem(response, 404)
     assert client.get(JOBS, headers=other).get_json()["items"] == []
     assert client.get(f"{JOBS}/{job_id}", headers=auth).status_code == 200
+
+
+# --- one sigmoid output unit for two classes ----------------------------------------
+
+
+def one_unit_spec(generator: str, activation: str = "sigmoid", loss: str = "binary_cross_entropy"):
+    return {
+        "network": {
+            "layers": [{"units": 4, "activation": "tanh"}],
+            "output": {"activation": activation, "units": 1},
+            "loss": loss,
+        },
+        "dataset": {"generator": generator, "n_samples": 40},
+        "training": {"epochs": 5},
+    }
+
+
+def test_one_output_unit_is_accepted_for_two_classes(client, auth):
+    response = submit(client, auth, one_unit_spec("moons"))
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["spec"]["network"]["output"] == {"activation": "sigmoid", "units": 1}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (one_unit_spec("spirals"), "the data has 3 classes"),
+        (one_unit_spec("moons", "softmax", "cross_entropy"), "needs a sigmoid output"),
+    ],
+)
+def test_one_output_unit_needs_two_classes_and_a_sigmoid(client, auth, row_counts, spec, message):
+    before = row_counts()
+    body = assert_problem(submit(client, auth, spec), 422, ["body", "network", "output", "units"])
+    assert message in body["detail"]
+    assert row_counts() == before

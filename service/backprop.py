@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from service import budgets
 from service.config import Limits
 from service.problems import Invalid, PayloadTooLarge
 from service.schemas.backprop import GradientCheckRequest, TraceRequest
@@ -80,6 +81,9 @@ def build_problem(
     ``kind`` names the limits: ``trace`` (trace_examples, trace_parameters) or
     ``gradcheck`` (gradcheck_examples, gradcheck_parameters).
     """
+    budgets.check_layers(
+        [1, *(layer.units for layer in body.network.layers), 1], limits, ["body", "network"]
+    )
     limit_names = (f"{kind}_examples", f"{kind}_parameters")
     max_examples, max_parameters = (getattr(limits, name) for name in limit_names)
     X = _matrix(body.X, ["body", "X"])
@@ -107,6 +111,7 @@ def build_problem(
                 (["body", "network"], f"at most {max_parameters} parameters ({limit_names[1]})")
             ],
         )
+    budgets.check_backprop(sizes, m, kind, limits)
     activations: list[str] = [layer.activation for layer in body.network.layers]
     activations.append(body.network.output.activation)
     loss = body.network.loss

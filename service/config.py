@@ -49,6 +49,18 @@ class Limits:
     csv_field_chars: int = 1_000  # characters of one CSV field
     npz_bytes: int = 400 * 1024 * 1024  # X and y inflated, from their .npy headers
     npz_compression_ratio: int = 1_000  # inflated / compressed size of an NPZ member
+    # Compute budgets of the synchronous endpoints (service.budgets), in multiply-adds:
+    # a trace is 2 x examples x (parameters + layers); a gradient check that times
+    # 2 x parameters. 4e9 is about a second of one core here.
+    trace_work: int = 50_000_000
+    gradcheck_work: int = 4_000_000_000
+    predict_rows: int = 10_000
+    predict_outputs: int = 1_000_000  # rows x output units of one prediction
+    predict_work: int = 20_000_000_000  # rows x parameters
+    predict_chunk_values: int = 4_000_000  # rows of a forward pass x widest layer
+    # A job's estimated peak memory on its worker (data, a batch's activations,
+    # parameters and optimizer state), refused at submission above this.
+    job_memory_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 def limit_env(name: str) -> str:

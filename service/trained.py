@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from service import budgets
+from service.config import Limits
 from service.jobs import get_job
 from service.models import Job, TrainedModel
 from service.problems import Conflict, Invalid
@@ -143,10 +145,15 @@ class Prediction:
     probabilities: list[list[float]] | None = None
 
 
-def predict(trained: Trained, rows: list[list[float]]) -> Prediction:
-    """Predict for X of shape (n_samples, n_features)."""
+def predict(trained: Trained, rows: list[list[float]], limits: Limits | None = None) -> Prediction:
+    """Predict for X of shape (n_samples, n_features), within the prediction budgets
+    (rows, rows × outputs, rows × parameters), one chunk of rows at a time so that no
+    activation holds more than ``predict_chunk_values`` values."""
+    limits = limits or Limits()
     meta, net = trained.meta, trained.net
-    n_features = int(meta["layer_sizes"][0])
+    sizes = [int(s) for s in meta["layer_sizes"]]
+    budgets.check_predict(sizes, len(rows), limits)
+    n_features = sizes[0]
     widths = {len(row) for row in rows}
     if widths != {n_features}:
         bad = sorted(widths - {n_features})
@@ -155,7 +162,10 @@ def predict(trained: Trained, rows: list[list[float]]) -> Prediction:
     standardization = Standardization.from_json(meta.get("standardization"))
     if standardization is not None:
         X = standardization.apply(X)
-    output = np.asarray(net.forward(X), dtype=np.float64)
+    step = budgets.predict_chunk_rows(sizes, limits)
+    output = np.empty((X.shape[0], sizes[-1]), dtype=np.float64)
+    for start in range(0, X.shape[0], step):
+        output[start : start + step] = net.forward(X[start : start + step])
     classes = meta.get("classes")
     if meta.get("task") == "classification" and classes:
         if output.shape[1] == 1:  # a single sigmoid unit: P(second class)

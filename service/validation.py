@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import dataset_arrays, generators
+from service import budgets, dataset_arrays, generators
 from service.config import Limits
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
@@ -143,11 +143,7 @@ def check_output_units(
 
 def _check_network(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
     net = spec.network
-    if len(net.layers) > limits.layers:
-        raise Invalid.at([*loc, "layers"], f"at most {limits.layers} hidden layers")
-    for i, layer in enumerate(net.layers):
-        if layer.units > limits.units:
-            raise Invalid.at([*loc, "layers", i, "units"], f"at most {limits.units} units")
+    budgets.check_layers(layer_sizes(spec, shape), limits, loc)
     output, loss = net.output.activation, net.loss
     if loss == "cross_entropy" and output != "softmax":
         raise Invalid.at([*loc, "loss"], "cross_entropy needs a softmax output")
@@ -210,6 +206,16 @@ def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[s
     training = spec.training
     if training.epochs > limits.epochs:
         raise Invalid.at([*loc, "epochs"], f"at most {limits.epochs} epochs")
+    n_train = shape.n_samples - int(shape.n_samples * spec.dataset.validation_split)
+    itemsize = 4 if training.dtype == "float32" else 8
+    budgets.check_job_memory(
+        layer_sizes(spec, shape),
+        shape.n_samples,
+        training.batch_size or n_train,
+        itemsize,
+        limits,
+        [*loc, "batch_size"],
+    )
     if training.gradient_check:
         n_params = parameter_count(layer_sizes(spec, shape))
         if n_params > limits.gradcheck_parameters:

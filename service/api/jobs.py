@@ -176,4 +176,5 @@ def get_model(path: JobPath) -> Response:
 )
 def predict_job(path: JobPath, body: PredictIn) -> Response:
     model = trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id)
-    return respond(responses.prediction_dict(trained.predict(model, body.X)))
+    limits = plumbing.settings().limits
+    return respond(responses.prediction_dict(trained.predict(model, body.X, limits)))

@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 TENANT ?= default
 
-.PHONY: run key test test-fast lint format bench chromium nginx clean
+.PHONY: run key test test-fast lint format bench chromium nginx faketime clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ key:
 	@$(BIN)/deltaflow create-key --tenant $(TENANT)
 
 ## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
-test: $(STAMP) chromium nginx lint
+test: $(STAMP) chromium nginx faketime lint
 	CI=$${CI:-} $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no services, no browser)
@@ -58,6 +58,12 @@ nginx:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq nginx >/dev/null; fi; }
+
+## faketime: Debian's libfaketime, which runs workers with a wrong clock (tests/faults/test_clock_skew.py)
+faketime:
+	@command -v faketime >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq faketime >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq faketime >/dev/null; fi; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import counters, curves, summaries
+from service.clock import after_or_db, db_now, now_or_db
 from service.db import dialect_insert, transaction
 from service.models import Checkpoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
@@ -101,14 +102,15 @@ def request_cancel(session: Session, job_id: str, status: str) -> bool:
         ended = {"status": JobStatus.cancelling.value}
     won = compare_and_set(session, job_id, [status], cancel_requested=True, **ended)
     if won and status == JobStatus.queued:
-        _ended(session, job_id, JobStatus.cancelled, now)
+        _ended(session, job_id, JobStatus.cancelled)
     return won
 
 
 def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
     """Record that messages were sent for these jobs if still queued, in one UPDATE (the
-    reaper re-sends queued jobs whose dispatch is stale or missing)."""
-    now = utcnow()
+    reaper re-sends queued jobs whose dispatch is stale or missing). On the database's
+    clock, which the reaper compares it with."""
+    now = db_now()
     where = and_(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
     _update(session, where, dispatched_at=now, updated_at=now, version=Job.version + 1)
 
@@ -129,9 +131,11 @@ def claim(
 
     The reclaim of an expired lease is refused once ``max_attempts`` runs were lost
     (claims minus warm-shutdown releases): the reaper then fails the job instead (a poison
-    pill never loops).
+    pill never loops). Leases are on the database's clock (``service.clock``) unless the
+    caller fixes ``now`` (tests).
     """
-    now = now or utcnow()
+    lease_end = after_or_db(now, lease_seconds)
+    now = now_or_db(now)
     claimable = or_(
         Job.status == JobStatus.queued.value,
         and_(
@@ -147,7 +151,7 @@ def claim(
             status=JobStatus.running.value,
             attempt=Job.attempt + 1,
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=lease_end,
             started_at=case((Job.started_at.is_(None), now), else_=Job.started_at),
             updated_at=now,
             version=Job.version + 1,
@@ -190,9 +194,8 @@ def heartbeat(
     now: datetime | None = None,
 ) -> Pulse:
     """Extend the lease of a run that is still the owner; report a pending cancel."""
-    now = now or utcnow()
     with transaction(factory) as session:
-        lease = now + timedelta(seconds=lease_seconds)
+        lease = after_or_db(now, lease_seconds)
         if not _update(session, fenced(job_id, attempt), lease_expires_at=lease):
             return Pulse(alive=False)
         return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
@@ -218,11 +221,11 @@ def flush(
     ``service.schedulers.reports``) runs last in the same transaction: the points, the
     checkpoint and the decision commit together; ``Pulse.decision`` is its answer.
     """
-    now = now or utcnow()
     if not points and checkpoint is None and decide is None:
         return heartbeat(factory, job_id, attempt, lease_seconds=lease_seconds, now=now)
+    lease = after_or_db(now, lease_seconds)
+    now = now_or_db(now)
     with transaction(factory) as session:
-        lease = now + timedelta(seconds=lease_seconds)
         values = {"lease_expires_at": lease, "updated_at": now, "version": Job.version + 1}
         if not _update(session, fenced(job_id, attempt), **values):
             return Pulse(alive=False)
@@ -243,7 +246,7 @@ def record_gradient_check(
     factory: SessionFactory, job_id: str, attempt: int, report: dict[str, Any]
 ) -> bool:
     """Save the pre-training gradient check's report on the job; False if the run lost it."""
-    now = utcnow()
+    now = db_now()
     with transaction(factory) as session:
         return _update(
             session,
@@ -264,7 +267,7 @@ def finish_succeeded(
     now: datetime | None = None,
 ) -> bool:
     """Store the trained model and mark the job succeeded; False if the fence was lost."""
-    now = now or utcnow()
+    now = now_or_db(now)
     with transaction(factory) as session:
         if not _finish(session, job_id, attempt, JobStatus.succeeded, None, now):
             return False
@@ -276,12 +279,12 @@ def finish_succeeded(
 def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:
     """Mark the job failed with a problem-detail ``error`` ({type, message, epoch})."""
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.failed, error, utcnow())
+        return _finish(session, job_id, attempt, JobStatus.failed, error, db_now())
 
 
 def finish_cancelled(factory: SessionFactory, job_id: str, attempt: int) -> bool:
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.cancelled, None, utcnow())
+        return _finish(session, job_id, attempt, JobStatus.cancelled, None, db_now())
 
 
 def release(
@@ -292,7 +295,7 @@ def release(
     Returns the new status — ``"queued"`` (the caller must dispatch it) or ``"cancelled"``
     when a cancel was pending — or None if the fence was lost.
     """
-    now = now or utcnow()
+    now = now_or_db(now)
     with transaction(factory) as session:
         requeued = _update(
             session,
@@ -389,7 +392,7 @@ def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: d
             labels = {"outcome": outcome}
             counters.add(session, counters.RECOVERED, labels=labels, shard_key=row.id)
             if outcome != "requeued":
-                _ended(session, row.id, JobStatus(values["status"]), now)
+                _ended(session, row.id, JobStatus(values["status"]))
     return outcome if won else ""
 
 
@@ -413,7 +416,7 @@ def _finish(
     attempt: int,
     status: JobStatus,
     error: JobError | None,
-    now: datetime,
+    now: Any,  # a datetime, or the database's clock (service.clock)
 ) -> bool:
     won = _update(
         session,
@@ -427,15 +430,16 @@ def _finish(
         version=Job.version + 1,
     )
     if won:
-        _ended(session, job_id, status, now)
+        _ended(session, job_id, status)
     return won
 
 
-def _ended(session: Session, job_id: str, status: JobStatus, now: datetime) -> None:
+def _ended(session: Session, job_id: str, status: JobStatus) -> None:
     """What every change to a finished status does in its own transaction: the run's
-    duration into ``deltaflow_job_duration_seconds`` (``service.counters``)."""
-    started_at = session.scalar(select(Job.started_at).where(Job.id == job_id))
-    counters.observe_duration(session, job_id, status.value, started_at, now)
+    duration into ``deltaflow_job_duration_seconds`` (``service.counters``). Both times
+    are read back as stored (``finished_at`` may have been the database's clock)."""
+    row = session.execute(select(Job.started_at, Job.finished_at).where(Job.id == job_id)).one()
+    counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
 
 
 def _cancel_requested(session: Session, job_id: str) -> bool:
@@ -448,7 +452,7 @@ def _save_checkpoint(
     job_id: str,
     attempt: int,
     checkpoint: tuple[int, bytes],
-    now: datetime,
+    now: Any,
     adopted: bool = False,
 ) -> None:
     epoch, state = checkpoint

@@ -8,7 +8,9 @@
   with duplicates; a duplicate is harmless anyway (the claim is a compare-and-set).
 
 Every change is a compare-and-set in ``service.lifecycle``, so any number of reapers on
-any hosts can run: each job is recovered once. The caller sends what ``dispatch`` lists
+any hosts can run: each job is recovered once. A pass decides on the database's clock
+(``service.clock``), read once at its start, never on its own host's: a reaper on a host
+whose clock is off takes no live run's job. The caller sends what ``dispatch`` lists
 (``worker.reaper`` with ``service.dispatch``). Kernel code: no Flask, Celery or worker.
 """
 
@@ -22,10 +24,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import lifecycle
+from service.clock import read_db_now
 from service.db import transaction
 from service.models import Job
 from service.schemas.names import ACTIVE, JobStatus
-from service.timeutil import as_utc, utcnow
+from service.timeutil import as_utc
 
 
 @dataclass
@@ -50,10 +53,13 @@ def recover(
     now: datetime | None = None,
     limit: int = 500,
 ) -> Recovery:
-    """One pass over expired leases and queued jobs whose message may be lost."""
-    now = now or utcnow()
+    """One pass over expired leases and queued jobs whose message may be lost.
+
+    ``now`` fixes the time (tests); by default it is the database's clock.
+    """
     result = Recovery()
     with transaction(factory) as session:
+        now = now or read_db_now(session)
         expired = session.execute(
             select(Job.id, Job.status, Job.attempt, Job.releases, Job.queue)
             .where(Job.status.in_(ACTIVE), Job.lease_expires_at < now)

@@ -72,7 +72,10 @@ def jobs_get(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def jobs_curve(client: Client, args: argparse.Namespace, out: Output) -> int:
-    points = client.curve(args.id, max_points=args.max_points)
+    # --csv: every field but the per-layer activation statistics (the API's default is the
+    # losses and accuracies; grad_norms and the rest only when named in fields=).
+    fields = ",".join(tables.CSV_FIELDS) if args.csv else None
+    points = client.curve(args.id, max_points=args.max_points, fields=fields)
     if args.csv and not out.as_json:
         print(tables.curve_csv(points), file=out.stdout)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 CURVE_FIELDS = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
 METRICS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+CSV_FIELDS = [*METRICS, "learning_rate", "grad_norms", "seconds"]
 
 
 def cell(value: Any) -> str:

@@ -35,6 +35,9 @@ class Limits:
     gradcheck_examples: int = 256
     page_size: int = 200
     curve_points: int = 10_000
+    # Points of one GET /batches/{id}/curves answer with max_points (the cap per job is
+    # lowered so that jobs x cap stays under it; service.curves.batch_curves).
+    batch_curve_points: int = 100_000
     # Insight. The learning-rate finder trains synchronously in the API process
     # (service.lr_finder): its steps, the values it loads (examples x features, 8 bytes
     # each) and its work, steps x examples per step x parameters (1e9 is about 0.2 s of

@@ -2,28 +2,58 @@
 every job of a batch at once.
 
 A point is the one declaration of ``schemas.records``. Reads are primary-key range scans
-(``curve_points`` is keyed by (job_id, epoch)). Curve downsampling and column formats
-belong here. Kernel code: no Flask, no Celery, no worker imports.
+(``curve_points`` is keyed by (job_id, epoch)). Kernel code: no Flask, no Celery, no
+worker imports.
+
+**Downsampling (M4).** A curve asked for with ``max_points`` that has more epochs in its
+range is cut into buckets of consecutive epochs, and each bucket keeps its first and last
+epoch and, for each requested number, the epochs of its minimum and maximum. So the range's
+first and last epochs and each field's extremes are always answered, and a chart drawn
+from the answer shows every spike. A bucket yields at most ``2 + 2 × fields`` points, so
+``max_points // (2 + 2 × fields)`` buckets keep the answer under the cap.
+
+**Stored levels.** The buckets are summarized without reading the points: ``curve_levels``
+holds, per block of ``LEVEL_BASE ** level`` epochs (8, 64, … 32,768), the block's first and
+last stored epochs and each number's minimum and maximum with their epochs. The flush that
+inserts points refreshes the blocks they fall in (bottom-up, each block from its children:
+two reads and one upsert), and ``continue_from`` (a PBT exploit rewrites a trial's tail)
+drops and rebuilds the blocks after the copied epoch. A downsampled read covers its range
+with the coarsest blocks no wider than a bucket (and finer ones, then points, at the
+ragged ends), merges them into buckets, then reads only the chosen points.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from sqlalchemy import and_, delete, func, insert, literal, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from service.config import Limits
 from service.cursors import epochs_cursor, read_epochs_cursor
 from service.db import dialect_insert
-from service.models import Batch, CurvePoint, Job
+from service.models import Batch, CurvePoint, Job, curve_levels
+from service.problems import Invalid
 from service.schemas.names import FINISHED
-from service.schemas.records import POINT_FIELDS, point_values
+from service.schemas.records import (
+    CURVE_FIELDS,
+    DEFAULT_CURVE_FIELDS,
+    NUMERIC_FIELDS,
+    POINT_FIELDS,
+    point_values,
+)
 
-# Jobs per batch curves query: bounds the OR-chain (SQLite parses it as a tree of that depth).
-CURVE_QUERY_CHUNK = 100
+# Terms of one OR-chain (SQLite parses it as a tree of that depth) and bound parameters
+# per statement: batch reads are split into statements of at most these.
+OR_TERMS = 100
+BOUND_PARAMETERS = 5000
+# Stored levels: blocks of LEVEL_BASE ** level epochs, level 1..LEVELS (8 … 32,768).
+LEVEL_BASE = 8
+LEVELS = 5
+STATS = ("min", "min_epoch", "max", "max_epoch")
 # A job's ETA uses the mean wall time of this many most recent epochs.
 ETA_WINDOW = 20
 
@@ -31,11 +61,15 @@ ETA_WINDOW = 20
 def insert_points(session: Session, job_id: str, points: Sequence[dict[str, Any]]) -> None:
     """Insert a run's points; an epoch already stored is skipped (ON CONFLICT DO NOTHING):
     a resumed run recomputes, bit for bit, the epochs after its checkpoint."""
+    if not points:
+        return
     rows = [{"job_id": job_id, **point_values(p, POINT_FIELDS)} for p in points]
     insert = dialect_insert(session)(CurvePoint)
     # executemany with one cached statement: a multi-VALUES literal would be compiled
     # afresh for every flush (it cost as much as training tiny nets).
     session.execute(insert.on_conflict_do_nothing(index_elements=["job_id", "epoch"]), rows)
+    epochs = [int(p["epoch"]) for p in points]
+    refresh_levels(session, job_id, min(epochs), max(epochs))
 
 
 def continue_from(
@@ -46,85 +80,392 @@ def continue_from(
     (``epoch > last``, its own last epoch), the parent's points fill the epochs between.
     Returns the point at ``epoch``, the trial's metrics now."""
     session.execute(delete(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch > epoch))
+    changed = min(last, epoch) + 1
+    session.execute(
+        delete(curve_levels).where(
+            curve_levels.c.job_id == job_id, curve_levels.c.last_epoch >= changed
+        )
+    )
     if epoch > last:
         columns = [c.name for c in CurvePoint.__table__.columns if c.name != "job_id"]
         copied = select(literal(job_id), *(getattr(CurvePoint, c) for c in columns)).where(
             CurvePoint.job_id == parent_id, CurvePoint.epoch > last, CurvePoint.epoch <= epoch
         )
         session.execute(insert(CurvePoint).from_select(["job_id", *columns], copied))
+    refresh_levels(session, job_id, changed, max(changed, epoch))
     row = session.scalar(
         select(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch == epoch)
     )
     return None if row is None else point_values(row)
 
 
-def job_curve(
-    session: Session, job: Job, since: int, max_points: int | None, limits: Limits
-) -> dict[str, Any]:
-    """Curve points with epoch > since (a primary-key range scan), optionally downsampled.
+# --- stored levels -------------------------------------------------------------------------
 
-    Downsampling keeps the first and the last point and evenly spaced epochs between them,
-    reading only those rows. Without it, at most ``limits.curve_points`` rows are returned
-    and ``next_since`` tells the client where to continue.
-    """
-    bounds = session.execute(
-        select(func.min(CurvePoint.epoch), func.max(CurvePoint.epoch), func.count()).where(
-            CurvePoint.job_id == job.id, CurvePoint.epoch > since
+# A summary ("unit") of consecutive epochs, as a list: [first, last] then, per number in
+# ``fields`` order, [min, min_epoch, max, max_epoch] (None where the number is missing).
+Unit = list[Any]
+
+
+def _unit_of_point(epoch: int, values: Sequence[Any]) -> Unit:
+    unit: Unit = [epoch, epoch]
+    for value in values:
+        unit += [None, None, None, None] if value is None else [value, epoch, value, epoch]
+    return unit
+
+
+def _absorb(into: Unit, unit: Unit, nfields: int) -> None:
+    """Merge ``unit`` (later epochs) into ``into``; on a tie the earlier epoch stays."""
+    into[1] = unit[1]
+    for i in range(2, 2 + 4 * nfields, 4):
+        low = unit[i]
+        if low is not None:
+            if into[i] is None or low < into[i]:
+                into[i], into[i + 1] = low, unit[i + 1]
+            if into[i + 2] is None or unit[i + 2] > into[i + 2]:
+                into[i + 2], into[i + 3] = unit[i + 2], unit[i + 3]
+
+
+def _stat_columns(fields: Sequence[str]) -> list[Any]:
+    return [curve_levels.c[f"{name}_{stat}"] for name in fields for stat in STATS]
+
+
+def refresh_levels(session: Session, job_id: str, lo: int, hi: int) -> None:
+    """Recompute every stored block that holds an epoch in [lo, hi], each from its children
+    (points for level 1, blocks of the level below for the others): two reads, one upsert.
+    Blocks only grow while a run appends; ``continue_from`` deletes the ones it rewrites."""
+    nfields = len(NUMERIC_FIELDS)
+    size = LEVEL_BASE
+    raw = session.execute(
+        select(CurvePoint.epoch, *(getattr(CurvePoint, f) for f in NUMERIC_FIELDS))
+        .where(
+            CurvePoint.job_id == job_id,
+            CurvePoint.epoch.between(lo // size * size, (hi // size + 1) * size - 1),
         )
-    ).one()
-    first, last, count = bounds
-    base = select(CurvePoint).where(CurvePoint.job_id == job.id, CurvePoint.epoch > since)
-    cap = min(max_points or limits.curve_points, limits.curve_points)
-    if count == 0:
-        rows: list[CurvePoint] = []
-    elif count <= cap:
-        rows = list(session.scalars(base.order_by(CurvePoint.epoch)))
-    elif max_points:
-        wanted = np.unique(np.round(np.linspace(first, last, cap)).astype(np.int64))
-        rows = list(
-            session.scalars(
-                base.where(CurvePoint.epoch.in_([int(e) for e in wanted])).order_by(
-                    CurvePoint.epoch
+        .order_by(CurvePoint.epoch)
+    ).all()
+    stored: dict[int, dict[int, Unit]] = defaultdict(dict)
+    level, block = curve_levels.c.level, curve_levels.c.block
+    siblings = [
+        and_(
+            level == k,
+            block.between(
+                lo // LEVEL_BASE ** (k + 1) * LEVEL_BASE,
+                (hi // LEVEL_BASE ** (k + 1) + 1) * LEVEL_BASE - 1,
+            ),
+        )
+        for k in range(1, LEVELS)
+    ]
+    for row in session.execute(
+        select(level, block, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
+        .add_columns(*_stat_columns(NUMERIC_FIELDS))
+        .where(curve_levels.c.job_id == job_id, or_(*siblings))
+    ):
+        stored[row[0]][row[1]] = list(row[2:])
+    children = [_unit_of_point(row[0], row[1:]) for row in raw]
+    rows: list[dict[str, Any]] = []
+    names = ["first_epoch", "last_epoch", *(c.name for c in _stat_columns(NUMERIC_FIELDS))]
+    for k in range(1, LEVELS + 1):
+        size = LEVEL_BASE**k
+        computed: dict[int, Unit] = {}
+        for child in children:  # in epoch order
+            index = child[0] // size
+            if index in computed:
+                _absorb(computed[index], child, nfields)
+            else:
+                computed[index] = list(child)
+        rows += [
+            {"job_id": job_id, "level": k, "block": index, **dict(zip(names, unit, strict=True))}
+            for index, unit in computed.items()
+        ]
+        below = stored[k]
+        below.update(computed)
+        children = [below[index] for index in sorted(below)]
+    if rows:
+        upsert = dialect_insert(session)(curve_levels)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["job_id", "level", "block"],
+            set_={name: upsert.excluded[name] for name in names},
+        )
+        session.execute(upsert, rows)
+
+
+def _cover(lo: int, hi: int, top: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """[lo, hi] as whole blocks of level ``top`` and, at the ragged ends, of the levels
+    below, down to single epochs: ((level, first block, last block) …, (lo, hi) of points …)."""
+    blocks: list[tuple[int, int, int]] = []
+    points: list[tuple[int, int]] = []
+    todo = [(lo, hi, top)]
+    while todo:
+        a, b, k = todo.pop()
+        if a > b:
+            continue
+        if k == 0:
+            points.append((a, b))
+            continue
+        size = LEVEL_BASE**k
+        first, last = -(-a // size), (b + 1) // size - 1
+        if first > last:
+            todo.append((a, b, k - 1))
+            continue
+        blocks.append((k, first, last))
+        todo += [(a, first * size - 1, k - 1), ((last + 1) * size, b, k - 1)]
+    return blocks, points
+
+
+@dataclass(frozen=True)
+class Window:
+    """The epochs [lo, hi] of one job to answer, at most ``cap`` points of them."""
+
+    lo: int
+    hi: int
+    cap: int
+
+    @property
+    def span(self) -> int:
+        return self.hi - self.lo + 1
+
+    def buckets(self, nfields: int) -> int:
+        return max(1, self.cap // (2 + 2 * nfields))
+
+
+def _chunks(items: Iterable[Any], cost: Any) -> Iterator[list[Any]]:
+    """Split ``items`` into statements of at most OR_TERMS terms and BOUND_PARAMETERS."""
+    chunk: list[Any] = []
+    terms = params = 0
+    for item in items:
+        t, p = cost(item)
+        if chunk and (terms + t > OR_TERMS or params + p > BOUND_PARAMETERS):
+            yield chunk
+            chunk, terms, params = [], 0, 0
+        chunk.append(item)
+        terms, params = terms + t, params + p
+    if chunk:
+        yield chunk
+
+
+def _m4_epochs(
+    session: Session, windows: dict[str, Window], fields: Sequence[str]
+) -> dict[str, list[int]]:
+    """For each job, the epochs M4 keeps of its window, from stored levels and at most a
+    few points at the ragged ends of each window."""
+    numeric = [f for f in fields if f in NUMERIC_FIELDS]
+    nfields = len(numeric)
+    plans: dict[str, tuple[list[tuple[int, int, int]], list[tuple[int, int]]]] = {}
+    for job_id, window in windows.items():
+        width = window.span / window.buckets(nfields)
+        top = 0
+        while top < LEVELS and LEVEL_BASE ** (top + 1) <= width:
+            top += 1
+        plans[job_id] = _cover(window.lo, window.hi, top)
+    units: dict[str, list[Unit]] = defaultdict(list)
+    level, block = curve_levels.c.level, curve_levels.c.block
+    pieces = [(job_id, piece) for job_id, plan in plans.items() for piece in plan[0]]
+    for chunk in _chunks(pieces, lambda _: (1, 4)):
+        query = (
+            select(curve_levels.c.job_id, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
+            .add_columns(*_stat_columns(numeric))
+            .where(
+                or_(
+                    *(
+                        and_(
+                            curve_levels.c.job_id == job_id,
+                            level == k,
+                            block.between(first, last),
+                        )
+                        for job_id, (k, first, last) in chunk
+                    )
                 )
             )
         )
+        for row in session.execute(query):
+            units[row[0]].append(list(row[1:]))
+    spans = [(job_id, span) for job_id, plan in plans.items() for span in plan[1]]
+    for chunk in _chunks(spans, lambda _: (1, 3)):
+        query = select(CurvePoint.job_id, CurvePoint.epoch).add_columns(
+            *(getattr(CurvePoint, f) for f in numeric)
+        )
+        query = query.where(
+            or_(
+                *(
+                    and_(CurvePoint.job_id == job_id, CurvePoint.epoch.between(a, b))
+                    for job_id, (a, b) in chunk
+                )
+            )
+        )
+        for row in session.execute(query):
+            units[row[0]].append(_unit_of_point(row[1], row[2:]))
+    chosen: dict[str, list[int]] = {}
+    for job_id, window in windows.items():
+        buckets, span = window.buckets(nfields), window.span
+        keep: set[int] = set()
+        current: Unit | None = None
+        at = -1
+        for unit in sorted(units[job_id], key=lambda u: u[0]):
+            index = (unit[0] - window.lo) * buckets // span
+            if current is not None and index == at:
+                _absorb(current, unit, nfields)
+                continue
+            if current is not None:
+                keep.update(e for e in current[:2] + current[3::2] if e is not None)
+            current, at = list(unit), index
+        if current is not None:
+            keep.update(e for e in current[:2] + current[3::2] if e is not None)
+            if len(keep) > window.cap:
+                # Only with one bucket (a cap under 2 + 2 x fields): the range's first and
+                # last epochs, then the fields' extremes in the order asked, up to the cap.
+                ranked = dict.fromkeys(e for e in current[:2] + current[3::2] if e is not None)
+                keep = set(list(ranked)[: window.cap])
+        chosen[job_id] = sorted(keep)
+    return chosen
+
+
+# --- reading curves ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurveAsk:
+    """What a curve read asks for: the range, the cap, the fields and the layout."""
+
+    since: int = 0
+    from_epoch: int | None = None
+    to_epoch: int | None = None
+    max_points: int | None = None
+    fields: tuple[str, ...] = DEFAULT_CURVE_FIELDS
+    columns: bool = False
+
+    def window(self, seen: int, last: int, cap: int) -> Window:
+        lo = max(seen + 1, self.from_epoch or 1)
+        hi = last if self.to_epoch is None else min(last, self.to_epoch)
+        return Window(lo, hi, cap)
+
+    def tag(self) -> str:
+        """What distinguishes this answer's ETag from another ask's of the same job."""
+        parts = (self.since, self.from_epoch, self.to_epoch, self.max_points)
+        text = "-".join("" if p is None else str(p) for p in parts)
+        names = ".".join(str(CURVE_FIELDS.index(f)) for f in self.fields)
+        return f"{text}-{names}{'-c' if self.columns else ''}"
+
+
+def parse_fields(text: str | None, loc: tuple[str, ...] = ("query", "fields")) -> tuple[str, ...]:
+    """``fields=`` as a comma list, in the point's order; the default is the four losses and
+    accuracies (gradient norms and activation statistics only when named)."""
+    if text is None or not text.strip():
+        return DEFAULT_CURVE_FIELDS
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(CURVE_FIELDS) - {"epoch"})
+    if unknown:
+        raise Invalid.at(
+            loc, f"unknown field {unknown[0]!r}: choose from {', '.join(CURVE_FIELDS)}"
+        )
+    return tuple(f for f in CURVE_FIELDS if f in names)
+
+
+def _read(
+    session: Session,
+    ranges: dict[str, tuple[int, int, int | None]],
+    picked: dict[str, list[int]],
+    fields: Sequence[str],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows (epoch, *fields) in epoch order: of each ``ranges`` job its epochs [lo, hi]
+    (at most ``limit`` of them), of each ``picked`` job the listed epochs."""
+    columns = [CurvePoint.job_id, CurvePoint.epoch, *(getattr(CurvePoint, f) for f in fields)]
+    out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for job_id, (lo, hi, limit) in ranges.items():
+        if limit is not None:  # a page: one statement of its own, with its LIMIT
+            query = (
+                select(*columns[1:])
+                .where(CurvePoint.job_id == job_id, CurvePoint.epoch.between(lo, hi))
+                .order_by(CurvePoint.epoch)
+                .limit(limit)
+            )
+            out[job_id] = [tuple(row) for row in session.execute(query)]
+    terms: list[tuple[str, ColumnElement[bool], int]] = [
+        (job_id, CurvePoint.epoch.between(lo, hi), 3)
+        for job_id, (lo, hi, limit) in ranges.items()
+        if limit is None
+    ]
+    terms += [
+        (job_id, CurvePoint.epoch.in_(epochs), len(epochs) + 1)
+        for job_id, epochs in picked.items()
+        if epochs
+    ]
+    for chunk in _chunks(terms, lambda term: (1, term[2])):
+        query = select(*columns).where(
+            or_(*(and_(CurvePoint.job_id == job_id, term) for job_id, term, _ in chunk))
+        )
+        for row in session.execute(query.order_by(CurvePoint.job_id, CurvePoint.epoch)):
+            out[row[0]].append(tuple(row[1:]))
+    return out
+
+
+def _shape(rows: list[tuple[Any, ...]], fields: Sequence[str], columns: bool) -> dict[str, Any]:
+    names = ("epoch", *fields)
+    if columns:
+        return {"columns": {name: [row[i] for row in rows] for i, name in enumerate(names)}}
+    return {"points": [dict(zip(names, row, strict=True)) for row in rows]}
+
+
+def job_curve(
+    session: Session, job_id: str, status: str, last: int, ask: CurveAsk, limits: Limits
+) -> dict[str, Any]:
+    """The job's curve in the asked range (epochs after ``since``, within
+    ``from_epoch``…``to_epoch``; ``last`` is the job's last stored epoch).
+
+    With ``max_points`` the whole range comes in one answer, M4-downsampled when it holds
+    more epochs than that. Without it, at most ``limits.curve_points`` points come and
+    ``next_since`` tells the client where to continue.
+    """
+    cap = min(ask.max_points or limits.curve_points, limits.curve_points)
+    window = ask.window(ask.since, last, cap)
+    if window.span <= 0:
+        rows: list[tuple[Any, ...]] = []
+    elif ask.max_points and window.span > cap:
+        picked = _m4_epochs(session, {job_id: window}, ask.fields)
+        rows = _read(session, {}, picked, ask.fields)[job_id]
     else:
-        rows = list(session.scalars(base.order_by(CurvePoint.epoch).limit(cap)))
-    next_since = rows[-1].epoch if rows else since
-    has_more = last is not None and next_since < last
-    return _curve(job.id, job.status, [point_values(p) for p in rows], next_since, has_more)
+        page = None if ask.max_points else cap
+        rows = _read(session, {job_id: (window.lo, window.hi, page)}, {}, ask.fields)[job_id]
+    next_since = rows[-1][0] if rows else ask.since
+    has_more = bool(rows) and next_since < window.hi
+    return _curve(job_id, status, _shape(rows, ask.fields, ask.columns), next_since, has_more)
 
 
-def curve_without_points(job_id: str, status: str, epoch: int, since: int) -> dict[str, Any] | None:
+def curve_without_points(
+    job_id: str, status: str, epoch: int, ask: CurveAsk
+) -> dict[str, Any] | None:
     """The answer of a poll that asks only for epochs after the job's last stored one
     (``jobs.epoch``, written with the points it counts), built without reading a point;
     None when there may be points to read (then ``job_curve`` answers)."""
-    if since < epoch:
+    if ask.since < epoch and (ask.to_epoch is None or ask.to_epoch > ask.since):
         return None
-    return _curve(job_id, status, [], since, has_more=False)
+    return _curve(job_id, status, _shape([], ask.fields, ask.columns), ask.since, has_more=False)
 
 
 def _curve(
-    job_id: str, status: str, points: list[dict[str, Any]], next_since: int, has_more: bool
+    job_id: str, status: str, data: dict[str, Any], next_since: int, has_more: bool
 ) -> dict[str, Any]:
     return {
         "job_id": job_id,
         "status": status,
-        "points": points,
+        **data,
         "next_since": next_since,
         "complete": status in FINISHED and not has_more,
     }
 
 
 def batch_curves(
-    session: Session, batch: Batch, cursor: str | None, max_points: int
+    session: Session, batch: Batch, cursor: str | None, ask: CurveAsk, limits: Limits
 ) -> dict[str, Any]:
-    """Every job's curve points after the cursor, at most ``max_points`` in all.
+    """Every job's curve points after the cursor (within ``from_epoch``…``to_epoch``).
 
-    The budget is shared fairly: each job with new points gets up to
-    ``max_points // jobs_with_new_points`` (at least one) of its oldest unseen epochs.
-    ``truncated`` says some job has more already stored: ask again with ``next_cursor``
-    at once. ``complete`` says every job finished and every point was returned: stop.
+    With ``max_points``, a hard cap per job: each job's unseen range comes whole in this
+    answer, M4-downsampled past the cap (lowered so the answer holds at most
+    ``limits.batch_curve_points`` points), and the cursor moves to each job's last epoch.
+    Without it, ``limits.curve_points`` points in all are shared fairly: each job with new
+    points gets up to ``limits.curve_points // jobs_with_new_points`` (at least one) of its
+    oldest unseen epochs. ``truncated`` says some job has more already stored: ask again
+    with ``next_cursor`` at once. ``complete`` says every job finished and every point was
+    returned: stop.
     """
     rows = session.execute(
         select(Job.id, Job.batch_index, Job.status, Job.epoch)
@@ -133,34 +474,35 @@ def batch_curves(
     ).all()
     size = max((row.batch_index for row in rows), default=-1) + 1
     seen = read_epochs_cursor(batch.id, cursor, size)
-    pending = [row for row in rows if row.epoch > seen[row.batch_index]]
-    per_job = max(1, max_points // max(len(pending), 1))
-    windows = {row.id: (seen[row.batch_index], seen[row.batch_index] + per_job) for row in pending}
-    points: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
-    ids = list(windows)
-    for start in range(0, len(ids), CURVE_QUERY_CHUNK):
-        chunk = ids[start : start + CURVE_QUERY_CHUNK]
-        condition = or_(
-            *(
-                and_(
-                    CurvePoint.job_id == job_id,
-                    CurvePoint.epoch > windows[job_id][0],
-                    CurvePoint.epoch <= windows[job_id][1],
-                )
-                for job_id in chunk
-            )
-        )
-        query = select(CurvePoint).where(condition).order_by(CurvePoint.job_id, CurvePoint.epoch)
-        for point in session.scalars(query):
-            points[point.job_id].append(point_values(point))
+    windows = {row.id: ask.window(seen[row.batch_index], row.epoch, 0) for row in rows}
+    pending = [row.id for row in rows if windows[row.id].span > 0]
+    ranges: dict[str, tuple[int, int, int | None]] = {}
+    downsampled: dict[str, Window] = {}
+    if ask.max_points:
+        cap = min(ask.max_points, max(2, limits.batch_curve_points // max(len(pending), 1)))
+        for job_id in pending:
+            window = Window(windows[job_id].lo, windows[job_id].hi, cap)
+            if window.span > cap:
+                downsampled[job_id] = window
+            else:
+                ranges[job_id] = (window.lo, window.hi, None)
+    else:
+        per_job = max(1, limits.curve_points // max(len(pending), 1))
+        for job_id in pending:
+            lo, hi = windows[job_id].lo, windows[job_id].hi
+            ranges[job_id] = (lo, min(hi, lo + per_job - 1), None)
+    picked = _m4_epochs(session, downsampled, ask.fields) if downsampled else {}
+    points = _read(session, ranges, picked, ask.fields)
     truncated = False
     jobs = []
     for row in rows:
-        got = points[row.id]
-        if got:
-            seen[row.batch_index] = got[-1]["epoch"]
-        truncated = truncated or row.epoch > seen[row.batch_index]
-        jobs.append({"id": row.id, "status": row.status, "points": got})
+        got = points.get(row.id, [])
+        window = windows[row.id]
+        if row.id in ranges or row.id in downsampled:  # read up to the end of its range
+            end = ranges[row.id][1] if row.id in ranges else window.hi
+            seen[row.batch_index] = end
+            truncated = truncated or end < window.hi
+        jobs.append({"id": row.id, "status": row.status, **_shape(got, ask.fields, ask.columns)})
     return {
         "jobs": jobs,
         "next_cursor": epochs_cursor(batch.id, seen),

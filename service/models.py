@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.schemas.names import METRICS, SUMMARY_STATS, JobStatus, Queue
+from service.schemas.records import NUMERIC_FIELDS
 from service.timeutil import utcnow
 
 
@@ -244,6 +245,26 @@ class JobSummary(Base):
 
     def __repr__(self) -> str:
         return f"JobSummary({self.job_id[:8]} to epoch {self.epoch})"
+
+
+# Stored levels of every curve (service.curves): per block of LEVEL_BASE**level epochs,
+# the first and last epoch stored and, for each number of a point, its minimum and maximum
+# with the epoch of each (the earliest on a tie). Written with the points they summarize;
+# a downsampled curve reads blocks, not points.
+curve_levels = Table(
+    "curve_levels",
+    Base.metadata,
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("block", Integer, primary_key=True),
+    Column("first_epoch", Integer, nullable=False),
+    Column("last_epoch", Integer, nullable=False),
+    *(
+        Column(f"{name}_{stat}", Integer if stat.endswith("epoch") else Float)
+        for name in NUMERIC_FIELDS
+        for stat in ("min", "min_epoch", "max", "max_epoch")
+    ),
+)
 
 
 class Checkpoint(Base):

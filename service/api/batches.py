@@ -25,6 +25,7 @@ from service.api.openapi import (
 )
 from service.api.plumbing import (
     ConditionalHeaders,
+    CurveRangeQuery,
     PageQuery,
     RequestModel,
     api_blueprint,
@@ -73,12 +74,15 @@ class SummaryQuery(RequestModel):
     )
 
 
-class CurvesQuery(RequestModel):
+class CurvesQuery(CurveRangeQuery):
     cursor: str | None = Field(
         default=None, max_length=20_000, description="next_cursor of the previous answer."
     )
     max_points: int | None = Field(
-        default=None, ge=1, description="Points in this answer, shared by the jobs (capped)."
+        default=None,
+        ge=2,
+        description="A hard cap per job: each job's unseen range whole, M4-downsampled past "
+        "it. Without it, the answer's points are shared by the jobs and may be truncated.",
     )
 
 
@@ -153,8 +157,8 @@ def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) 
 def curves(path: BatchPath, query: CurvesQuery) -> Response:
     session = db()
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
-    cap = settings().limits.curve_points
-    result = batch_curves(session, batch, query.cursor, min(query.max_points or cap, cap))
+    ask = query.ask(max_points=query.max_points)
+    result = batch_curves(session, batch, query.cursor, ask, settings().limits)
     return respond(finite(result))
 
 

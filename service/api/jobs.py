@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from flask import Response, url_for
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from service import curves, jobs, trained
 from service.api import plumbing
 from service.api.openapi import conditional_get, json_response, problems, register_models
 from service.api.plumbing import (
     ConditionalHeaders,
+    CurveRangeQuery,
     PageQuery,
-    RequestModel,
     api_blueprint,
     idempotency_headers,
     no_content,
@@ -42,14 +42,13 @@ class JobListQuery(PageQuery):
     batch_id: str | None = Field(default=None, max_length=64)
 
 
-class CurveQuery(RequestModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CurveQuery(CurveRangeQuery):
     since: int = Field(default=0, ge=0, description="Return only epochs after this one.")
     max_points: int | None = Field(
         default=None,
         ge=2,
-        description="Downsample to at most this many points (first and last kept).",
+        description="A hard cap: the whole range in one answer, M4-downsampled past it "
+        "(each bucket's first, last, and every requested field's min and max kept).",
     )
 
 
@@ -125,16 +124,16 @@ def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> R
     # The fast path of a poll: the job's head in one read answers a 304, or an empty page
     # when nothing was stored after `since`; only then are points read.
     head = jobs.job_head(plumbing.reads(), plumbing.tenant_id(), path.job_id)
-    tag = f"{jobs.etag(head, 'curve')}-{query.since}-{query.max_points or 0}"
+    ask = query.ask(query.since, query.max_points)
+    tag = f"{jobs.etag(head, 'curve')}-{ask.tag()}"
     cached = not_modified(tag)
     if cached is not None:
         return cached
-    empty = curves.curve_without_points(head.id, head.status, head.epoch, query.since)
+    empty = curves.curve_without_points(head.id, head.status, head.epoch, ask)
     if empty is not None:
         return respond(empty, etag=tag)
-    session = plumbing.db()
-    job = jobs.get_job(session, plumbing.tenant_id(), path.job_id)
-    data = curves.job_curve(session, job, query.since, query.max_points, plumbing.settings().limits)
+    limits = plumbing.settings().limits
+    data = curves.job_curve(plumbing.db(), head.id, head.status, head.epoch, ask, limits)
     return respond(data, etag=tag)
 
 

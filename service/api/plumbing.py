@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from flask import Response, current_app, g, request
@@ -25,6 +25,7 @@ from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from service import logs, queue
 from service.api import API_PREFIX
 from service.config import Settings
+from service.curves import CurveAsk, parse_fields
 from service.dispatch import Sender
 from service.keycache import KeyCache
 from service.problems import BadRequest, Unauthorized
@@ -196,6 +197,34 @@ def idempotency_headers(name: str, repeat: str) -> type[BaseModel]:
         default=None, alias="Idempotency-Key", min_length=1, max_length=200, description=repeat
     )
     return create_model(name, __base__=RequestModel, idempotency_key=(str | None, key))
+
+
+class CurveRangeQuery(RequestModel):
+    """What both curve endpoints take besides their cursor (``service.curves.CurveAsk``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_epoch: int | None = Field(default=None, ge=0, description="First epoch of the range.")
+    to_epoch: int | None = Field(default=None, ge=0, description="Last epoch of the range.")
+    fields: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Comma list of point fields (default train_loss,val_loss,train_accuracy,"
+        "val_accuracy; grad_norms and activation_stats only when named).",
+    )
+    format: Literal["points", "columns"] = Field(
+        default="points", description="columns: {columns: {epoch: [...], <field>: [...]}}."
+    )
+
+    def ask(self, since: int = 0, max_points: int | None = None) -> CurveAsk:
+        return CurveAsk(
+            since=since,
+            from_epoch=self.from_epoch,
+            to_epoch=self.to_epoch,
+            max_points=max_points,
+            fields=parse_fields(self.fields),
+            columns=self.format == "columns",
+        )
 
 
 class ConditionalHeaders(RequestModel):

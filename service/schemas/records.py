@@ -33,14 +33,18 @@ class ActivationStatOut(BaseModel):
 
 
 class CurvePointOut(BaseModel):
+    """A curve answer holds ``epoch`` and the fields asked for (``fields=``)."""
+
     epoch: int
-    train_loss: float | None
-    val_loss: float | None
-    train_accuracy: float | None
-    val_accuracy: float | None
-    learning_rate: float | None
-    grad_norms: dict[str, Any] | None = Field(description='{"D": [...], "update_ratio": [...]}')
-    seconds: float | None = Field(description="That epoch's wall time.")
+    train_loss: float | None = None
+    val_loss: float | None = None
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    learning_rate: float | None = None
+    grad_norms: dict[str, Any] | None = Field(
+        default=None, description='{"D": [...], "update_ratio": [...]}; only when asked for.'
+    )
+    seconds: float | None = Field(default=None, description="That epoch's wall time.")
     activation_stats: list[ActivationStatOut] | None = Field(
         default=None,
         description="Per layer, with training.record.activations; only when asked for.",
@@ -50,6 +54,14 @@ class CurvePointOut(BaseModel):
 POINT_FIELDS: tuple[str, ...] = tuple(CurvePointOut.model_fields)
 ON_REQUEST_FIELDS: tuple[str, ...] = ("activation_stats",)
 ANSWERED_FIELDS: tuple[str, ...] = tuple(f for f in POINT_FIELDS if f not in ON_REQUEST_FIELDS)
+# What a curve answer may hold besides ``epoch`` (``fields=``), and what it holds unasked.
+CURVE_FIELDS: tuple[str, ...] = tuple(f for f in POINT_FIELDS if f != "epoch")
+DEFAULT_CURVE_FIELDS: tuple[str, ...] = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+# The numbers of a point: downsampling keeps each requested one's minimum and maximum, and
+# the stored levels (``service.curves``) hold them per block of epochs.
+NUMERIC_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in CurvePointOut.model_fields.items() if info.annotation == float | None
+)
 
 
 def point_from_stats(stats: Any) -> dict[str, Any]:

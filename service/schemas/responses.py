@@ -161,10 +161,19 @@ def job_progress(session: Session, job: Job) -> dict[str, Any]:
     return {"epoch": job.epoch, "epochs": job.epochs, "fraction": fraction, "eta_seconds": eta}
 
 
+CURVE_COLUMNS = Field(
+    default=None,
+    description="With format=columns instead of points: {epoch: [...], <field>: [...]}.",
+)
+
+
 class CurveOut(BaseModel):
     job_id: str
     status: str
-    points: list[CurvePointOut]
+    points: list[CurvePointOut] | None = Field(
+        default=None, description="In epoch order (absent with format=columns)."
+    )
+    columns: dict[str, list[Any]] | None = CURVE_COLUMNS
     next_since: int = Field(description="Pass as ?since= to get only newer points.")
     complete: bool = Field(description="The job is finished and no points remain after next_since.")
 
@@ -333,7 +342,10 @@ class CancelOut(BatchOut):
 class JobCurve(BaseModel):
     id: str
     status: str
-    points: list[CurvePointOut] = Field(description="Only epochs after the cursor, in order.")
+    points: list[CurvePointOut] | None = Field(
+        default=None, description="Only epochs after the cursor, in order."
+    )
+    columns: dict[str, list[Any]] | None = CURVE_COLUMNS
 
 
 class BatchCurves(BaseModel):

@@ -79,7 +79,8 @@ def test_jobs_submit_wait_get_list_and_curve(cli, spec_file):
     header, *rows = out.splitlines()
     assert header.split()[:2] == ["EPOCH", "TRAIN_LOSS"]
     epochs = [row.split()[0] for row in rows]
-    assert (epochs[0], epochs[-1], len(epochs)) == ("1", "20", 4)
+    assert (epochs[0], epochs[-1]) == ("1", "20")
+    assert len(epochs) <= 4  # a hard cap: first, last and the extremes (M4)
 
 
 def test_jobs_cancel_and_an_error_on_stderr(cli, spec_file):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from service import curves
 from service.db import transaction
 from service.models import ApiKey, CurvePoint, Dataset, DatasetBlob, Job, Tenant, TrainedModel
 from service.timeutil import utcnow
@@ -100,21 +101,18 @@ def add_points(sessions):  # type: ignore[no-untyped-def]
     """``add_points(job_id, epochs)``: curve rows as a worker flush would write them."""
 
     def add(job_id: str, epochs: range, seconds: float = 0.5) -> None:
+        points = [
+            {
+                "epoch": epoch,
+                "train_loss": 1.0 / epoch,
+                "train_accuracy": 0.5,
+                "learning_rate": 0.01,
+                "seconds": seconds,
+            }
+            for epoch in epochs
+        ]
         with transaction(sessions) as session:
-            for epoch in epochs:
-                session.add(
-                    CurvePoint(
-                        job_id=job_id,
-                        epoch=epoch,
-                        train_loss=1.0 / epoch,
-                        val_loss=None,
-                        train_accuracy=0.5,
-                        val_accuracy=None,
-                        learning_rate=0.01,
-                        grad_norms=None,
-                        seconds=seconds,
-                    )
-                )
+            curves.insert_points(session, job_id, points)  # with the stored levels
             job = session.get(Job, job_id)
             job.epoch = max(job.epoch, epochs[-1])
             job.version += 1

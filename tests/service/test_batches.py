@@ -249,7 +249,7 @@ def test_curves_return_only_points_added_since_the_cursor(factory, session, tena
     attempts = {job_id: claim(factory, job_id) for job_id in ids[:3]}
     run_epochs(factory, ids[0], attempts[ids[0]], 1, 5)
     run_epochs(factory, ids[1], attempts[ids[1]], 1, 2)
-    first = curves.batch_curves(session, batch, None, max_points=1000)
+    first = curves.batch_curves(session, batch, None, curves.CurveAsk(max_points=1000), Limits())
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in first["jobs"]}
     assert got == {ids[0]: [1, 2, 3, 4, 5], ids[1]: [1, 2], **{i: [] for i in ids[2:]}}
     assert not first["truncated"]
@@ -258,17 +258,18 @@ def test_curves_return_only_points_added_since_the_cursor(factory, session, tena
     run_epochs(factory, ids[1], attempts[ids[1]], 3, 4)
     run_epochs(factory, ids[2], attempts[ids[2]], 1, 1)
     session.expire_all()
-    second = curves.batch_curves(session, batch, first["next_cursor"], max_points=1000)
+    second = curves.batch_curves(
+        session, batch, first["next_cursor"], curves.CurveAsk(max_points=1000), Limits()
+    )
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in second["jobs"]}
     assert got == {ids[0]: [], ids[1]: [3, 4], ids[2]: [1], **{i: [] for i in ids[3:]}}
     point = second["jobs"][1]["points"][0]
     assert point["train_loss"] == pytest.approx(1 / 3)
-    assert set(point) == {
-        "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy",
-        "learning_rate", "grad_norms", "seconds",
-    }  # fmt: skip
+    assert set(point) == {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"}
     # Nothing new: the same cursor comes back.
-    third = curves.batch_curves(session, batch, second["next_cursor"], max_points=1000)
+    third = curves.batch_curves(
+        session, batch, second["next_cursor"], curves.CurveAsk(max_points=1000), Limits()
+    )
     assert all(not j["points"] for j in third["jobs"])
     assert third["next_cursor"] == second["next_cursor"]
 
@@ -278,8 +279,9 @@ def test_curves_share_a_capped_budget_and_say_when_more_is_waiting(factory, sess
     for job_id in ids[:2]:
         run_epochs(factory, job_id, claim(factory, job_id), 1, 10)
     cursor, seen = None, {ids[0]: [], ids[1]: []}
+    few = Limits(curve_points=6)  # without max_points, the answer's budget is shared
     for _ in range(10):
-        page = curves.batch_curves(session, batch, cursor, max_points=6)
+        page = curves.batch_curves(session, batch, cursor, curves.CurveAsk(), few)
         assert sum(len(j["points"]) for j in page["jobs"]) <= 6
         for job in page["jobs"]:
             seen.setdefault(job["id"], []).extend(p["epoch"] for p in job["points"])
@@ -412,11 +414,13 @@ def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory,
     for job_id in ids[:3]:
         run_epochs(factory, job_id, attempts[job_id], 1, 3)
     assert lifecycle.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
-    first = curves.batch_curves(session, batch, None, max_points=100)
+    first = curves.batch_curves(session, batch, None, curves.CurveAsk(max_points=100), Limits())
     jobs.delete_job(session, tenants[0], ids[1])
     run_epochs(factory, ids[2], attempts[ids[2]], 4, 5)
     session.expire_all()
-    second = curves.batch_curves(session, batch, first["next_cursor"], max_points=100)
+    second = curves.batch_curves(
+        session, batch, first["next_cursor"], curves.CurveAsk(max_points=100), Limits()
+    )
     got = {j["id"]: [p["epoch"] for p in j["points"]] for j in second["jobs"]}
     assert got == {ids[0]: [], ids[2]: [4, 5], **{i: [] for i in ids[3:]}}
     summary = batches.summarize(session, batch, "val_loss", "min")

@@ -253,6 +253,10 @@ def _jobs(s: Scenario, dataset_id: str) -> None:
         "jobs", "curve_downsampled", "get", f"/jobs/{job['id']}/curve",
         query_string={"max_points": 4},
     )  # fmt: skip
+    s.call(
+        "jobs", "curve_columns", "get", f"/jobs/{job['id']}/curve",
+        query_string={"max_points": 12, "from_epoch": 3, "format": "columns"},
+    )  # fmt: skip
     s.call("jobs", "model", "get", f"/jobs/{job['id']}/model")
     X = [[0.0, 0.0], [0.5, -0.5], [-0.8, 0.3]]
     s.call("jobs", "predict", "post", f"/jobs/{job['id']}/predict", json={"X": X})
@@ -315,6 +319,10 @@ def _insight(s: Scenario) -> None:
     s.train(job["id"])
     s.call("insight", "diagnostics", "get", f"/jobs/{job['id']}/diagnostics")
     s.call("insight", "curve_without_asking", "get", f"/jobs/{job['id']}/curve")
+    s.call(
+        "insight", "curve_asking", "get", f"/jobs/{job['id']}/curve",
+        query_string={"fields": "val_loss,grad_norms,activation_stats", "to_epoch": 2},
+    )  # fmt: skip
     finder = {**SPIRALS, "min_lr": 1e-4, "max_lr": 1.0, "steps": 12}
     s.call("insight", "lr_finder", "post", "/lr-finder", json=finder)
     s.call("insight", "lr_finder_range", "post", "/lr-finder", json={**finder, "max_lr": 1e-5})

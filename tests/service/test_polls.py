@@ -92,7 +92,7 @@ def test_the_fast_path_answers_the_same_as_the_full_path(client, auth, spec, add
     job_id = submit(client, auth, spec)
     add_points(job_id, range(1, 4))
     for status in ("queued", "running", "succeeded"):
-        built = curves.curve_without_points(job_id, status, 3, 3)
+        built = curves.curve_without_points(job_id, status, 3, curves.CurveAsk(since=3))
         assert built == {
             "job_id": job_id,
             "status": status,
@@ -100,7 +100,9 @@ def test_the_fast_path_answers_the_same_as_the_full_path(client, auth, spec, add
             "next_since": 3,
             "complete": status == "succeeded",
         }
-    assert curves.curve_without_points(job_id, "running", 3, 2) is None  # epoch 3 to read
+    assert (
+        curves.curve_without_points(job_id, "running", 3, curves.CurveAsk(since=2)) is None
+    )  # epoch 3 to read
 
 
 def test_another_tenants_etag_is_a_404_not_a_304(client, auth, make_key, spec):

@@ -45,6 +45,14 @@ async function downloadModel(jobId, button, errorBox) {
   }
 }
 
+// What the charts draw: gradient norms only for a job that records them (the API sends
+// them only when asked for).
+const METRIC_FIELDS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"];
+function curveFields(job) {
+  const records = job?.spec?.training?.record?.grad_norms;
+  return (records ? [...METRIC_FIELDS, "grad_norms"] : METRIC_FIELDS).join(",");
+}
+
 export function renderJob(root, route) {
   const jobId = route.id;
   const path = `/jobs/${encodeURIComponent(jobId)}`;
@@ -177,6 +185,7 @@ export function renderJob(root, route) {
     if (!curveComplete || !FINISHED.has(job.status)) {
       // The first request downsamples a long history; after it, only new points, all of them.
       const query = since == null ? { max_points: HISTORY_POINTS } : { since };
+      query.fields = curveFields(job);
       const curve = await api.getConditional(`${path}/curve`, query, curveEtag);
       if (!curve.notModified) {
         curveEtag = curve.etag;

@@ -5,6 +5,9 @@ made up, or one issued for another batch, is a 422 at ``["query", "cursor"]``.
 
 - A page cursor holds the last item's (created_at, id) as JSON: ``paginate`` lists any
   model with ``created_at`` and ``id`` (jobs, datasets, batches) newest first.
+- An ordered page cursor holds the ordering it was made for and the last row's sort
+  values and id: ``ordered_page`` lists by any keys (NULLs last in either direction,
+  ties broken by id), so a page never repeats or skips a row that did not change.
 - An epochs cursor holds one last-seen epoch per job of a batch, in batch order
   (``jobs.batch_index``): jobs progress at different speeds, so the cursor is not one
   epoch. Encoding: a version byte, 4 bytes binding the cursor to its batch, then the
@@ -23,8 +26,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, case, false, or_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from service.problems import Invalid
 from service.timeutil import as_utc
@@ -83,6 +87,75 @@ def paginate(
         return rows, None
     rows = rows[:size]
     return rows, page_cursor(rows[-1].created_at, rows[-1].id)
+
+
+def ordered_page(
+    session: Session,
+    query: Select[Any],
+    keys: Sequence[tuple[ColumnElement[Any], bool]],
+    id_column: Any,
+    signature: str,
+    limit: int | None,
+    cursor: str | None,
+    max_limit: int,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query``'s rows (one entity per row) ordered by ``keys`` — (expression,
+    descending) — NULLs last either way, ties broken by ``id_column`` in the last key's
+    direction. ``signature`` names the ordering; a cursor made for another is a 422."""
+    size = min(limit or max_limit, max_limit)
+    # Each nullable key becomes (is-null flag ascending, value): NULLs sort last.
+    columns: list[tuple[ColumnElement[Any], bool]] = []
+    for expression, descending in keys:
+        columns.append((case((expression.is_(None), 1), else_=0), False))
+        columns.append((expression, descending))
+    columns.append((id_column, keys[-1][1] if keys else False))
+    if cursor:
+        query = query.where(_after(columns, _read_ordered_cursor(cursor, signature, len(columns))))
+    order = [c.desc() if descending else c.asc() for c, descending in columns]
+    rows = session.execute(
+        query.add_columns(*(c for c, _ in columns)).order_by(*order).limit(size + 1)
+    ).all()
+    items = [row[0] for row in rows]
+    if len(rows) <= size:
+        return items, None
+    last = [_plain(value) for value in rows[size - 1][1:]]
+    return items[:size], _encode(json.dumps([signature, last], separators=(",", ":")).encode())
+
+
+def _after(columns: Sequence[tuple[ColumnElement[Any], bool]], values: list[Any]) -> Any:
+    """Rows strictly after ``values`` in the lexicographic order of ``columns``. A NULL
+    value is only ever equal to NULL (its flag, compared first, already set it apart)."""
+    alternatives = []
+    equal: list[Any] = []
+    for (column, descending), value in zip(columns, values, strict=True):
+        if value is None:
+            beyond: Any = false()
+            same: Any = column.is_(None)
+        else:
+            beyond = column < value if descending else column > value
+            same = column == value
+        alternatives.append(and_(*equal, beyond))
+        equal.append(same)
+    return or_(*alternatives)
+
+
+def _plain(value: Any) -> Any:
+    """A sort value as JSON: datetimes as ``{"t": iso}``."""
+    if isinstance(value, datetime):
+        return {"t": as_utc(value).isoformat()}
+    return value
+
+
+def _read_ordered_cursor(cursor: str, signature: str, size: int) -> list[Any]:
+    try:
+        made_for, values = json.loads(_decode(cursor))
+        if made_for != signature or not isinstance(values, list) or len(values) != size:
+            raise ValueError("another ordering")
+        return [
+            as_utc(datetime.fromisoformat(v["t"])) if isinstance(v, dict) else v for v in values
+        ]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise Invalid.at(CURSOR_LOC, "not a cursor of this ordering") from None
 
 
 # --- epochs of a batch's jobs --------------------------------------------------------------

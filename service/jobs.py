@@ -16,7 +16,7 @@ from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import idempotency, lifecycle
+from service import idempotency, lifecycle, search
 from service.config import Limits
 from service.cursors import paginate
 from service.db import first_row
@@ -184,13 +184,18 @@ def list_jobs(
     limit: int | None,
     cursor: str | None,
     max_limit: int,
+    filter_text: str | None = None,
+    order_by: str | None = None,
 ) -> tuple[list[Job], str | None]:
-    """A page of the tenant's jobs, filtered, newest first, and the next page's cursor."""
+    """A page of the tenant's jobs, filtered, newest first (or by ``order_by``), and the
+    next page's cursor; ``filter_text`` and ``order_by`` are ``service.search``'s grammar."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status:
         query = query.where(Job.status == status)
     if batch_id:
         query = query.where(Job.batch_id == batch_id)
+    if filter_text or order_by:
+        return search.page(session, query, filter_text, order_by, limit, cursor, max_limit)
     return paginate(session, query, Job, limit, cursor, max_limit)
 
 

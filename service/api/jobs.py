@@ -40,6 +40,19 @@ SubmitHeaders = idempotency_headers(
 class JobListQuery(PageQuery):
     status: StatusName | None = None
     batch_id: str | None = Field(default=None, max_length=64)
+    filter: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="`and`-joined comparisons, e.g. `summary.val_loss.min < 0.2 and "
+        "spec.training.optimizer.name = 'adam'` (docs/compare.md).",
+    )
+    order_by: str | None = Field(
+        default=None,
+        max_length=300,
+        description="A key of the filter grammar and `asc` (default) or `desc`; NULLs last, "
+        "ties by id. Default: newest first.",
+    )
+    cursor: str | None = Field(default=None, max_length=2000, description="From the last page.")
 
 
 class CurveQuery(CurveRangeQuery):
@@ -96,6 +109,8 @@ def list_jobs(query: JobListQuery) -> Response:
         query.limit,
         query.cursor,
         plumbing.settings().limits.page_size,
+        query.filter,
+        query.order_by,
     )
     return respond({"items": [job_dict(session, j) for j in items], "next_cursor": next_cursor})
 

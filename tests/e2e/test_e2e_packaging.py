@@ -107,4 +107,9 @@ def test_the_readme_documents_every_setting_and_the_two_commands():
 def test_make_run_starts_deltaflow_up_with_the_demo():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
-    assert recipe.strip().splitlines()[-1].strip() == "$(BIN)/deltaflow up --demo"
+    # `make run PORT=8080` chooses the port; the defaults are the README's address.
+    assert recipe.strip().splitlines()[-1].strip() == (
+        "$(BIN)/deltaflow up --demo --host $(HOST) --port $(PORT)"
+    )
+    assert "\nPORT ?= 8000\n" in makefile
+    assert "\nHOST ?= 127.0.0.1\n" in makefile

@@ -17,6 +17,7 @@ from flask_openapi3_swagger.templates import swagger_html_string
 
 from service import metrics
 from service.api import API_PREFIX, backprop, batches, datasets, health, insight, jobs, meta
+from service.api import webhooks as webhook_views
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
 from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
@@ -79,6 +80,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.register_api(insight.job_bp)
     app.register_api(insight.lr_bp)
     app.register_api(meta.bp)
+    app.register_api(webhook_views.bp)
     _add_docs(app)
 
     from service import dashboard

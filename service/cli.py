@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a Celery worker (training jobs)")
     worker.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
     worker.add_argument("--pool", default="prefork")
-    worker.add_argument("--queues", default="interactive,batch", help="in priority order")
+    worker.add_argument("--queues", default="interactive,webhooks,batch", help="in priority order")
     worker.add_argument("--loglevel", default="INFO")
     worker.add_argument("--hostname", default=None, help="Celery node name, e.g. w1@%%h")
     worker.set_defaults(handler=cmd_worker)

@@ -98,6 +98,14 @@ class Settings:
     metrics_token: str = ""
     # "text" or "json": every log line of the API and the worker (service.logs).
     log_format: str = "text"
+    # Webhooks (service.webhooks): deliveries to private, loopback or link-local addresses
+    # are refused unless allowed; each attempt's timeout; the waits before each retry
+    # (Standard Webhooks' reference schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h);
+    # how long the previous secret still signs after a rotation.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 5.0
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_rotation_grace_seconds: float = 86400.0
 
     @property
     def broker_dir(self) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import counters, curves, summaries
+from service import counters, curves, summaries, webhooks
 from service.clock import after_or_db, db_now, now_or_db
 from service.db import dialect_insert, transaction
 from service.models import Checkpoint, Job, TrainedModel
@@ -436,10 +436,17 @@ def _finish(
 
 def _ended(session: Session, job_id: str, status: JobStatus) -> None:
     """What every change to a finished status does in its own transaction: the run's
-    duration into ``deltaflow_job_duration_seconds`` (``service.counters``). Both times
-    are read back as stored (``finished_at`` may have been the database's clock)."""
-    row = session.execute(select(Job.started_at, Job.finished_at).where(Job.id == job_id)).one()
+    duration into ``deltaflow_job_duration_seconds`` (``service.counters``) and the
+    webhook events it causes into the outbox (``service.webhooks``). Both times are read
+    back as stored (``finished_at`` may have been the database's clock)."""
+    row = session.execute(
+        select(
+            Job.tenant_id, Job.name, Job.status, Job.batch_id, Job.error, Job.metrics,
+            Job.created_at, Job.started_at, Job.finished_at,
+        ).where(Job.id == job_id)
+    ).one()  # fmt: skip
     counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
+    webhooks.job_ended(session, job_id, row)
 
 
 def _cancel_requested(session: Session, job_id: str) -> bool:

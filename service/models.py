@@ -23,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -333,3 +334,68 @@ class WorkerHeartbeat(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+class Webhook(Owned, Base):
+    """A tenant's subscription: where to POST which events, signed with ``secret``
+    (``service.webhooks``). After a rotation the previous secret also signs for a while."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant_created", "tenant_id", "created_at", "id"),)
+
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Webhook({self.url!r}, {self.events})"
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one webhook, inserted in the transaction of the change it
+    reports; ``id`` is the ``webhook-id`` header (the same on every attempt)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # One delivery per event per webhook (a batch's completion may be seen twice).
+        UniqueConstraint("webhook_id", "event_key", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    event_key: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # task sent
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"WebhookDelivery({self.id} {self.event} {self.status} attempts={self.attempts})"
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: when, how long, the receiver's status or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))

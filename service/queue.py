@@ -18,6 +18,11 @@ from service.dispatch import Sender
 log = logging.getLogger(__name__)
 
 TRAIN_TASK = "deltaflow.train"
+# Webhook deliveries (service.webhooks): short tasks on their own queue, which workers
+# consume before ``batch`` (``deltaflow worker --queues``), so a sweep's backlog never
+# holds them; a worker of its own (``--queues webhooks``) keeps them off training slots.
+DELIVER_TASK = "deltaflow.deliver_webhook"
+WEBHOOK_QUEUE = "webhooks"
 APP_NAME = "deltaflow"
 # Above kombu's 1 s BRPOP timeout; found by tests/faults/test_broker_outage.py.
 REDIS_SOCKET_TIMEOUT_SECONDS = 3.0
@@ -90,6 +95,23 @@ def send_train(settings: Settings, job_id: str, queue: str) -> bool:
         )
     except Exception:  # broker errors vary by transport; the reaper retries later
         log.warning("dispatch failed job=%s queue=%s", job_id, queue, exc_info=True)
+        return False
+    return True
+
+
+def send_delivery(settings: Settings, delivery_id: str) -> bool:
+    """Publish one webhook delivery task; False (never raise) when the broker is down —
+    the reaper's relay sends it again later."""
+    try:
+        _client(settings).send_task(
+            DELIVER_TASK,
+            args=[delivery_id],
+            queue=WEBHOOK_QUEUE,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:  # broker errors vary by transport; the relay retries later
+        log.warning("webhook task not sent delivery=%s", delivery_id, exc_info=True)
         return False
     return True
 

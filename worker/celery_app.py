@@ -29,13 +29,13 @@ from kombu import Exchange  # noqa: E402
 from kombu import Queue as KombuQueue  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from service.queue import APP_NAME, celery_config  # noqa: E402
+from service.queue import APP_NAME, WEBHOOK_QUEUE, celery_config  # noqa: E402
 from service.schemas.names import Queue  # noqa: E402
 from worker import logsetup, shutdown  # noqa: E402,F401  (logsetup: signal receivers)
 
 log = logging.getLogger(__name__)
 
-QUEUE_ORDER = (Queue.interactive.value, Queue.batch.value)
+QUEUE_ORDER = (Queue.interactive.value, WEBHOOK_QUEUE, Queue.batch.value)
 
 
 def make_app(settings: Settings) -> Celery:

@@ -16,7 +16,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import heartbeats, queue, recovery
+from service import heartbeats, queue, recovery, webhooks
 from service.dispatch import dispatch
 from worker.runtime import Runtime
 from worker.sweeping import grow_search
@@ -41,6 +41,11 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(sent),
             len(result.dispatch),
         )
+    # Webhook deliveries that are due (first tries, retries after their back-off, and
+    # those whose worker died mid-attempt): one task each (service.webhooks).
+    for delivery_id in webhooks.due(rt.factory, settings):
+        if not queue.send_delivery(settings, delivery_id):
+            break  # the broker is down: the relay sends them again later
     # TPE searches whose next trials were not made when a trial ended (a killed worker).
     grown = grow_search(rt)
     if grown:

@@ -16,9 +16,7 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-batches = sa.table(
-    "batches", sa.column("id", sa.String), sa.column("scheduler_state", sa.JSON)
-)
+batches = sa.table("batches", sa.column("id", sa.String), sa.column("scheduler_state", sa.JSON))
 decisions = sa.table(
     "trial_decisions",
     sa.column("job_id", sa.String),
@@ -84,9 +82,9 @@ def downgrade() -> None:
         stopped.setdefault(batch_id, {})[job_id] = detail
     for batch_id, jobs in stopped.items():
         connection.execute(
-            batches.update().where(batches.c.id == batch_id).values(
-                scheduler_state={"stopped": jobs}
-            )
+            batches.update()
+            .where(batches.c.id == batch_id)
+            .values(scheduler_state={"stopped": jobs})
         )
     with op.batch_alter_table("checkpoints", schema=None) as batch_op:
         batch_op.drop_column("adopted")

@@ -95,3 +95,9 @@ Severity = Literal["error", "warning", "info"]
 JobErrorType = Literal[
     "non_finite", "time_limit", "attempts_exhausted", "gradient_check_failed", "dataset", "internal"
 ]
+
+# Events a webhook can subscribe to (service.webhooks); ``webhook.test`` is sent only by
+# ``POST /webhooks/{id}/test``.
+WebhookEventName = Literal["job.succeeded", "job.failed", "job.cancelled", "batch.completed"]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEventName)
+WEBHOOK_TEST_EVENT = "webhook.test"

@@ -36,7 +36,7 @@ def test_a_request_id_follows_the_job_into_the_worker_and_no_key_is_logged(
     production_backend, worker_process, tmp_path
 ):
     backend = production_backend
-    env = backend.env(log_format="json", metrics_token=METRICS_TOKEN)
+    env = backend.env(log_format="json", metrics_token=METRICS_TOKEN, webhook_allow_private=1)
     api = ApiServer(env, tmp_path / "api.log").start()
     try:
         worker = worker_process(backend, log_format="json")
@@ -64,6 +64,15 @@ def test_a_request_id_follows_the_job_into_the_worker_and_no_key_is_logged(
         assert (
             requests.get(f"{api.url}/api/v1/jobs", headers=bad_key, timeout=10).status_code == 401
         )
+        hook = requests.post(
+            f"{api.url}/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]},
+            headers=auth,
+            timeout=10,
+        ).json()
+        rotated = requests.post(
+            f"{api.url}/api/v1/webhooks/{hook['id']}/rotate-secret", headers=auth, timeout=10
+        ).json()
         metrics = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         assert requests.get(f"{api.url}/metrics", headers=metrics, timeout=10).status_code == 200
 
@@ -98,5 +107,7 @@ def test_a_request_id_follows_the_job_into_the_worker_and_no_key_is_logged(
 
     # No credential in any line, API or worker.
     everything = api.log_path.read_text() + worker_log
-    for secret in (key, key[12:], METRICS_TOKEN, "notarealkeybutlookslikeone"):
+    secrets = [key, key[12:], METRICS_TOKEN, "notarealkeybutlookslikeone"]
+    secrets += [hook["secret"][6:], rotated["secret"][6:]]
+    for secret in secrets:
         assert secret not in everything

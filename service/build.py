@@ -12,6 +12,7 @@ standardized training examples the job would train on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +37,25 @@ class Prepared:
     standardization: Standardization | None
 
 
-def prepare(spec: JobSpec | Mapping[str, Any], data: DatasetArrays) -> Prepared:
-    """Build network and trainer; one-hot encode classes; standardize if asked."""
+def prepare(
+    spec: JobSpec | Mapping[str, Any],
+    data: DatasetArrays,
+    validation: DatasetArrays | None = None,
+) -> Prepared:
+    """Build network and trainer; one-hot encode classes; standardize if asked.
+
+    ``validation`` is the job's named validation set (``dataset.validation``), if any:
+    then nothing of ``data`` is split off.
+    """
     job = spec if isinstance(spec, JobSpec) else JobSpec.model_validate(dict(spec))
-    Y = targets(data, job.network.output.units)
+    units = job.network.output.units
+    Y = targets(data, units)
     net = network(job, data.n_features, Y.shape[1])
-    trainer = Trainer(net, data.X, Y, training_config(job, data.task == "classification"))
+    held_out = None
+    if validation is not None:
+        held_out = (validation.X, targets(in_classes_of(validation, data), units))
+    config = training_config(job, data.task == "classification")
+    trainer = Trainer(net, data.X, Y, config, validation=held_out)
     standardization = None
     if job.dataset.standardize:
         # The trainer draws the validation split, so the statistics can only be taken
@@ -64,6 +78,16 @@ def targets(data: DatasetArrays, output_units: int | None = None) -> np.ndarray:
         Y[np.arange(data.n_samples), data.y] = 1.0
         return Y
     return data.y.reshape(data.n_samples, -1).astype(np.float64, copy=False)
+
+
+def in_classes_of(validation: DatasetArrays, data: DatasetArrays) -> DatasetArrays:
+    """The validation set's class indices renumbered into the training set's classes
+    (validation checked at submit that its labels are among them)."""
+    if data.task != "classification" or validation.classes == data.classes:
+        return validation
+    index = {repr(c): i for i, c in enumerate(data.classes or [])}
+    renumber = np.asarray([index[repr(c)] for c in validation.classes or []], dtype=np.int64)
+    return dataclasses.replace(validation, y=renumber[validation.y], classes=data.classes)
 
 
 def network(spec: JobSpec, n_inputs: int, n_outputs: int) -> Network:
@@ -99,6 +123,7 @@ def training_config(spec: JobSpec, classification: bool) -> TrainingConfig:
         lr_schedule=training.lr_schedule.model_dump(),
         validation_split=spec.dataset.validation_split,
         classification=classification,
+        stratify=True,
         record_grad_norms=training.record.grad_norms,
         record_activations=training.record.activations,
     )

@@ -91,6 +91,10 @@ def _resolve_dataset(
             raise Invalid.at([*loc, "id"], f"no dataset {ds.id}")
         shape = DataShape(row.task, row.n_samples, row.n_features, row.n_outputs)
         dataset_id: str | None = row.id
+        if ds.validation is not None:
+            _check_validation_set(
+                session, tenant_id, row, ds.validation_split, ds.validation.id, loc
+            )
     elif isinstance(ds, InlineDatasetSpec):
         task = ds.task or dataset_arrays.infer_task(ds.y)
         arrays = dataset_arrays.build_arrays(
@@ -114,6 +118,50 @@ def _resolve_dataset(
             f"a split of {split} leaves no training or no validation example of {shape.n_samples}",
         )
     return shape, dataset_id, dumped
+
+
+def _check_validation_set(
+    session: Session,
+    tenant_id: str,
+    training: Dataset,
+    split: float,
+    validation_id: str,
+    loc: list[str | int],
+) -> None:
+    """A named validation set: stored, same task and columns, labels among the classes."""
+    if split > 0:
+        raise Invalid.at(
+            [*loc, "validation_split"], "give a validation set or a validation_split, not both"
+        )
+    where = [*loc, "validation", "id"]
+    row = session.scalar(
+        select(Dataset).where(Dataset.id == validation_id, Dataset.tenant_id == tenant_id)
+    )
+    if row is None:
+        raise Invalid.at(where, f"no dataset {validation_id}")
+    if row.task != training.task:
+        raise Invalid.at(
+            where, f"the validation set is {row.task}, the training set {training.task}"
+        )
+    if row.n_features != training.n_features:
+        raise Invalid.at(
+            where,
+            f"the validation set has {row.n_features} features, "
+            f"the training set {training.n_features}",
+        )
+    if training.task == "classification":
+        known = {repr(c) for c in training.classes or []}
+        unknown = [c for c in row.classes or [] if repr(c) not in known]
+        if unknown:
+            raise Invalid.at(
+                where, f"classes {unknown} of the validation set are not in the training set"
+            )
+    elif row.n_outputs != training.n_outputs:
+        raise Invalid.at(
+            where,
+            f"the validation set has {row.n_outputs} targets, "
+            f"the training set {training.n_outputs}",
+        )
 
 
 def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:

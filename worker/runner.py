@@ -203,8 +203,14 @@ class _Run:
 
     def _train(self) -> str:
         claim, rt = self.claim, self.rt
-        data = load_dataset(claim.spec["dataset"], claim.tenant_id, rt.factory, rt.settings)
-        prepared = prepare(claim.spec, data)
+        dataset = claim.spec["dataset"]
+        data = load_dataset(dataset, claim.tenant_id, rt.factory, rt.settings)
+        validation = None
+        if dataset.get("validation"):  # a named validation set, stored like the dataset
+            validation = load_dataset(
+                dataset["validation"], claim.tenant_id, rt.factory, rt.settings
+            )
+        prepared = prepare(claim.spec, data, validation)
         trainer = prepared.trainer
         if claim.checkpoint is not None:
             if claim.checkpoint_adopted:  # PBT: another trial's state, this spec's settings

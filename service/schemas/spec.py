@@ -127,8 +127,22 @@ class DatasetOptions(Strict):
     standardize: bool = False
 
 
+class ValidationSetSpec(Strict):
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A stored dataset with the training set's task and columns (its labels "
+        "among the training set's classes).",
+    )
+
+
 class StoredDatasetSpec(DatasetOptions):
     id: str = Field(min_length=1, max_length=64)
+    validation: ValidationSetSpec | None = Field(
+        default=None,
+        description="Validate on this stored dataset instead of a split of the training one "
+        "(validation_split must then be 0).",
+    )
 
 
 class _GeneratorBase(DatasetOptions):

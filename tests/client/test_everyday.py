@@ -79,3 +79,25 @@ def test_a_dataset_is_deleted_after_its_jobs_finished_and_they_stay_readable(cli
     assert len(client.curve(job["id"])) == 150
     assert client.model(job["id"])["classes"] == ["in", "out"]
     assert client.predict(job["id"], [[0.0, 1.0]])["predictions"] == ["in"]
+
+
+def test_a_job_validates_on_a_named_set_with_classes_of_its_own(client):
+    X, y = rings(n=80, seed=2)
+    train = client.upload_dataset((X, y), name="rings-train", task="classification")
+    X_val, _ = rings(n=40, seed=3)
+    X_val = X_val[20:]  # only the outer ring: its one class "out" is the training set's second
+    held_out = client.upload_dataset((X_val, ["out"] * 19 + ["in"]), name="rings-val")
+    assert held_out["classes"] == ["in", "out"]
+    one_class = client.upload_dataset((X_val[:10], ["out"] * 9 + ["in"]), name="rings-val-2")
+    for validation in (held_out, one_class):
+        spec = rings_job(train, None, validation={"id": validation["id"]})
+        job = client.wait(client.submit_job(spec)["id"], progress=False, timeout=WAIT)
+        assert job["status"] == "succeeded", job
+        n_val = validation["n_samples"]
+        labels = ["out"] * (n_val - 1) + ["in"]
+        X_seen = X_val[:n_val]
+        predicted = client.predict(job["id"], X_seen)["predictions"]
+        accuracy = np.mean([p == t for p, t in zip(predicted, labels, strict=True)])
+        # The whole training set trained (no split), the named set was the validation.
+        assert job["metrics"]["val_accuracy"] == pytest.approx(accuracy)
+        assert client.model(job["id"])["classes"] == ["in", "out"]

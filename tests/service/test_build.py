@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from service import generators
-from service.build import network, prepare, training_config
+from service.build import in_classes_of, network, prepare, training_config
+from service.dataset_arrays import DatasetArrays
 from service.schemas import spec as schemas
 from worker.nn import (
     OPTIMIZERS,
@@ -96,6 +97,7 @@ def test_every_config_field_comes_from_the_spec():
     expected = TrainingConfig.from_spec(
         stored["training"], validation_split=0.25, classification=True
     )
+    expected = dataclasses.replace(expected, stratify=True)  # the service's splits always are
     assert training_config(spec, classification=True) == expected
 
 
@@ -130,3 +132,19 @@ def test_prepare_validates_the_stored_spec_and_standardizes_the_training_split()
     assert np.allclose(X_train.std(axis=0), 1.0)
     assert prepared.standardization is not None
     assert prepared.trainer.Y_train.shape == (30, 3)
+
+
+def test_a_validation_sets_classes_are_renumbered_into_the_training_sets():
+    train = DatasetArrays(
+        np.arange(12.0).reshape(6, 2),
+        np.array([0, 1, 2, 0, 1, 2]),
+        "classification",
+        ["a", "b", "c"],
+    )
+    held_out = DatasetArrays(np.ones((3, 2)), np.array([1, 0, 1]), "classification", ["b", "c"])
+    renumbered = in_classes_of(held_out, train)
+    assert renumbered.classes == ["a", "b", "c"]
+    assert renumbered.y.tolist() == [2, 1, 2]
+    run = prepare(job(dataset={"validation_split": 0.0}).model_dump(mode="json"), train, held_out)
+    assert run.trainer.Y_val.tolist() == [[0, 0, 1], [0, 1, 0], [0, 0, 1]]
+    assert run.trainer.X_train.shape == (6, 2)  # nothing split off

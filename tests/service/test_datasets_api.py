@@ -384,3 +384,60 @@ def test_infer_task():
     assert dataset_arrays.infer_task(["a", "b"]) == "classification"
     assert dataset_arrays.infer_task([0.5, 1.0]) == "regression"
     assert dataset_arrays.infer_task([[0.0, 1.0], [1.0, 2.0]]) == "regression"
+
+
+# --- a validation set of one's own ---------------------------------------------------
+
+
+def stored(client, auth, X, y, name="d", task="classification"):
+    body = {"name": name, "X": X, "y": y, "task": task}
+    response = client.post(DATASETS, json=body, headers=auth)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def on_validation_set(train_id, validation_id, **options):
+    return {
+        "network": {"output": {"activation": "softmax"}, "loss": "cross_entropy"},
+        "dataset": {"id": train_id, "validation": {"id": validation_id}, **options},
+    }
+
+
+def test_a_job_names_its_validation_set_and_it_cannot_be_deleted_meanwhile(client, auth):
+    train = stored(client, auth, [[0, 0], [1, 1], [2, 2], [3, 3]], ["a", "b", "c", "b"])
+    only_b = stored(client, auth, [[5, 5], [6, 6]], ["c", "b"], name="v")  # classes b, c
+    response = client.post("/api/v1/jobs", json=on_validation_set(train, only_b), headers=auth)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["spec"]["dataset"]["validation"] == {"id": only_b}
+    conflict = assert_problem(client.delete(f"{DATASETS}/{only_b}", headers=auth), 409)
+    assert "1 unfinished job" in conflict["detail"]
+
+
+@pytest.mark.parametrize(
+    ("validation", "options", "loc", "message"),
+    [
+        ("missing", {}, ["validation", "id"], "no dataset"),
+        ("three_features", {}, ["validation", "id"], "3 features"),
+        ("class_c", {}, ["validation", "id"], "['c']"),
+        ("regression", {}, ["validation", "id"], "regression"),
+        ("good", {"validation_split": 0.25}, ["validation_split"], "not both"),
+    ],
+)
+def test_a_validation_set_must_fit_the_training_set(
+    client, auth, row_counts, validation, options, loc, message
+):
+    train = stored(client, auth, [[0, 0], [1, 1], [2, 2], [3, 3]], ["a", "b", "a", "b"])
+    sets = {
+        "missing": "0" * 32,
+        "three_features": stored(client, auth, [[0, 0, 0], [1, 1, 1]], ["a", "b"]),
+        "class_c": stored(client, auth, [[0, 0], [1, 1]], ["a", "c"]),
+        "regression": stored(client, auth, [[0, 0], [1, 1]], [0.5, 1.5], task="regression"),
+        "good": stored(client, auth, [[0, 0], [1, 1]], ["a", "b"]),
+    }
+    before = row_counts()
+    spec = on_validation_set(train, sets[validation], **options)
+    body = assert_problem(
+        client.post("/api/v1/jobs", json=spec, headers=auth), 422, ["body", "dataset", *loc]
+    )
+    assert message in body["detail"]
+    assert row_counts() == before

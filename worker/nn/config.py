@@ -47,6 +47,9 @@ class TrainingConfig:
     lr_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
     validation_split: float = 0.0
     classification: bool = True
+    # Draw the validation split class by class (the service always does; off by default
+    # here so a notebook's earlier splits, and the tests pinned to them, stay as they were).
+    stratify: bool = False
     record_grad_norms: bool = False
     record_activations: bool = False
 

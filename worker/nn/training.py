@@ -43,17 +43,36 @@ class Trainer:
     X : ndarray of shape (n_samples, n_in)
     Y : ndarray of shape (n_samples, K): one-hot rows for classification, targets otherwise
     config : TrainingConfig
+    validation : (X_val, Y_val) or None
+        A validation set of its own (same columns as X and Y); then nothing of (X, Y) is
+        split off. Otherwise ``config.validation_split`` of (X, Y) is, stratified by class
+        for classification.
     """
 
-    def __init__(self, net: Network, X: Array, Y: Array, config: TrainingConfig) -> None:
+    def __init__(
+        self,
+        net: Network,
+        X: Array,
+        Y: Array,
+        config: TrainingConfig,
+        validation: tuple[Array, Array] | None = None,
+    ) -> None:
         self.net = net
         self.config = config
         X = net.as_input(X)
         Y = net.as_target(Y, X.shape[0])
         self._rng = np.random.default_rng(config.seed)
-        X_train, self.Y_train, X_val, self.Y_val = split_validation(
-            X, Y, config.validation_split, self._rng
-        )
+        X_val: Array | None
+        self.Y_val: Array | None
+        if validation is not None:
+            X_train, self.Y_train = X, Y
+            X_val = net.as_input(validation[0])
+            self.Y_val = net.as_target(validation[1], X_val.shape[0])
+        else:
+            labels = class_labels(Y) if config.classification and config.stratify else None
+            X_train, self.Y_train, X_val, self.Y_val = split_validation(
+                X, Y, config.validation_split, self._rng, labels
+            )
         self.batch_size = config.effective_batch_size(X_train.shape[0])
         # The network's hot path takes one column per example. The targets are transposed
         # once here; so are the inputs that are used whole every epoch (full-batch

@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 TENANT ?= default
 
-.PHONY: run key test test-fast lint format bench chromium nginx faketime clean
+.PHONY: run key test test-fast lint format bench chromium nginx faketime promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ key:
 	@$(BIN)/deltaflow create-key --tenant $(TENANT)
 
 ## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
-test: $(STAMP) chromium nginx faketime lint
+test: $(STAMP) chromium nginx faketime promtool lint
 	CI=$${CI:-} $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no services, no browser)
@@ -64,6 +64,15 @@ faketime:
 	@command -v faketime >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq faketime >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq faketime >/dev/null; fi; }
+
+## promtool: Prometheus's rule checker, unpacked from Debian's package into the venv (no
+##           service installed or started), for tests/e2e/test_monitoring.py
+promtool:
+	@test -x $(VENV)/promtool/usr/bin/promtool || command -v promtool >/dev/null 2>&1 || { \
+	  mkdir -p $(VENV)/promtool && cd $(VENV)/promtool && \
+	  { apt-get download prometheus >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

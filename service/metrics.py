@@ -45,7 +45,7 @@ from sqlalchemy import Engine, func, select
 
 from service import counters, heartbeats
 from service.config import Settings
-from service.models import Job
+from service.models import Job, WebhookDelivery
 from service.problems import Unauthorized
 from service.schemas.names import JobStatus, Queue
 from service.timeutil import as_utc, utcnow
@@ -105,6 +105,11 @@ class DatabaseCollector(Collector):
             window = heartbeats.alive_window(self.settings.reaper_interval_seconds)
             alive = heartbeats.alive(connection, window, now)
             totals = counters.totals(connection)
+            deliveries = dict(
+                connection.execute(
+                    select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+                ).all()
+            )
 
         jobs = GaugeMetricFamily("deltaflow_jobs", "Jobs by status, now.", labels=["status"])
         for status in JobStatus:
@@ -151,6 +156,15 @@ class DatabaseCollector(Collector):
             recovered.add_metric([outcome], value)
         yield recovered
         yield _durations(totals)
+
+        hooks = GaugeMetricFamily(
+            "deltaflow_webhook_deliveries",
+            "Webhook deliveries by status (pending, sending, succeeded, failed), now.",
+            labels=["status"],
+        )
+        for state in ("pending", "sending", "succeeded", "failed"):
+            hooks.add_metric([state], deliveries.get(state, 0))
+        yield hooks
 
 
 def _durations(totals: dict[tuple[str, str], float]) -> HistogramMetricFamily:

@@ -55,6 +55,7 @@ def test_recoveries_epochs_and_durations_are_counted_with_their_change(factory, 
     assert got[("deltaflow_workers_alive", ())] == 1
     assert got[("deltaflow_jobs", (("status", "queued"),))] == 1
     assert got[("deltaflow_jobs", (("status", "failed"),))] == 1
+    assert got[("deltaflow_webhook_deliveries", (("status", "failed"),))] == 0
     heartbeats.forget(factory, "host:1")
     assert samples(factory, settings)[("deltaflow_workers_alive", ())] == 0
 

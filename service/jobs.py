@@ -8,13 +8,23 @@ dispatches. Writes to the job row are ``service.lifecycle``'s compare-and-sets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Engine,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service import idempotency, lifecycle, search
 from service.config import Limits
@@ -188,8 +198,10 @@ def list_jobs(
     order_by: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """A page of the tenant's jobs, filtered, newest first (or by ``order_by``), and the
-    next page's cursor; ``filter_text`` and ``order_by`` are ``service.search``'s grammar."""
-    query = select(Job).where(Job.tenant_id == tenant_id)
+    next page's cursor; ``filter_text`` and ``order_by`` are ``service.search``'s grammar.
+
+    The specs are not loaded (``defer``): a list shows each one through ``list_specs``."""
+    query = select(Job).options(defer(Job.spec)).where(Job.tenant_id == tenant_id)
     if status:
         query = query.where(Job.status == status)
     if batch_id:
@@ -197,6 +209,33 @@ def list_jobs(
     if filter_text or order_by:
         return search.page(session, query, filter_text, order_by, limit, cursor, max_limit)
     return paginate(session, query, Job, limit, cursor, max_limit)
+
+
+# An inline dataset's X and y (up to inline_samples rows) are in its job's spec; a list
+# never carries them (issue 11: five such jobs made GET /jobs 147 MB). The database drops
+# them, so they are not even read: the job's own GET /jobs/{id} has the whole spec.
+INLINE_OMITTED = "X and y omitted in lists: GET /jobs/{id}"
+
+
+def list_specs(session: Session, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each job's spec without an inline dataset's arrays (``dataset.inline`` says so)."""
+    if not job_ids:
+        return {}
+    light: ColumnElement[Any]
+    inline: ColumnElement[bool]
+    if session.get_bind().dialect.name == "postgresql":
+        light = literal_column("(jobs.spec::jsonb #- '{dataset,X}' #- '{dataset,y}')", JSON)
+        inline = literal_column("(jobs.spec::jsonb #> '{dataset}' ? 'X')", Boolean)
+    else:
+        light = func.json_remove(Job.spec, "$.dataset.X", "$.dataset.y", type_=JSON)
+        inline = func.json_type(Job.spec, "$.dataset.X").is_not(None)
+    rows = session.execute(select(Job.id, light, inline).where(Job.id.in_(job_ids)))
+    specs: dict[str, dict[str, Any]] = {}
+    for job_id, spec, has_arrays in rows:
+        if has_arrays:
+            spec["dataset"]["inline"] = INLINE_OMITTED
+        specs[job_id] = spec
+    return specs
 
 
 @dataclass(frozen=True)

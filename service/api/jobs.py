@@ -112,7 +112,9 @@ def list_jobs(query: JobListQuery) -> Response:
         query.filter,
         query.order_by,
     )
-    return respond({"items": [job_dict(session, j) for j in items], "next_cursor": next_cursor})
+    specs = jobs.list_specs(session, [j.id for j in items])
+    listed = [job_dict(session, j, specs[j.id]) for j in items]
+    return respond({"items": listed, "next_cursor": next_cursor})
 
 
 @bp.get(

@@ -132,11 +132,14 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-def job_dict(session: Session, job: Job) -> dict[str, Any]:
+def job_dict(session: Session, job: Job, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job on the wire; ``spec`` replaces the row's (a list's, without inline arrays)."""
+    computed = {} if spec is None else {"spec": spec}
     return finite(
         fields_of(
             JobOut,
             job,
+            **computed,
             progress=job_progress(session, job),
             created_at=iso(job.created_at),
             started_at=iso(job.started_at),

@@ -1,0 +1,75 @@
+"""Lists never repeat inline data (issue 11), on SQLite and PostgreSQL.
+
+The finding: with five inline-data jobs, ``GET /jobs`` was 147 MB and 11 s, and the
+dashboard polls it. A list item's spec now has no ``dataset.X``/``dataset.y`` (the
+database drops them, so they are not even read); ``dataset.inline`` says where they are:
+the job's own ``GET /jobs/{id}``, which keeps the whole spec.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.jobs import INLINE_OMITTED
+
+JOBS = "/api/v1/jobs"
+
+
+def inline_spec(n: int, d: int) -> dict:
+    rng = np.random.default_rng(0)
+    return {
+        "network": {
+            "layers": [{"units": 4, "activation": "tanh"}],
+            "output": {"activation": "softmax"},
+            "loss": "cross_entropy",
+        },
+        "dataset": {"X": rng.normal(size=(n, d)).round(4).tolist(), "y": [i % 2 for i in range(n)]},
+        "training": {"epochs": 1, "batch_size": 32},
+    }
+
+
+def test_job_lists_carry_no_inline_arrays(backend_app, spec):
+    app, auth = backend_app
+    client = app.test_client()
+    heavy = inline_spec(2000, 20)
+    ids = [client.post(JOBS, json=heavy, headers=auth).get_json()["id"] for _ in range(5)]
+    generated = client.post(JOBS, json=spec, headers=auth).get_json()["id"]
+
+    response = client.get(f"{JOBS}?limit=10", headers=auth)
+    assert response.status_code == 200
+    items = {item["id"]: item for item in response.get_json()["items"]}
+    assert set(items) == {*ids, generated}
+    for job_id in ids:
+        dataset = items[job_id]["spec"]["dataset"]
+        assert "X" not in dataset
+        assert "y" not in dataset
+        assert dataset["inline"] == INLINE_OMITTED
+        assert dataset["task"] == "classification"
+        assert items[job_id]["spec"]["network"]["layers"] == [{"units": 4, "activation": "tanh"}]
+    assert items[generated]["spec"]["dataset"]["generator"] == "spirals"
+    assert "inline" not in items[generated]["spec"]["dataset"]
+    # Five jobs of 2000 x 20 inline values each: the list is a few KB, not megabytes.
+    assert len(response.get_data()) < 20_000, len(response.get_data())
+
+    # The job's own GET keeps the whole spec.
+    one = client.get(f"{JOBS}/{ids[0]}", headers=auth).get_json()
+    assert np.allclose(one["spec"]["dataset"]["X"], heavy["dataset"]["X"])
+    assert one["spec"]["dataset"]["y"] == heavy["dataset"]["y"]
+
+
+def test_a_batch_job_list_carries_no_inline_arrays(backend_app):
+    app, auth = backend_app
+    client = app.test_client()
+    batch = {
+        "name": "inline sweep",
+        "base": inline_spec(500, 10),
+        "grid": {"training.optimizer.learning_rate": [0.01, 0.1, 0.2]},
+    }
+    response = client.post("/api/v1/batches", json=batch, headers=auth)
+    assert response.status_code == 202, response.get_json()
+    batch_id = response.get_json()["id"]
+    listed = client.get(f"{JOBS}?batch_id={batch_id}", headers=auth)
+    items = listed.get_json()["items"]
+    assert len(items) == 3
+    assert all("X" not in item["spec"]["dataset"] for item in items)
+    assert len(listed.get_data()) < 15_000

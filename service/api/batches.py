@@ -14,7 +14,7 @@ import logging
 from flask import Response
 from pydantic import BaseModel, Field
 
-from service import batches, summaries
+from service import bands, batches, summaries
 from service.api import API_PREFIX
 from service.api.openapi import (
     conditional_get,
@@ -41,11 +41,13 @@ from service.curves import batch_curves
 from service.schemas.batch import BatchRequest, BatchSubmit
 from service.schemas.names import Metric, Mode
 from service.schemas.responses import (
+    BatchBand,
     BatchCurves,
     BatchList,
     BatchOut,
     BatchSummary,
     CancelOut,
+    NearestJob,
     finite,
 )
 
@@ -86,7 +88,24 @@ class CurvesQuery(CurveRangeQuery):
     )
 
 
-register_models(bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut)
+class BandQuery(RequestModel):
+    metric: Metric | None = Field(default=None, description="Default: as the summary's.")
+    mode: Mode | None = Field(
+        default=None, description="Default: min for losses, max for accuracies."
+    )
+    k: int = Field(default=10, ge=0, le=50, description="How many best jobs to name.")
+    points: int = Field(default=100, ge=2, le=1000, description="Epochs in the band at most.")
+
+
+class NearestQuery(RequestModel):
+    metric: Metric = Field(description="The curve the chart draws.")
+    epoch: int = Field(ge=1)
+    value: float = Field(allow_inf_nan=False)
+
+
+register_models(
+    bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut, BatchBand, NearestJob
+)
 
 
 def _location(batch_id: str) -> str:
@@ -160,6 +179,36 @@ def curves(path: BatchPath, query: CurvesQuery) -> Response:
     ask = query.ask(max_points=query.max_points)
     result = batch_curves(session, batch, query.cursor, ask, settings().limits)
     return respond(finite(result))
+
+
+@bp.get(
+    "/<batch_id>/band",
+    summary="A big sweep at a glance: quantiles of a metric per epoch across the jobs, "
+    "and the k best jobs",
+    responses=conditional_get(BatchBand, "The band and the best jobs", "Changes with any job"),
+)
+def band(path: BatchPath, query: BandQuery, header: ConditionalHeaders) -> Response:
+    session = db()
+    if query.metric is not None:
+        summaries.check_metric(query.metric, query.mode)
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    etag = bands.band_etag(session, batch, query.metric, query.mode, query.k, query.points)
+    cached = not_modified(etag)
+    if cached is not None:
+        return cached
+    result = bands.band(session, batch, query.metric, query.mode, query.k, query.points)
+    return respond(finite(result), etag=etag)
+
+
+@bp.get(
+    "/<batch_id>/nearest",
+    summary="The job whose curve passes nearest a point (epoch, value) of the chart",
+    responses={200: NearestJob, **problems(404)},
+)
+def nearest(path: BatchPath, query: NearestQuery) -> Response:
+    session = db()
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    return respond(finite(bands.nearest(session, batch, query.metric, query.epoch, query.value)))
 
 
 @bp.post(

@@ -358,6 +358,49 @@ class BatchCurves(BaseModel):
     complete: bool = Field(description="Every job ended and every point was returned.")
 
 
+class RankedJob(BaseModel):
+    id: str
+    index: int | None
+    name: str
+    status: str
+    params: dict[str, Any] = Field(description="This job's values of the varied paths.")
+    value: float | None = Field(description="Its value of the metric (latest, or at the epoch).")
+
+
+class BandSeries(BaseModel):
+    epoch: list[int] = Field(description="At most `points` epochs, evenly spaced, both ends kept.")
+    count: list[int] = Field(description="How many jobs have a value at that epoch.")
+    p10: list[float | None]
+    p25: list[float | None]
+    p50: list[float | None] = Field(description="The median across the jobs.")
+    p75: list[float | None]
+    p90: list[float | None]
+
+
+class BatchBand(BaseModel):
+    metric: str
+    mode: str
+    metric_defaulted: bool = Field(description="No metric was asked for (as in the summary).")
+    jobs: int = Field(description="Jobs in the batch.")
+    ranked: int = Field(description="Jobs with a value of the metric.")
+    quantiles: list[float]
+    band: BandSeries = Field(description="Quantiles of the metric across the jobs, per epoch.")
+    top: list[RankedJob] = Field(
+        description="The k best by the latest value, best first (any status), and the best "
+        "succeeded job if it is not among them."
+    )
+    best: Best | None = Field(description="The succeeded job with the best final metric.")
+
+
+class NearestJob(BaseModel):
+    metric: str
+    epoch: int
+    value: float
+    job: RankedJob | None = Field(
+        description="The job whose value at the epoch is nearest (log scale for losses)."
+    )
+
+
 def batch_dict(batch: Batch, job_ids: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
     """The fields every batch representation shares."""
     return {

@@ -380,3 +380,83 @@ def test_a_broker_outage_leaves_the_batch_queued_for_the_reaper(env, tmp_path):
     assert response.status_code == 202
     assert dispatched(env, response.get_json()["id"]) == [("queued", False)] * 6
     down.extensions["deltaflow"].engine.dispose()
+
+
+def drive_scaled(factory, job_id, last, scale):
+    """A finished run whose losses are ``scale`` times the same curve (train 1/e, val 2/e)."""
+    claimed = lifecycle.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
+    points = [
+        {"epoch": e, "train_loss": scale / e, "val_loss": 2 * scale / e, "seconds": 0.01}
+        for e in range(1, last + 1)
+    ]
+    assert lifecycle.flush(factory, job_id, claimed.attempt, points, lease_seconds=60).alive
+    assert lifecycle.finish_succeeded(factory, job_id, claimed.attempt, weights=b"", meta={})
+
+
+def test_band_quantiles_best_k_and_the_nearest_job(client, env):
+    batch = post_grid(client, env).get_json()
+    ids = batch["job_ids"]
+    for scale, job_id in enumerate(ids[:5], start=1):
+        drive_scaled(env[1], job_id, 20, scale)
+    url = f"/api/v1/batches/{batch['id']}"
+    response = client.get(url + "/band?k=3&points=5", headers=auth(env))
+    assert response.status_code == 200, response.get_json()
+    got = response.get_json()
+    assert (got["metric"], got["mode"], got["metric_defaulted"]) == ("val_loss", "min", True)
+    assert (got["jobs"], got["ranked"]) == (6, 5)  # the sixth is still queued
+    epochs = got["band"]["epoch"]
+    assert epochs[0] == 1
+    assert epochs[-1] == 20
+    assert len(epochs) == 5
+    assert got["band"]["count"] == [5] * 5
+    finals = [2 * s / 20 for s in range(1, 6)]  # 0.1 ... 0.5 at epoch 20
+    assert got["band"]["p50"][-1] == pytest.approx(0.3)
+    assert got["band"]["p10"][-1] == pytest.approx(0.14)
+    assert got["band"]["p90"][-1] == pytest.approx(0.46)
+    assert [j["id"] for j in got["top"]] == ids[:3]
+    assert [j["value"] for j in got["top"]] == pytest.approx(finals[:3])
+    assert got["top"][0]["params"] == {
+        "training.optimizer.learning_rate": 0.01,
+        "network.layers.0.units": 4,
+    }
+    assert got["best"] == {"id": ids[0], "value": pytest.approx(0.1)}
+    # Accuracies rank highest first; a bad metric is 422 naming it.
+    by_train = client.get(url + "/band?metric=train_loss&mode=max&k=1", headers=auth(env))
+    assert by_train.get_json()["top"][0]["id"] == ids[4]
+    bad = client.get(url + "/band?metric=loss", headers=auth(env))
+    assert bad.status_code == 422
+    assert bad.get_json()["errors"][0]["loc"] == ["query", "metric"]
+
+    # Unchanged: 304 on the ETag; any job's write changes it.
+    etag = response.headers["ETag"]
+    again = client.get(url + "/band?k=3&points=5", headers={**auth(env), "If-None-Match": etag})
+    assert again.status_code == 304
+    drive_scaled(env[1], ids[5], 10, 0.25)
+    changed = client.get(url + "/band?k=3&points=5", headers={**auth(env), "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.get_json()["top"][0]["id"] == ids[5]  # 0.05 at epoch 10: the best now
+
+    # The job under the pointer: nearest on a log scale at that epoch.
+    near = client.get(url + "/nearest?metric=val_loss&epoch=20&value=0.39", headers=auth(env))
+    assert near.get_json()["job"]["id"] == ids[3]
+    assert near.get_json()["job"]["value"] == pytest.approx(0.4)
+    beyond = client.get(url + "/nearest?metric=val_loss&epoch=21&value=0.3", headers=auth(env))
+    assert beyond.get_json()["job"] is None
+    # Another tenant's batch is as missing as an unknown one.
+    for suffix in ("/band", "/nearest?metric=val_loss&epoch=1&value=1"):
+        assert client.get(url + suffix, headers=auth(env, "bob")).status_code == 404
+
+
+def test_band_of_a_batch_without_validation_ranks_by_training_loss(client, env, settings):
+    body = {"name": "no val", "base": {**BASE, "dataset": {**BASE["dataset"]}}, "grid": GRID}
+    del body["base"]["dataset"]["validation_split"]
+    ids = post(client, body, auth(env)).get_json()["job_ids"]
+    claimed = lifecycle.claim(env[1], ids[0], "test", lease_seconds=60, max_attempts=3)
+    points = [{"epoch": e, "train_loss": 1 / e, "seconds": 0.01} for e in (1, 2, 3)]
+    assert lifecycle.flush(env[1], ids[0], claimed.attempt, points, lease_seconds=60).alive
+    batch_id = client.get(f"/api/v1/jobs/{ids[0]}", headers=auth(env)).get_json()["batch_id"]
+    got = client.get(f"/api/v1/batches/{batch_id}/band", headers=auth(env)).get_json()
+    assert (got["metric"], got["metric_defaulted"], got["ranked"]) == ("train_loss", True, 1)
+    assert got["band"]["p50"] == pytest.approx([1, 0.5, 1 / 3])
+    assert got["best"] is None  # still running: ranked in top, not yet the best
+    assert [j["id"] for j in got["top"]] == [ids[0]]

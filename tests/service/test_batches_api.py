@@ -4,6 +4,7 @@ filesystem broker: what is stored, what is sent to which queue, and every error 
 from __future__ import annotations
 
 import base64
+import gzip
 import dataclasses
 import json
 
@@ -460,3 +461,24 @@ def test_band_of_a_batch_without_validation_ranks_by_training_loss(client, env, 
     assert got["band"]["p50"] == pytest.approx([1, 0.5, 1 / 3])
     assert got["best"] is None  # still running: ranked in top, not yet the best
     assert [j["id"] for j in got["top"]] == [ids[0]]
+
+
+def test_a_large_answer_is_gzipped_for_a_client_that_accepts_it(client, env):
+    batch = post_grid(client, env).get_json()
+    for scale, job_id in enumerate(batch["job_ids"], start=1):
+        drive_scaled(env[1], job_id, 200, scale)
+    url = f"/api/v1/jobs/{batch['job_ids'][0]}/curve"
+    plain = client.get(url, headers=auth(env))
+    assert "Content-Encoding" not in plain.headers
+    assert len(plain.data) > 8192
+    packed = client.get(url, headers={**auth(env), "Accept-Encoding": "gzip, br"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert len(packed.data) < len(plain.data) / 3
+    assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
+    refused = client.get(url, headers={**auth(env), "Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers
+    small = client.get(
+        f"/api/v1/jobs/{batch['job_ids'][0]}", headers={**auth(env), "Accept-Encoding": "gzip"}
+    )
+    assert "Content-Encoding" not in small.headers

@@ -4,8 +4,8 @@ filesystem broker: what is stored, what is sent to which queue, and every error 
 from __future__ import annotations
 
 import base64
-import gzip
 import dataclasses
+import gzip
 import json
 
 import pytest

@@ -43,8 +43,22 @@ export function draw(div, traces, layout = {}) {
     div.dataset.observed = "1";
     resizeObserver.observe(div);
   }
-  return window.Plotly.react(div, traces, full, CONFIG);
+  if (window.Plotly) return window.Plotly.react(div, traces, full, CONFIG);
+  return plotlyReady.then(() => (div.isConnected ? window.Plotly.react(div, traces, full, CONFIG) : div));
 }
+
+/**
+ * Plotly (~4.8 MB) loads `async` (index.html): views fetch their data while it downloads and
+ * parses, and a draw before it is ready waits for it here.
+ */
+export const plotlyReady = window.Plotly
+  ? Promise.resolve()
+  : new Promise((resolve) => {
+    const script = document.querySelector("script[data-plotly]");
+    const check = () => (window.Plotly ? resolve() : null);
+    script?.addEventListener("load", check);
+    check();
+  });
 
 export function purge(div) {
   if (!div) return;

@@ -55,6 +55,10 @@ class Server:
     url: str
     key: str
     http: requests.Session = field(repr=False)
+    # The embedded system's data folder (its SQLite database), for tests that seed data
+    # through the kernel; None for a system that was already running elsewhere.
+    data_dir: Path | None = None
+    tenant: str = "browser-tests"
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.http.request(method, f"{self.url}/api/v1{path}", timeout=30, **kwargs)
@@ -135,7 +139,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         _wait_ready(url, process, log)
         created = subprocess.run(
-            [_deltaflow(), "create-key", "--tenant", "browser-tests"],
+            [_deltaflow(), "create-key", "--tenant", Server.tenant],
             env=env,
             capture_output=True,
             text=True,
@@ -144,7 +148,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         key = created.stdout.strip().splitlines()[-1].split()[-1]
         with _session(key) as http:
-            yield Server(url=url, key=key, http=http)
+            yield Server(url=url, key=key, http=http, data_dir=data_dir)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

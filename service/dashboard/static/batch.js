@@ -9,9 +9,14 @@ import {
 import { lineageCard } from "./lineage.js";
 import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
+import { bandQuery, jobLabel, SweepChart, TOP_K } from "./sweepchart.js";
 
 // Enough to see every curve's shape; a large sweep stays drawable.
 const POINTS_PER_JOB = 1500;
+// Up to this many jobs every curve is drawn; beyond, the best k and a band (sweepchart.js).
+export const BIG_SWEEP = 12;
+// Rows of the results table per page.
+const TABLE_PAGE = 50;
 
 const METRICS = [
   ["val_loss", "validation loss", "min", "val loss"],
@@ -68,6 +73,8 @@ export function renderBatch(root, route) {
   let summaryEtag = null;
   let cursor = null;
   let sort = null; // null: by the ranking metric, best first
+  let tablePage = 0;
+  let sweepChart = null; // a big sweep's chart, made when the batch turns out big
 
   const title = h("h1", { id: "batch-title" }, "Loading…");
   const counts = h("p", { class: "muted", id: "batch-counts" });
@@ -76,6 +83,8 @@ export function renderBatch(root, route) {
     METRICS.map(([k, label]) => [k, label]), metricKey);
   const metricLabel = () => METRICS.find(([k]) => k === metricKey)[1];
   const chartTitle = h("h2", { id: "batch-chart-title" }, "Every job's curve");
+  const chartHint = h("span", { class: "muted small", id: "batch-chart-hint" }, "best job drawn thick");
+  const chartTools = h("div", { class: "chart-tools" }, chartHint);
   metricSelect.addEventListener("change", () => {
     window.location.hash = link(`batches/${encodeURIComponent(batchId)}`, { metric: metricSelect.value });
   });
@@ -96,8 +105,7 @@ export function renderBatch(root, route) {
     errorBox,
     h("section", { class: "card" }, progressBox, bestBox),
     h("section", { class: "card chart-card" }, h("div", { class: "card-head" },
-      chartTitle,
-      h("span", { class: "muted small" }, "best job drawn thick")), plot),
+      chartTitle, chartTools), plot),
     lineage.card,
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Results"),
       h("span", { class: "muted small" }, "click a column to sort")), tableBox));
@@ -178,6 +186,8 @@ export function renderBatch(root, route) {
     const indexed = jobs.map((job, index) => ({ job, index }));
     sort ||= { key: "metric", descending: mode === "max" };
     const column = columns.find((c) => c.key === sort.key) || columns[0];
+    const pages = Math.max(1, Math.ceil(jobs.length / TABLE_PAGE));
+    tablePage = Math.min(tablePage, pages - 1);
     indexed.sort((a, b) => {
       const order = compare(column.value(a.job, a.index), column.value(b.job, b.index));
       return sort.descending ? -order : order;
@@ -189,15 +199,30 @@ export function renderBatch(root, route) {
       "aria-sort": c.key === sort.key ? (sort.descending ? "descending" : "ascending") : "none",
       onclick: () => {
         sort = { key: c.key, descending: c.key === sort.key ? !sort.descending : false };
+        tablePage = 0;
         renderTable();
       },
     }, c.label, c.key === sort.key ? (sort.descending ? " ▼" : " ▲") : "")));
-    const rows = indexed.map(({ job, index }) => h("tr", {
+    const shown = indexed.slice(tablePage * TABLE_PAGE, (tablePage + 1) * TABLE_PAGE);
+    const rows = shown.map(({ job, index }) => h("tr", {
       class: job.id === bestId() ? "best" : "",
       dataset: { jobId: job.id, status: job.status },
     }, columns.map((c) => h("td", { class: c.num ? "num" : "" }, c.cell ? c.cell(job, index) : formatParam(c.value(job, index))))));
+    const turn = (delta) => () => {
+      tablePage += delta;
+      renderTable();
+    };
+    const pager = pages > 1
+      ? h("div", { class: "pager", id: "batch-pager" },
+        h("button", { class: "button ghost small", type: "button", id: "batch-prev", disabled: tablePage === 0,
+          onclick: turn(-1) }, "← Previous"),
+        h("span", { class: "muted small", id: "batch-rows" },
+          `rows ${tablePage * TABLE_PAGE + 1}–${tablePage * TABLE_PAGE + shown.length} of ${jobs.length}`),
+        h("button", { class: "button ghost small", type: "button", id: "batch-next", disabled: tablePage === pages - 1,
+          onclick: turn(1) }, "Next →"))
+      : null;
     replace(tableBox, jobs.length
-      ? h("table", { class: "table", id: "batch-table" }, h("thead", {}, header), h("tbody", {}, rows))
+      ? [h("table", { class: "table", id: "batch-table" }, h("thead", {}, header), h("tbody", {}, rows)), pager]
       : h("p", { class: "empty" }, "This batch has no jobs."));
   }
 
@@ -228,8 +253,16 @@ export function renderBatch(root, route) {
     });
   }
 
+  let earlyBand = null; // the first band, asked for beside the first summary
+
   async function tick() {
     let changed = false;
+    if (!batch && !earlyBand) {
+      // The first poll cannot know whether the sweep is big: ask for its band at once (a
+      // few kB), so a big sweep's chart does not wait for the summary to arrive first.
+      earlyBand = api.getConditional(`${path}/band`, bandQuery(asked, asked ? mode : null), null)
+        .catch(() => null);
+    }
     const summary = await api.getConditional(path, asked ? { metric: asked } : {}, summaryEtag);
     if (!summary.notModified) {
       batch = summary.data;
@@ -241,6 +274,8 @@ export function renderBatch(root, route) {
       renderSummary();
       changed = true;
     }
+    const growing = Boolean(batch?.search?.growing); // a TPE search still making trials
+    if (jobsOf().length > BIG_SWEEP) return bigTick(changed, growing);
     // One request brings every job's new points: the sweep costs one call per poll.
     const curves = await api.get(`${path}/curves`, cursor ? { cursor } : {});
     let added = 0;
@@ -252,9 +287,39 @@ export function renderBatch(root, route) {
     if (curves.next_cursor) cursor = curves.next_cursor;
     if (added || changed) renderChart();
     // complete: every job finished and every point delivered; truncated: more already stored.
-    const growing = Boolean(batch?.search?.growing); // a TPE search still making trials
     if (curves.complete && !growing && jobsOf().every((j) => FINISHED.has(j.status))) return DONE;
     return added || changed || curves.truncated ? CHANGED : UNCHANGED;
+  }
+
+  /** A big sweep: the best k and the band (from the server), never every point. */
+  async function bigTick(changed, growing) {
+    if (!sweepChart) {
+      sweepChart = new SweepChart(plot, path, (id) => {
+        window.location.hash = `#/jobs/${encodeURIComponent(id)}`;
+      });
+      sweepChart.onToggle = () => {
+        sweepChart.render(jobLabel);
+        if (poller.running) poller.poke();
+        else poller.start();
+      };
+      chartTools.prepend(sweepChart.toggle, " ");
+    }
+    sweepChart.jobs = jobsOf();
+    const running = growing || jobsOf().some((j) => !FINISHED.has(j.status));
+    const result = await sweepChart.refresh(metricKey, mode, running, earlyBand);
+    earlyBand = false; // taken (or not usable): later polls ask with the summary's metric
+    const band = sweepChart.band;
+    if (band) {
+      const shown = Math.min(TOP_K, band.ranked);
+      chartTitle.textContent = band.ranked
+        ? `Best ${shown} of ${band.jobs} jobs by ${metricLabel()}, the rest as a band`
+        : `No job has a ${metricLabel()} yet`;
+      chartHint.textContent = "★ best job thick · hover names a job · click opens it";
+    }
+    if (result.changed || changed) sweepChart.render(jobLabel);
+    plot.dataset.done = result.done ? "1" : "0"; // everything the chart shows is loaded
+    if (result.done) return DONE;
+    return result.changed || changed ? CHANGED : UNCHANGED;
   }
 
   const poller = new Poller(tick, {
@@ -266,6 +331,7 @@ export function renderBatch(root, route) {
   poller.start();
   return () => {
     poller.stop();
+    sweepChart?.destroy();
     purge(plot);
   };
 }

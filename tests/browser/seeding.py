@@ -1,0 +1,157 @@
+"""A big sweep seeded straight into the database of the system under test.
+
+Running 1,000 real jobs on the browser tests' one worker would take minutes, so the batch
+is submitted through the kernel (``batches.submit_batch``: the jobs, params and origins
+exactly as ``POST /batches`` stores them, nothing sent to a worker), and each job's run is
+then written in one transaction: its curve with ``curves.insert_points`` (what a run's
+flush uses) and its end state on the job row. The curves are synthetic but shaped like
+training: a decay to a floor whose speed and height follow the sampled learning rate,
+noise, some runs ending early, a few diverging.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select, update
+
+from service import batches, curves, generators, trained
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Job, Tenant, TrainedModel
+from service.schemas.batch import BatchSubmit
+from service.schemas.records import point_values
+from service.timeutil import utcnow
+from worker.nn import Network
+
+BASE = {
+    "network": {
+        "layers": [{"units": 4, "activation": "tanh"}],
+        "output": {"activation": "softmax"},
+        "loss": "cross_entropy",
+    },
+    "dataset": {"generator": "xor", "n_samples": 40, "seed": 0},
+    "training": {"optimizer": {"name": "adam", "learning_rate": 0.01}, "epochs": 60},
+}
+
+
+@dataclass
+class Seeded:
+    batch_id: str
+    job_ids: list[str]
+    epochs: int
+
+
+def _curve(rng: np.random.Generator, lr: float, l2: float, epochs: int, validation: bool):
+    """One run's points and how it ended ("succeeded" or "failed" when it diverged)."""
+    speed = min(0.6, 4.0 * lr) + 0.01
+    floor = 0.04 + 0.25 * abs(math.log10(lr) + 1.7) / 2.5 + 2.0 * l2
+    start = 0.69 + rng.normal(0, 0.02)
+    last = epochs if rng.random() > 0.1 else int(rng.integers(epochs // 3, epochs))
+    diverges = lr > 0.5 and rng.random() < 0.5
+    points = []
+    for epoch in range(1, last + 1):
+        train = floor + (start - floor) * math.exp(-speed * epoch)
+        train *= math.exp(rng.normal(0, 0.03))
+        if diverges and epoch > last // 2:
+            train *= 1.0 + 0.4 * (epoch - last // 2)
+        point = {
+            "epoch": epoch,
+            "train_loss": train,
+            "train_accuracy": max(0.0, min(1.0, 1.05 - train)),
+            "learning_rate": lr,
+            "seconds": 0.001,
+        }
+        if validation:
+            val = train * (1.05 + 0.25 * epoch / epochs * (1 - l2 * 50)) + 0.01
+            point["val_loss"] = val
+            point["val_accuracy"] = max(0.0, min(1.0, 1.02 - val))
+        points.append(point)
+    return points, "failed" if diverges else "succeeded"
+
+
+def seed_sweep(
+    data_dir: Path, tenant: str, name: str, size: int, validation: bool, seed: int = 0
+) -> Seeded:
+    """A random sweep of ``size`` finished jobs over learning rate and L2 in the embedded
+    system's database (``data_dir``), owned by ``tenant`` (its name)."""
+    settings = Settings.from_env({"DELTAFLOW_DATA_DIR": str(data_dir)})
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    base = {**BASE, "dataset": {**BASE["dataset"]}}
+    if validation:
+        base["dataset"]["validation_split"] = 0.25
+    body = BatchSubmit(
+        name=name,
+        base=base,
+        random={
+            "training.optimizer.learning_rate": {"loguniform": [1e-4, 1.0]},
+            "training.l2": {"uniform": [0.0, 0.01]},
+        },
+        samples=size,
+        seed=seed,
+    )
+    rng = np.random.default_rng(seed)
+    epochs = BASE["training"]["epochs"]
+    # One small trained-looking model shared by the succeeded jobs: their pages (model
+    # download, decision boundary) work as for real runs.
+    net = Network.initialized(
+        [2, 4, 2], ["tanh", "softmax"], "cross_entropy", "glorot", rng=rng, dtype="float64"
+    )
+    classes = generators.generate(base["dataset"]).classes
+    weights = trained.weights_npz(net)
+    try:
+        with factory() as session:
+            tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
+            assert tenant_id is not None, f"no tenant {tenant}"
+            batch, job_ids, _ = batches.submit_batch(
+                session, tenant_id, body, settings.limits, send=None
+            )
+            batch_id = batch.id
+        with transaction(factory) as session:
+            now = utcnow()
+            rows = session.execute(select(Job.id, Job.params).where(Job.batch_id == batch_id)).all()
+            for job_id, params in rows:
+                lr = params["training.optimizer.learning_rate"]
+                l2 = params["training.l2"]
+                points, status = _curve(rng, lr, l2, epochs, validation)
+                curves.insert_points(session, job_id, points)
+                error = (
+                    {"type": "non_finite", "message": "the loss diverged", "epoch": len(points)}
+                    if status == "failed"
+                    else None
+                )
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(
+                        status=status,
+                        attempt=1,
+                        epoch=len(points),
+                        metrics=point_values(points[-1]),
+                        error=error,
+                        started_at=now - timedelta(seconds=5),
+                        finished_at=now,
+                        updated_at=now,
+                        version=Job.version + 1,
+                    )
+                )
+                if status == "succeeded":
+                    meta = trained.model_meta(
+                        net,
+                        task="classification",
+                        classes=None if classes is None else list(classes),
+                        standardization=None,
+                        stop_reason="epochs",
+                        epochs_run=len(points),
+                    )
+                    session.add(
+                        TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now)
+                    )
+        return Seeded(batch_id, list(job_ids), epochs)
+    finally:
+        engine.dispose()

@@ -92,7 +92,9 @@ def fuzzed_app(tmp_path_factory):
 def test_every_operation_conforms_and_never_answers_5xx(fuzzed_app, mode):
     app, key = fuzzed_app
     schema = schemathesis.openapi.from_wsgi(OPENAPI, app)
-    auth = {"Authorization": f"Bearer {key}"}
+    # schemathesis sends requests' default Accept-Encoding (gzip) through a WSGI transport
+    # that does not decode what it asked for; over HTTP the client decodes (plumbing.respond).
+    auth = {"Authorization": f"Bearer {key}", "Accept-Encoding": "identity"}
     failures: dict[str, str] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 13

@@ -36,6 +36,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import webhook_delivery
+from service.clock import read_db_now
 from service.config import Settings
 from service.cursors import paginate
 from service.db import dialect_insert, transaction
@@ -109,7 +110,7 @@ def rotate_secret(
     secret = webhook_delivery.new_secret()
     webhook.previous_secret = webhook.secret
     grace = timedelta(seconds=settings.webhook_rotation_grace_seconds)
-    webhook.previous_secret_expires_at = utcnow() + grace
+    webhook.previous_secret_expires_at = read_db_now(session) + grace
     webhook.secret = secret
     session.commit()
     return webhook, secret
@@ -118,7 +119,7 @@ def rotate_secret(
 def send_test(session: Session, tenant_id: str, webhook_id: str) -> WebhookDelivery:
     """A ``webhook.test`` delivery to this webhook alone (whatever it subscribes to)."""
     webhook = get_webhook(session, tenant_id, webhook_id)
-    now = utcnow()
+    now = read_db_now(session)
     delivery_id = new_message_id()
     data = {"webhook_id": webhook.id, "message": "a test delivery from Deltaflow"}
     _insert(session, [webhook.id], WEBHOOK_TEST_EVENT, f"test:{delivery_id}", data, now)
@@ -287,9 +288,9 @@ def deliver(factory: sessionmaker[Session], delivery_id: str, settings: Settings
 
 
 def claim(factory: sessionmaker[Session], delivery_id: str, settings: Settings) -> Claimed | None:
-    now = utcnow()
     lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 30)
     with transaction(factory) as session:
+        now = read_db_now(session)  # every time a delivery is compared with: the database's
         won = session.execute(
             update(WebhookDelivery)
             .where(
@@ -326,17 +327,17 @@ def record(
     started: datetime,
     settings: Settings,
 ) -> str:
-    now = utcnow()
     schedule = retry_schedule(settings)
-    values: dict[str, Any] = {"lease_expires_at": None}
-    if answer.ok:
-        values.update(status=SUCCEEDED, delivered_at=now)
-    elif claimed.attempt > len(schedule):
-        values.update(status=FAILED)
-    else:
-        wait = timedelta(seconds=schedule[claimed.attempt - 1])
-        values.update(status=PENDING, next_attempt_at=now + wait, sent_at=None)
     with transaction(factory) as session:
+        now = read_db_now(session)
+        values: dict[str, Any] = {"lease_expires_at": None}
+        if answer.ok:
+            values.update(status=SUCCEEDED, delivered_at=now)
+        elif claimed.attempt > len(schedule):
+            values.update(status=FAILED)
+        else:
+            wait = timedelta(seconds=schedule[claimed.attempt - 1])
+            values.update(status=PENDING, next_attempt_at=now + wait, sent_at=None)
         won = session.execute(
             update(WebhookDelivery)
             .where(
@@ -369,10 +370,10 @@ def due(factory: sessionmaker[Session], settings: Settings, limit: int = 200) ->
     """Deliveries to send a task for now; each is taken by one relay (compare-and-set on
     ``sent_at``) and taken again only if its task has not run ``requeue_after_seconds``
     later (a lost message)."""
-    now = utcnow()
     attempts = 1 + len(retry_schedule(settings))
-    resend = now - timedelta(seconds=settings.requeue_after_seconds)
     with transaction(factory) as session:
+        now = read_db_now(session)
+        resend = now - timedelta(seconds=settings.requeue_after_seconds)
         abandoned = and_(WebhookDelivery.status == SENDING, WebhookDelivery.lease_expires_at < now)
         for more, values in (
             (WebhookDelivery.attempts < attempts, {"status": PENDING, "sent_at": None}),

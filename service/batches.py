@@ -22,13 +22,14 @@ from service import idempotency, summaries
 from service.config import Limits
 from service.cursors import paginate
 from service.dispatch import Sender, dispatch
+from service.importance import importance as importance_of
 from service.jobs import cancel_job, create_job, parse_spec
 from service.models import Batch, Job, TrialDecision
 from service.plans import Plan, check_scheduler, check_scheduler_metric, plan_batch
 from service.problems import Conflict, Invalid, NotFound
 from service.schemas import responses
 from service.schemas.batch import BatchSubmit
-from service.schemas.names import UNFINISHED, Queue
+from service.schemas.names import FINISHED, UNFINISHED, Queue
 from service.schemas.spec import JobSpec
 from service.sweeps import varied_params
 
@@ -227,25 +228,46 @@ def describe(session: Session, batch: Batch, job_ids: Sequence[str]) -> dict[str
 
 
 def summarize(
-    session: Session, batch: Batch, metric: str | None, mode: str | None
+    session: Session, batch: Batch, metric: str | None, mode: str | None, reduce: str = "last"
 ) -> dict[str, Any]:
     """Counts by status, progress, the best job, every job's varied params, metrics and
     origin, and what the scheduler decided (stops and PBT's exploits, in order).
 
     No ``metric``: ``summaries.default_metric`` (validation loss, or the training loss
-    when no job has a validation split); ``metric_defaulted`` says the server chose."""
+    when no job has a validation split); ``metric_defaulted`` says the server chose.
+    ``reduce`` (last, min, max) says which value of each job's curve ranks it."""
     jobs = batch_jobs(session, batch.id)
     defaulted = metric is None
     metric, mode = summaries.check_metric(metric or summaries.default_metric(jobs), mode)
     progress = summaries.batch_progress(session, [batch.id])[batch.id]
-    best = summaries.best_job(jobs, metric, mode)
+    best = summaries.best_job(jobs, metric, mode, reduce)
     decisions = session.scalars(
         select(TrialDecision)
         .where(TrialDecision.batch_id == batch.id, TrialDecision.action != "continue")
         .order_by(TrialDecision.created_at, TrialDecision.epoch)
     ).all()
-    summary = responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions)
+    summary = responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions, reduce)
     return {**summary, "metric_defaulted": defaulted}
+
+
+def importance(
+    session: Session, batch: Batch, metric: str | None, mode: str | None, reduce: str = "last"
+) -> dict[str, Any]:
+    """Which varied parameter mattered for ``metric`` (``service.importance``), over the
+    batch's finished jobs that have a value (taken by ``reduce``); 409 with fewer than
+    ``importance.MIN_TRIALS`` of them."""
+    jobs = batch_jobs(session, batch.id)
+    metric, mode = summaries.check_metric(metric or summaries.default_metric(jobs), mode)
+    trials = [
+        (job.params or {}, value)
+        for job in jobs
+        if job.status in FINISHED and (value := summaries.reduced(job, metric, reduce)) is not None
+    ]
+    try:
+        found = importance_of(list(batch.varied), [p for p, _ in trials], [v for _, v in trials])
+    except ValueError as err:
+        raise Conflict(f"importance of {metric}: {err} (finished jobs)") from None
+    return responses.importance_dict(metric, mode, reduce, found)
 
 
 def list_batches(

@@ -133,19 +133,30 @@ class Best:
     value: float
 
 
-def best_job(jobs: Sequence[Job], metric: str, mode: str) -> Best | None:
-    """The succeeded job with the lowest (``min``) or highest (``max``) final ``metric``.
+def reduced(job: Job, metric: str, reduce: str = "last") -> float | None:
+    """The value of ``metric`` that ranks ``job``: its last (``jobs.metrics``, the latest
+    point), or the min or max of its curve (its summary)."""
+    if reduce == "last":
+        value = (job.metrics or {}).get(metric)
+        return float(value) if isinstance(value, int | float) else None
+    row = job.summary_row
+    return None if row is None else getattr(row, summary_column(metric, reduce))
+
+
+def best_job(jobs: Sequence[Job], metric: str, mode: str, reduce: str = "last") -> Best | None:
+    """The succeeded job with the lowest (``min``) or highest (``max``) ``metric``, each
+    job's value taken by ``reduce`` (last, min or max of its curve).
 
     Jobs without that metric (e.g. ``val_loss`` with no validation split) do not compete;
     ties go to the earlier job in batch order.
     """
     best: Best | None = None
     for job in jobs:
-        value = (job.metrics or {}).get(metric)
-        if job.status != JobStatus.succeeded or not isinstance(value, int | float):
+        value = reduced(job, metric, reduce)
+        if job.status != JobStatus.succeeded or value is None:
             continue
         if best is None or (value < best.value if mode == "min" else value > best.value):
-            best = Best(job.id, float(value))
+            best = Best(job.id, value)
     return best
 
 

@@ -14,10 +14,11 @@ import logging
 from flask import Response
 from pydantic import BaseModel, Field
 
-from service import bands, batches, summaries
+from service import bands, batches, exports, summaries
 from service.api import API_PREFIX
 from service.api.openapi import (
     conditional_get,
+    csv_response_doc,
     document_body,
     json_response,
     problems,
@@ -29,6 +30,7 @@ from service.api.plumbing import (
     PageQuery,
     RequestModel,
     api_blueprint,
+    csv_response,
     db,
     idempotency_headers,
     not_modified,
@@ -39,7 +41,7 @@ from service.api.plumbing import (
 )
 from service.curves import batch_curves
 from service.schemas.batch import BatchRequest, BatchSubmit
-from service.schemas.names import Metric, Mode
+from service.schemas.names import Metric, Mode, Reduce
 from service.schemas.responses import (
     BatchBand,
     BatchCurves,
@@ -47,6 +49,7 @@ from service.schemas.responses import (
     BatchOut,
     BatchSummary,
     CancelOut,
+    ImportanceOut,
     NearestJob,
     finite,
 )
@@ -73,6 +76,10 @@ class SummaryQuery(RequestModel):
     )
     mode: Mode | None = Field(
         default=None, description="Default: min for losses, max for accuracies."
+    )
+    reduce: Reduce = Field(
+        default="last",
+        description="Which value of each job's curve ranks it: the last, or its min or max.",
     )
 
 
@@ -104,7 +111,15 @@ class NearestQuery(RequestModel):
 
 
 register_models(
-    bp, BatchOut, BatchList, BatchSummary, BatchCurves, CancelOut, BatchBand, NearestJob
+    bp,
+    BatchOut,
+    BatchList,
+    BatchSummary,
+    BatchCurves,
+    CancelOut,
+    BatchBand,
+    NearestJob,
+    ImportanceOut,
 )
 
 
@@ -162,7 +177,7 @@ def get_batch(path: BatchPath, query: SummaryQuery, header: ConditionalHeaders) 
     if query.metric is not None:  # a bad pair is 422 before anything is read
         summaries.check_metric(query.metric, query.mode)
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
-    summary = finite(batches.summarize(session, batch, query.metric, query.mode))
+    summary = finite(batches.summarize(session, batch, query.metric, query.mode, query.reduce))
     text = json.dumps(summary, sort_keys=True, separators=(",", ":"))
     etag = f"batch-{batch.id}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
     return not_modified(etag) or respond(summary, etag=etag)
@@ -209,6 +224,29 @@ def nearest(path: BatchPath, query: NearestQuery) -> Response:
     session = db()
     batch = batches.get_batch(session, tenant_id(), path.batch_id)
     return respond(finite(bands.nearest(session, batch, query.metric, query.epoch, query.value)))
+
+
+@bp.get(
+    "/<batch_id>/importance",
+    summary="Which varied parameter mattered for a metric (docs/compare.md: method and limits)",
+    responses={200: ImportanceOut, **problems(404, 409)},
+)
+def importance(path: BatchPath, query: SummaryQuery) -> Response:
+    session = db()
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    return respond(batches.importance(session, batch, query.metric, query.mode, query.reduce))
+
+
+@bp.get(
+    "/<batch_id>/results.csv",
+    summary="One row per job: varied parameters and every metric's summary",
+    responses={200: csv_response_doc("One row per job, header first"), **problems(404)},
+)
+def results_csv(path: BatchPath) -> Response:
+    session = db()
+    batch = batches.get_batch(session, tenant_id(), path.batch_id)
+    text = exports.results_csv(batch, batches.batch_jobs(session, batch.id))
+    return csv_response(text, f"batch-{batch.id}-results.csv")
 
 
 @bp.post(

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response, stream_with_context, url_for
 from pydantic import BaseModel, Field
 
-from service import curves, jobs, trained
+from service import curves, exports, jobs, trained
 from service.api import plumbing
-from service.api.openapi import conditional_get, json_response, problems, register_models
+from service.api.openapi import (
+    conditional_get,
+    csv_response_doc,
+    json_response,
+    problems,
+    register_models,
+)
 from service.api.plumbing import (
     ConditionalHeaders,
     CurveRangeQuery,
     PageQuery,
     api_blueprint,
+    csv_response,
     idempotency_headers,
     no_content,
     not_modified,
@@ -152,6 +159,19 @@ def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> R
     limits = plumbing.settings().limits
     data = curves.job_curve(plumbing.db(), head.id, head.status, head.epoch, ask, limits)
     return respond(data, etag=tag)
+
+
+@bp.get(
+    "/<job_id>/curve.csv",
+    summary="The whole curve as CSV: epoch and every numeric field, one row per epoch",
+    responses={200: csv_response_doc("The curve, header first"), **problems(404)},
+)
+def get_curve_csv(path: JobPath) -> Response:
+    session = plumbing.db()
+    job = jobs.get_job(session, plumbing.tenant_id(), path.job_id)
+    return csv_response(
+        stream_with_context(exports.curve_csv(session, job.id)), f"job-{job.id}-curve.csv"
+    )
 
 
 @bp.post(

@@ -84,6 +84,15 @@ def json_response(
     }
 
 
+def csv_response_doc(description: str) -> dict[str, Any]:
+    """A documented ``text/csv`` answer (an attachment)."""
+    return {
+        "description": description,
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+    }
+
+
 def conditional_get(
     model: type[BaseModel],
     description: str,

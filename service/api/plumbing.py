@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -271,6 +272,13 @@ def respond(
         response.headers[name] = value
     if etag is not None:
         response.set_etag(etag)
+    return response
+
+
+def csv_response(body: str | Iterable[str], filename: str) -> Response:
+    """CSV text (or lines, streamed) as an attachment named ``filename``."""
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

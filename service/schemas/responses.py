@@ -6,6 +6,7 @@ wire". Views call a domain function and dump its result with a function from her
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, get_args
@@ -14,12 +15,13 @@ from pydantic import BaseModel, Field, create_model
 from sqlalchemy.orm import Session
 
 from service import curves, generators
+from service.importance import METHOD, Importance
 from service.models import Batch, Dataset, Job, TrialDecision
 from service.schemas import names
 from service.schemas.names import JobStatus
 from service.schemas.records import CurvePointOut
 from service.summaries import Best as Ranked
-from service.summaries import count_statuses, summary_dict
+from service.summaries import count_statuses, reduced, summary_dict
 from service.timeutil import iso
 
 if TYPE_CHECKING:  # the engine is not imported to describe a model
@@ -305,6 +307,8 @@ class BatchJobOut(BaseModel):
         description="Where the scheduler stopped it: {epoch, value, rank, of} (asha, "
         "hyperband with its bracket) or {epoch, value, median, of} (median)."
     )
+    value: float | None = Field(description="The metric's value that ranks it (by reduce).")
+    summary: SummaryOut  # type: ignore[valid-type]
 
 
 class Exploit(BaseModel):
@@ -334,7 +338,8 @@ class BatchSummary(BatchOut):
         "validation loss.",
     )
     mode: str
-    best: Best | None = Field(description="The succeeded job with the best final metric.")
+    reduce: str = Field(description="last | min | max: which value of each curve ranks it.")
+    best: Best | None = Field(description="The succeeded job with the best value (by reduce).")
     jobs: list[BatchJobOut]
 
 
@@ -431,6 +436,7 @@ def batch_summary(
     mode: str,
     best: Ranked | None,
     decisions: Sequence[TrialDecision] = (),
+    reduce: str = "last",
 ) -> dict[str, Any]:
     stopped = {d.job_id: d.detail for d in decisions if d.action == "stop"}
     search = batch.spec.get("search")
@@ -452,6 +458,7 @@ def batch_summary(
         "progress": progress,
         "metric": metric,
         "mode": mode,
+        "reduce": reduce,
         "best": None if best is None else {"id": best.id, "value": best.value},
         "jobs": [
             fields_of(
@@ -460,9 +467,44 @@ def batch_summary(
                 index=job.batch_index,
                 params=job.params or {},
                 stopped_by_scheduler=stopped.get(job.id),
+                value=reduced(job, metric, reduce),
+                summary=summary_dict(job.summary_row),
             )
             for job in jobs
         ],
+    }
+
+
+class ParamImportanceOut(BaseModel):
+    name: str = Field(description="A varied parameter's dotted path.")
+    importance: float = Field(description="Its share of what the parameters explain (sums to 1).")
+    omega_squared: float = Field(
+        description="The share of the metric's rank variance it explains on its own (ω², ≥ 0)."
+    )
+    groups: int = Field(description="Distinct values, or quantile bins, the trials fell into.")
+
+
+class ImportanceOut(BaseModel):
+    metric: str
+    mode: str
+    reduce: str
+    method: str = Field(description="binned-omega-squared (docs/compare.md)")
+    n_trials: int = Field(description="Finished jobs with a value of the metric.")
+    explained: float = Field(description="Σ ω² (≤ 1): how much first-order effects explain.")
+    params: list[ParamImportanceOut] = Field(description="Most important first.")
+    warnings: list[str] = Field(description="When the answer is thin or says nothing.")
+
+
+def importance_dict(metric: str, mode: str, reduce: str, found: Importance) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "mode": mode,
+        "reduce": reduce,
+        "method": METHOD,
+        "n_trials": found.n_trials,
+        "explained": found.explained,
+        "params": [dataclasses.asdict(p) for p in found.params],
+        "warnings": found.warnings,
     }
 
 

@@ -28,6 +28,16 @@ from service.keycache import KeyCache
 
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
 
+# The header of the OpenAPI document and of the Swagger page: for the API's users.
+API_DESCRIPTION = """Neural-network training jobs over HTTP, with backpropagation made visible.
+
+Every call needs an API key: press **Authorize** and paste it. `make run` prints the first
+one; `make key TENANT=NAME` in the Deltaflow folder prints another. Jobs, batches (sweeps)
+and datasets live under `/api/v1`; errors are `application/problem+json` with the location
+of each bad field. The README's "API by example" shows each call with curl, and
+`docs/client.md` the Python client (`deltaflow_client`) and the `deltaflow jobs|batches|datasets`
+command line."""
+
 
 def _settings(overrides: Mapping[str, Any]) -> Settings:
     """``overrides["settings"]`` wins; else Settings fields in ``overrides`` over the env."""
@@ -43,7 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     settings = _settings(overrides)
     app = OpenAPI(
         __name__,
-        info=Info(title="Deltaflow", version="1.0.0", description=__doc__),
+        info=Info(title="Deltaflow", version="1.0.0", description=API_DESCRIPTION),
         security_schemes=SECURITY_SCHEMES,
         validation_error_status=422,
         validation_error_callback=validation_error_response,

@@ -138,3 +138,16 @@ def test_deltaflow_hands_the_http_verbs_to_the_client(tmp_path):
     assert "DELTAFLOW_API_KEY" in result.stderr
     listed = subprocess.run([DELTAFLOW, "--help"], capture_output=True, text=True, timeout=60)
     assert re.search(r"\bjobs\b.*over HTTP", listed.stdout)
+
+
+def test_the_swagger_header_speaks_to_the_apis_users(tmp_path):
+    from service.app import create_app
+
+    app = create_app({"database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}", "data_dir": tmp_path})
+    info = app.test_client().get("/api/v1/openapi.json").get_json()["info"]
+    assert info["title"] == "Deltaflow"
+    assert "create_app" not in info["description"]
+    assert "factory" not in info["description"]
+    assert "Authorize" in info["description"]
+    assert "make key TENANT=NAME" in info["description"]
+    app.extensions["deltaflow"].engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery.exceptions import Reject
 
 from service import webhooks
@@ -12,13 +14,31 @@ from worker.runner import run_job
 from worker.runtime import runtime
 from worker.timelimit import soft_limit_as_flag
 
+log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "worker is shutting down"
+
+
+class QuietHandBack(logging.Filter):
+    """Celery logs every rejected message at WARNING with its traceback. A message given
+    back during a warm shutdown is expected (often the job this worker just released):
+    the task logs one INFO line for it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, Reject) and error.args[:1] == (SHUTTING_DOWN,))
+
+
+logging.getLogger("celery.app.trace").addFilter(QuietHandBack())
+
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train(job_id: str) -> str:
     """Run one delivery of a job; returns the outcome (logged by Celery)."""
     if shutdown.pending():
         # This worker is stopping: give the message back for another worker.
-        raise Reject("worker is shutting down", requeue=True)
+        log.info("job=%s message given back: this worker is shutting down", job_id)
+        raise Reject(SHUTTING_DOWN, requeue=True)
     with soft_limit_as_flag() as time_limit:
         return run_job(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)
 

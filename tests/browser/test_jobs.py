@@ -217,3 +217,41 @@ def test_a_long_history_is_downsampled_on_first_load(page, server):
     assert len(drawn) <= 2000
     assert drawn == sorted(set(drawn))
     assert page.text_content("#curve-count") == f"{epochs} epochs recorded, {len(drawn)} drawn"
+
+
+def test_zooming_refetches_the_finer_range(page, server):
+    """The chart asks for about one point per pixel of its width, and for the zoomed range
+    again when zoomed; a reset draws the overview again."""
+    epochs = 1500
+    job = server.submit_job(quick_job("zoomable", epochs=epochs))
+    server.wait_job(job["id"], {"succeeded"}, timeout=300)
+    curve_path = f"/api/v1/jobs/{job['id']}/curve"
+    asked: list[dict[str, list[str]]] = []
+    page.on(
+        "request",
+        lambda r: asked.append(parse_qs(urlparse(r.url).query)) if curve_path in r.url else None,
+    )
+    page.goto(f"{server.url}/#/jobs/{job['id']}")
+    page.wait_for_function("Number(document.querySelector('#loss-chart').dataset.points) > 0")
+    overview = page.eval_on_selector("#loss-chart", "el => el.data[0].x")
+    width = page.eval_on_selector("#loss-chart", "el => el.clientWidth")
+    max_points = int(asked[0]["max_points"][0])
+    assert 100 <= max_points <= 2000
+    assert abs(max_points - width) <= width // 2  # about one point per pixel
+    assert (overview[0], overview[-1]) == (1, epochs)
+    assert len(overview) <= max_points < epochs
+    assert len([e for e in overview if 700 <= e <= 760]) < 61  # the overview is coarse there
+
+    zoom = "el => Plotly.relayout(el, {'xaxis.range': [700, 760]})"
+    page.eval_on_selector("#loss-chart", zoom)
+    page.wait_for_function("document.querySelector('#loss-chart').data[0].x.length === 61")
+    assert page.eval_on_selector("#loss-chart", "el => el.data[0].x") == list(range(700, 761))
+    assert page.get_attribute("#loss-chart", "data-zoom") == "700-760"
+    ranged = [q for q in asked if "from_epoch" in q]
+    assert ranged
+    assert (ranged[-1]["from_epoch"], ranged[-1]["to_epoch"]) == (["700"], ["760"])
+    screenshot(page, "job-zoomed")
+
+    page.eval_on_selector("#loss-chart", "el => Plotly.relayout(el, {'xaxis.autorange': true})")
+    page.wait_for_function("document.querySelector('#loss-chart').dataset.zoom === ''")
+    assert page.eval_on_selector("#loss-chart", "el => el.data[0].x") == overview

@@ -11,9 +11,17 @@ import {
 import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { specSummary } from "./specsummary.js";
 
-// A chart stays responsive with a few thousand points per line.
+// The charts ask for what they can draw: about one point per pixel of a chart's width
+// (the API keeps each bucket's first, last, minimum and maximum: M4), again for the
+// zoomed range on zoom; live tails come by `since`. A line stays responsive below
+// MAX_POINTS (older points are thinned past it).
 const HISTORY_POINTS = 2000;
 const MAX_POINTS = 4000;
+
+function pointsFor(div, fallback) {
+  const width = Math.round(div.clientWidth || fallback || 800);
+  return Math.max(100, Math.min(HISTORY_POINTS, width));
+}
 
 /** An epoch x axis; whole-number ticks while there are only a few epochs. */
 function epochAxis(n) {
@@ -139,13 +147,63 @@ export function renderJob(root, route) {
     }
   }
 
+  // A zoomed x range: {from, to, series} — the finer points of that range once fetched.
+  let zoom = null;
+  let zoomAsked = 0;
+
+  async function zoomTo(from, to) {
+    const asked = ++zoomAsked;
+    zoom = { from, to, series: zoom?.series || series };
+    renderCharts();
+    const data = await api.get(`${path}/curve`, {
+      from_epoch: from, to_epoch: to, max_points: pointsFor(loss.plot), fields: curveFields(job),
+    });
+    if (asked !== zoomAsked || !zoom) return; // a later zoom (or a reset) won
+    const finer = new CurveSeries();
+    finer.append(data.points);
+    zoom = { from, to, series: finer };
+    renderCharts();
+  }
+
+  function onRelayout(event) {
+    if (event["xaxis.autorange"]) {
+      zoomAsked += 1;
+      if (zoom) {
+        zoom = null;
+        renderCharts();
+      }
+      return;
+    }
+    const range = event["xaxis.range"] || [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    if (range[0] == null || range[1] == null) return;
+    const from = Math.max(0, Math.floor(range[0]));
+    const to = Math.ceil(range[1]);
+    if (to < from || (zoom && zoom.from === from && zoom.to === to)) return;
+    zoomTo(from, to).catch(errorsInto(pollError));
+  }
+
   function renderCharts() {
     const n = series.length;
     const last = n ? series.epoch[n - 1] : 0;
     epochsNote.textContent = n === last ? `${n} epoch${n === 1 ? "" : "s"} recorded`
       : `${last} epochs recorded, ${n} drawn`;
-    for (const chart of [loss, accuracy, grads]) chart.plot.dataset.points = String(n);
+    const view = zoom ? zoom.series : series;
+    for (const chart of [loss, accuracy, grads]) {
+      chart.plot.dataset.points = String(view.length);
+      chart.plot.dataset.zoom = zoom ? `${zoom.from}-${zoom.to}` : "";
+    }
     if (!n) return;
+    drawCharts(view, zoom ? { range: [zoom.from, zoom.to] } : {});
+    for (const chart of [loss, accuracy, grads]) {
+      if (chart.plot.on && !chart.plot.dataset.zoomable) {
+        chart.plot.dataset.zoomable = "1";
+        chart.plot.on("plotly_relayout", onRelayout);
+      }
+    }
+  }
+
+  function drawCharts(series, range) {
+    const n = series.length;
     // Show every card first, so each chart is drawn at its final width.
     loss.card.hidden = false;
     accuracy.card.hidden = !(series.has("train_accuracy") || series.has("val_accuracy"));
@@ -153,13 +211,13 @@ export function renderJob(root, route) {
     const lossTraces = [line("train", series.epoch, series.train_loss, PALETTE[0])];
     if (series.has("val_loss")) lossTraces.push(line("validation", series.epoch, series.val_loss, PALETTE[1]));
     draw(loss.plot, lossTraces, {
-      xaxis: epochAxis(n),
+      xaxis: { ...epochAxis(n), ...range },
       yaxis: { title: { text: "loss" }, type: logToggle.checked ? "log" : "linear" },
     });
     if (!accuracy.card.hidden) {
       const traces = [line("train", series.epoch, series.train_accuracy, PALETTE[0])];
       if (series.has("val_accuracy")) traces.push(line("validation", series.epoch, series.val_accuracy, PALETTE[1]));
-      draw(accuracy.plot, traces, { xaxis: epochAxis(n), yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
+      draw(accuracy.plot, traces, { xaxis: { ...epochAxis(n), ...range }, yaxis: { title: { text: "accuracy" }, range: [0, 1.02] } });
     }
     if (!grads.card.hidden) {
       const traces = series.gradD.map((values, layer) =>
@@ -168,7 +226,7 @@ export function renderJob(root, route) {
         line(`ratio ${layer + 1}`, series.gradEpoch, values, PALETTE[layer % PALETTE.length],
           { line: { color: PALETTE[layer % PALETTE.length], width: 1.5, dash: "dot" } })));
       grads.plot.dataset.layers = String(series.gradD.length);
-      draw(grads.plot, traces, { xaxis: epochAxis(n), yaxis: { type: "log", title: { text: "norm" } } });
+      draw(grads.plot, traces, { xaxis: { ...epochAxis(n), ...range }, yaxis: { type: "log", title: { text: "norm" } } });
     }
   }
   logToggle.addEventListener("change", renderCharts);
@@ -184,7 +242,8 @@ export function renderJob(root, route) {
     }
     if (!curveComplete || !FINISHED.has(job.status)) {
       // The first request downsamples a long history; after it, only new points, all of them.
-      const query = since == null ? { max_points: HISTORY_POINTS } : { since };
+      const overview = { max_points: pointsFor(loss.plot, root.clientWidth / 2) };
+      const query = since == null ? overview : { since };
       query.fields = curveFields(job);
       const curve = await api.getConditional(`${path}/curve`, query, curveEtag);
       if (!curve.notModified) {

@@ -29,7 +29,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from service.config import Limits
@@ -257,43 +268,38 @@ def _m4_epochs(
         while top < LEVELS and LEVEL_BASE ** (top + 1) <= width:
             top += 1
         plans[job_id] = _cover(window.lo, window.hi, top)
+    # One statement per chunk: the stored blocks and the points at the ragged ends, both
+    # as units (a point is a unit of one epoch), in one round trip.
+    level, block, epoch = curve_levels.c.level, curve_levels.c.block, CurvePoint.epoch
+    terms = [(job_id, piece) for job_id, plan in plans.items() for piece in (*plan[0], *plan[1])]
+    connection = session.connection()
     units: dict[str, list[Unit]] = defaultdict(list)
-    level, block = curve_levels.c.level, curve_levels.c.block
-    pieces = [(job_id, piece) for job_id, plan in plans.items() for piece in plan[0]]
-    for chunk in _chunks(pieces, lambda _: (1, 4)):
-        query = (
-            select(curve_levels.c.job_id, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
-            .add_columns(*_stat_columns(numeric))
-            .where(
-                or_(
-                    *(
-                        and_(
-                            curve_levels.c.job_id == job_id,
-                            level == k,
-                            block.between(first, last),
-                        )
-                        for job_id, (k, first, last) in chunk
-                    )
-                )
+    for chunk in _chunks(terms, lambda _: (1, 4)):
+        blocks = [
+            and_(curve_levels.c.job_id == job_id, level == piece[0], block.between(*piece[1:]))
+            for job_id, piece in chunk
+            if len(piece) == 3
+        ]
+        spans = [
+            and_(CurvePoint.job_id == job_id, epoch.between(*piece))
+            for job_id, piece in chunk
+            if len(piece) == 2
+        ]
+        parts = []
+        if blocks:
+            parts.append(
+                select(curve_levels.c.job_id, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
+                .add_columns(*_stat_columns(numeric))
+                .where(or_(*blocks))
             )
-        )
-        for row in session.execute(query):
+        if spans:
+            values = [c for f in numeric for c in (getattr(CurvePoint, f), epoch) * 2]
+            parts.append(
+                select(CurvePoint.job_id, epoch, epoch).add_columns(*values).where(or_(*spans))
+            )
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
+        for row in connection.execute(query):
             units[row[0]].append(list(row[1:]))
-    spans = [(job_id, span) for job_id, plan in plans.items() for span in plan[1]]
-    for chunk in _chunks(spans, lambda _: (1, 3)):
-        query = select(CurvePoint.job_id, CurvePoint.epoch).add_columns(
-            *(getattr(CurvePoint, f) for f in numeric)
-        )
-        query = query.where(
-            or_(
-                *(
-                    and_(CurvePoint.job_id == job_id, CurvePoint.epoch.between(a, b))
-                    for job_id, (a, b) in chunk
-                )
-            )
-        )
-        for row in session.execute(query):
-            units[row[0]].append(_unit_of_point(row[1], row[2:]))
     chosen: dict[str, list[int]] = {}
     for job_id, window in windows.items():
         buckets, span = window.buckets(nfields), window.span
@@ -369,6 +375,7 @@ def _read(
     """Rows (epoch, *fields) in epoch order: of each ``ranges`` job its epochs [lo, hi]
     (at most ``limit`` of them), of each ``picked`` job the listed epochs."""
     columns = [CurvePoint.job_id, CurvePoint.epoch, *(getattr(CurvePoint, f) for f in fields)]
+    connection = session.connection()
     out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for job_id, (lo, hi, limit) in ranges.items():
         if limit is not None:  # a page: one statement of its own, with its LIMIT
@@ -378,24 +385,59 @@ def _read(
                 .order_by(CurvePoint.epoch)
                 .limit(limit)
             )
-            out[job_id] = [tuple(row) for row in session.execute(query)]
+            out[job_id] = [tuple(row) for row in connection.execute(query)]
     terms: list[tuple[str, ColumnElement[bool], int]] = [
         (job_id, CurvePoint.epoch.between(lo, hi), 3)
         for job_id, (lo, hi, limit) in ranges.items()
         if limit is None
     ]
-    terms += [
-        (job_id, CurvePoint.epoch.in_(epochs), len(epochs) + 1)
-        for job_id, epochs in picked.items()
-        if epochs
-    ]
+    if session.get_bind().dialect.name == "postgresql":
+        _read_picked_postgresql(connection, picked, fields, out)
+    else:
+        terms += [
+            (job_id, CurvePoint.epoch.in_(epochs), len(epochs) + 1)
+            for job_id, epochs in picked.items()
+            if epochs
+        ]
     for chunk in _chunks(terms, lambda term: (1, term[2])):
         query = select(*columns).where(
             or_(*(and_(CurvePoint.job_id == job_id, term) for job_id, term, _ in chunk))
         )
-        for row in session.execute(query.order_by(CurvePoint.job_id, CurvePoint.epoch)):
+        for row in connection.execute(query.order_by(CurvePoint.job_id, CurvePoint.epoch)):
             out[row[0]].append(tuple(row[1:]))
     return out
+
+
+def _read_picked_postgresql(
+    connection: Any,
+    picked: dict[str, list[int]],
+    fields: Sequence[str],
+    out: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    """The chosen epochs of every job in one statement: one primary-key probe per epoch.
+
+    ``epoch = ANY(array)`` or a join on ``unnest`` let the planner scan all of a job's
+    points and filter them (it did, 8 ms for 264 of 10,000 points); the fenced LATERAL
+    subquery (``OFFSET 0``) keeps it to index probes (1.4 ms)."""
+    pairs = [(job_id, e) for job_id, epochs in picked.items() for e in epochs]
+    if not pairs:
+        return
+    # Column names from the point's declaration only (parse_fields refuses any other).
+    names = ", ".join(f"c.{CurvePoint.__table__.c[n].name}" for n in ("job_id", "epoch", *fields))
+    query = text(  # values are bound; the names come from the table
+        f"SELECT {names} FROM unnest(CAST(:job_ids AS text[]), CAST(:epochs AS integer[]))"  # noqa: S608
+        " AS w(job_id, epoch) CROSS JOIN LATERAL (SELECT * FROM curve_points p"
+        " WHERE p.job_id = w.job_id AND p.epoch = w.epoch OFFSET 0) AS c"
+        " ORDER BY c.job_id, c.epoch"
+    )
+    # As array literals (ids are hex, epochs integers): psycopg dumps a list element by
+    # element, which cost more than the whole statement.
+    params = {
+        "job_ids": "{" + ",".join(p[0] for p in pairs) + "}",
+        "epochs": "{" + ",".join(str(p[1]) for p in pairs) + "}",
+    }
+    for row in connection.execute(query, params):
+        out[row[0]].append(tuple(row[1:]))
 
 
 def _shape(rows: list[tuple[Any, ...]], fields: Sequence[str], columns: bool) -> dict[str, Any]:

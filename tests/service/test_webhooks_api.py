@@ -4,13 +4,17 @@ rotation, and the outbox written in the transaction of the change (or not at all
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select
 
-from service import lifecycle
+from service import lifecycle, webhooks
 from service.app import create_app
-from service.models import Webhook, WebhookDelivery
+from service.models import Tenant, Webhook, WebhookDelivery
+from service.schemas.webhooks import WebhookCreate
 from tests.support.jobs import insert_job, tiny_spec
 
 URL = "/api/v1/webhooks"
@@ -122,3 +126,81 @@ def test_events_are_written_with_the_change_and_only_when_it_commits(
     listed = private_client.get(f"{URL}/{hook['id']}/deliveries", headers=auth).get_json()
     assert [d["event"] for d in listed["items"]] == ["job.cancelled", "job.succeeded"]
     assert listed["items"][0]["attempts"] == []
+
+
+def test_a_batch_completes_once_when_its_last_job_ends(private_client, make_key, sessions):
+    auth = {"Authorization": f"Bearer {make_key('acme')}"}
+    hook = private_client.post(
+        URL, json={"url": "http://127.0.0.1:9/hook", "events": ["batch.completed"]}, headers=auth
+    ).get_json()
+    body = {"name": "sweep", "base": tiny_spec(), "grid": {"training.epochs": [5, 6, 7]}}
+    batch = private_client.post("/api/v1/batches", json=body, headers=auth).get_json()
+    first, second, third = batch["job_ids"]
+    with sessions() as session:
+        assert lifecycle.request_cancel(session, first, "queued")
+        session.commit()
+    claim = lifecycle.claim(sessions, second, "w:1", lease_seconds=60, max_attempts=3)
+    assert claim is not None
+    assert lifecycle.finish_failed(sessions, second, claim.attempt, {"type": "internal"})
+    assert deliveries(sessions) == []  # one job still queued: not complete
+    claim = lifecycle.claim(sessions, third, "w:1", lease_seconds=60, max_attempts=3)
+    assert claim is not None
+    assert lifecycle.finish_succeeded(sessions, third, claim.attempt, weights=b"", meta={})
+    (completed,) = deliveries(sessions, webhook_id=hook["id"])
+    assert completed.event == "batch.completed"
+    payload = json.loads(completed.body)
+    assert payload["data"]["id"] == batch["id"]
+    assert payload["data"]["counts"] == {"cancelled": 1, "failed": 1, "succeeded": 1}
+
+
+def test_an_attempt_rechecks_the_address_and_never_connects_to_a_refused_one(
+    sessions, settings, make_key
+):
+    """A URL that resolved publicly when it was created may resolve privately later (DNS
+    rebinding): every attempt checks again, records the refusal, and connects nowhere."""
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://localhost:{server.server_address[1]}/hook"
+        allowed = dataclasses.replace(
+            settings, webhook_allow_private=True, webhook_retry_seconds=""
+        )
+        with sessions() as session:
+            tenant = session.scalar(select(Tenant.id).where(Tenant.name == "acme"))
+            if tenant is None:
+                make_key("acme")
+                tenant = session.scalar(select(Tenant.id).where(Tenant.name == "acme"))
+            hook, _ = webhooks.create_webhook(
+                session, tenant, WebhookCreate(url=url, events=["job.succeeded"]), allowed
+            )
+            delivery = webhooks.send_test(session, tenant, hook.id)
+        # Delivered with private addresses allowed: it arrives.
+        assert webhooks.deliver(sessions, delivery.id, allowed) == "succeeded"
+        assert received == ["/hook"]
+        # The same URL with private addresses refused: recorded as failed, nothing sent.
+        refused = dataclasses.replace(allowed, webhook_allow_private=False)
+        with sessions() as session:
+            again = webhooks.send_test(session, tenant, hook.id)
+        assert webhooks.deliver(sessions, again.id, refused) == "failed"
+        assert received == ["/hook"]
+        with sessions() as session:
+            rows, _ = webhooks.list_deliveries(session, tenant, hook.id, None, None, 10)
+        newest, attempts = rows[0]
+        assert newest.id == again.id
+        assert attempts[0].status_code is None
+        assert "127.0.0.1" in attempts[0].error or "::1" in attempts[0].error
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,10 +10,13 @@ import logging
 from functools import lru_cache, partial
 
 from celery import Celery
+from kombu import Exchange
+from kombu import Queue as KombuQueue
 
 from service import logs
 from service.config import Settings
 from service.dispatch import Sender
+from service.schemas.names import Queue
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,28 @@ WEBHOOK_QUEUE = "webhooks"
 APP_NAME = "deltaflow"
 # Above kombu's 1 s BRPOP timeout; found by tests/faults/test_broker_outage.py.
 REDIS_SOCKET_TIMEOUT_SECONDS = 3.0
+# The worker consumes ``interactive`` first, then webhook deliveries, then ``batch`` (on
+# Redis; see worker.celery_app).
+QUEUE_ORDER = (Queue.interactive.value, WEBHOOK_QUEUE, Queue.batch.value)
+# RabbitMQ: every queue is a priority queue (x-max-priority), so a message sent with
+# ``priority=0..MAX_PRIORITY`` overtakes lower ones waiting in the same queue.
+MAX_PRIORITY = 9
+
+
+def uses_amqp(settings: Settings) -> bool:
+    """RabbitMQ (``amqp://``, ``pyamqp://``, ``amqps://``) rather than Redis or files."""
+    return settings.broker_url.split("://", 1)[0] in {"amqp", "amqps", "pyamqp"}
+
+
+def task_queues(settings: Settings) -> list[KombuQueue]:
+    """The queues, declared alike by the API's client app and the worker (RabbitMQ refuses
+    a second declaration with other arguments): a direct exchange per queue, as
+    ``send_task(queue=…)`` uses, and on RabbitMQ ``x-max-priority``."""
+    arguments = {"x-max-priority": MAX_PRIORITY} if uses_amqp(settings) else None
+    return [
+        KombuQueue(name, Exchange(name), routing_key=name, queue_arguments=arguments)
+        for name in QUEUE_ORDER
+    ]
 
 
 def celery_config(settings: Settings) -> dict:
@@ -41,7 +66,14 @@ def celery_config(settings: Settings) -> dict:
         "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
         "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     }
-    if settings.uses_filesystem_broker:
+    if uses_amqp(settings):
+        # Publisher confirms: a send returns once RabbitMQ has the message (else it
+        # raises and the job stays queued for the reaper). Acks stay late, prefetch 1; a
+        # dead worker's unacked message comes back at once when its connection closes
+        # (no visibility timeout). RabbitMQ's own consumer_timeout (30 min by default)
+        # must be above the hard time limit: docs/scaling.md.
+        transport = {"confirm_publish": True}
+    elif settings.uses_filesystem_broker:
         queue_dir = settings.broker_dir / "queue"
         control_dir = settings.broker_dir / "control"
         queue_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +100,7 @@ def celery_config(settings: Settings) -> dict:
         "task_soft_time_limit": settings.soft_time_limit_seconds,
         "task_time_limit": hard,
         "task_default_queue": "interactive",
+        "task_queues": task_queues(settings),
         "worker_hijack_root_logger": False,
     }
 

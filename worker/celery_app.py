@@ -7,8 +7,10 @@ backend, time limits, visibility timeout above the hard limit.
 Queues: ``interactive`` (single jobs) and ``batch`` (sweeps). A worker consumes both,
 ``interactive`` first: on Redis the queues are polled in the declared order
 (``queue_order_strategy="priority"``), so a single job never waits behind a 1000-job
-sweep; on the embedded filesystem broker kombu serves them round-robin, which still lets
-single jobs through between batch jobs.
+sweep; on RabbitMQ and on the embedded filesystem broker the queues are served
+round-robin, which still lets single jobs through between batch jobs. On RabbitMQ every
+queue also has ``x-max-priority`` (``service.queue.task_queues``, declared alike by the
+API), so a message sent with a higher ``priority`` overtakes others in its queue.
 
 The main process also runs the reaper thread (``worker.reaper``) and passes a warm
 shutdown on to the runs in its pool children (``worker.shutdown``).
@@ -25,25 +27,18 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 from celery import Celery, signals  # noqa: E402
-from kombu import Exchange  # noqa: E402
-from kombu import Queue as KombuQueue  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from service.queue import APP_NAME, WEBHOOK_QUEUE, celery_config  # noqa: E402
-from service.schemas.names import Queue  # noqa: E402
+from service.queue import APP_NAME, celery_config  # noqa: E402
 from worker import logsetup, shutdown  # noqa: E402,F401  (logsetup: signal receivers)
 
 log = logging.getLogger(__name__)
 
-QUEUE_ORDER = (Queue.interactive.value, WEBHOOK_QUEUE, Queue.batch.value)
-
 
 def make_app(settings: Settings) -> Celery:
     app = Celery(APP_NAME, include=["worker.tasks"])
-    config = celery_config(settings)  # sets queue_order_strategy="priority" on Redis
+    config = celery_config(settings)  # queues, and queue_order_strategy="priority" on Redis
     config.update(
-        # The same exchange per queue as the API's client app creates on send_task(queue=…).
-        task_queues=[KombuQueue(name, Exchange(name), routing_key=name) for name in QUEUE_ORDER],
         worker_hijack_root_logger=True,
         worker_redirect_stdouts=False,
     )

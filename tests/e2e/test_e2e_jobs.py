@@ -1,8 +1,8 @@
 """Submit over HTTP, train in a real Celery worker process, read the results over HTTP.
 
-Runs on both backends: embedded (SQLite + filesystem broker) and production
-(PostgreSQL + Redis), with one worker per module; tests that stop or kill workers are in
-test_e2e_reliability.py.
+Runs on every backend: embedded (SQLite + filesystem broker), production (PostgreSQL +
+Redis) and PostgreSQL + RabbitMQ, with one worker per module; tests that stop or kill
+workers are in test_e2e_reliability.py (and, on RabbitMQ too, in tests/faults).
 """
 
 from __future__ import annotations
@@ -22,6 +22,18 @@ from tests.support.jobs import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", params=["embedded", "production", "rabbitmq"])
+def backend(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """This module also runs on RabbitMQ (the shared fixture has the two others)."""
+    return request.getfixturevalue(f"{request.param}_backend")
+
+
+def test_readyz_checks_the_configured_broker(api, backend):
+    response = api.client.get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["checks"]["broker"] == "ok"
 
 
 def test_a_job_trains_and_its_model_predicts(api, backend, running_worker):

@@ -79,6 +79,9 @@ def test_workers_can_be_scaled_and_shut_down_warmly():
     worker = SERVICES["worker"]
     assert "container_name" not in worker  # --scale worker=N needs generated names
     assert "ports" not in worker
+    # Each replica its own hostname (the container id): lease owners are hostname:pid,
+    # and every replica's pool children have the same pids.
+    assert "hostname" not in worker
     assert worker["stop_signal"] == "SIGTERM"  # warm shutdown: checkpoint and release
 
 

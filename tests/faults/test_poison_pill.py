@@ -20,8 +20,8 @@ pytestmark = pytest.mark.faults
 FAULTY_WORKER = Path(__file__).with_name("faulty_worker.py")
 
 
-def test_poison_pill_fails_after_the_attempt_limit(any_stack, record_tally):
-    stack = any_stack
+def test_poison_pill_fails_after_the_attempt_limit(every_stack, record_tally):
+    stack = every_stack
     command = [sys.executable, str(FAULTY_WORKER), *stack.celery_worker_args("poisoned", 2)]
     stack.start_worker("poisoned", command=command, env={"DELTAFLOW_FAULT_INJECTION": "1"})
     poison_id = stack.api.submit(tiny_job(f"{POISON_MARKER}-0", seed=0))

@@ -51,9 +51,9 @@ def test_sigkill_one_pool_child(pg_stack, record_tally):
     assert audits[victim_job.id].attempt >= 2
 
 
-def test_sigterm_hands_the_job_to_another_worker(any_stack, record_tally):
+def test_sigterm_hands_the_job_to_another_worker(every_stack, record_tally):
     """Scenario 8: warm shutdown checkpoints and releases the job; another worker resumes it."""
-    stack = any_stack
+    stack = every_stack
     workers = [stack.start_worker(name, concurrency=1) for name in ("one", "other")]
     job_id = stack.api.submit(tiny_job("sigterm", seed=5, epochs=3 * EPOCHS, variant=1))
     job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)

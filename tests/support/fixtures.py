@@ -6,6 +6,9 @@
 - ``embedded_backend`` (module): SQLite + kombu filesystem broker in a temporary folder.
 - ``production_backend`` (module): a fresh PostgreSQL database and a claimed Redis
   database number, both removed afterwards.
+- ``rabbitmq_backend`` (module): a fresh PostgreSQL database and a RabbitMQ virtual host
+  of its own (127.0.0.1:5672, guest/guest); ``broker_backend`` is parametrized over
+  ``production`` (Redis) and ``rabbitmq`` for the modules that run on both brokers.
 - ``backend`` (module): parametrized over both.
 - ``worker_process``: a factory that starts real worker processes; all are stopped
   (SIGKILL if they do not exit) when the test ends. ``running_worker`` (module): one
@@ -28,7 +31,15 @@ from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
 from worker.runtime import Runtime
 
-from .servers import Postgres, Redis, ServerUnavailable, find_postgres, find_redis
+from .servers import (
+    Postgres,
+    RabbitMQ,
+    Redis,
+    ServerUnavailable,
+    find_postgres,
+    find_rabbitmq,
+    find_redis,
+)
 from .workers import WorkerProcess
 
 # Fast timings for tests: short leases and reaper intervals so recovery takes seconds.
@@ -111,6 +122,39 @@ def redis_server() -> Iterator[Redis]:
         unavailable(f"Redis: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[RabbitMQ]:
+    try:
+        server = find_rabbitmq()
+    except (ServerUnavailable, OSError) as exc:
+        unavailable(f"RabbitMQ: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_backend(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres, rabbitmq_server: RabbitMQ
+) -> Iterator[Backend]:
+    database = postgres_server.create_database()
+    vhost = rabbitmq_server.create_vhost()
+    url = postgres_server.sqlalchemy_url(database)
+    upgrade(url)
+    backend = Backend(
+        "rabbitmq", tmp_path_factory.mktemp("rabbitmq"), url, rabbitmq_server.url(vhost)
+    )
+    yield backend
+    backend.close()
+    rabbitmq_server.delete_vhost(vhost)
+    postgres_server.drop_database(database)
+
+
+@pytest.fixture(scope="module", params=["production", "rabbitmq"])
+def broker_backend(request: pytest.FixtureRequest) -> Backend:
+    """PostgreSQL with Redis, then with RabbitMQ."""
+    return request.getfixturevalue(f"{request.param}_backend")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Real PostgreSQL and Redis for tests: the machine's shared servers, or throwaway ones.
+"""Real PostgreSQL, Redis and RabbitMQ for tests: the machine's shared servers, or throwaway ones.
 
 - ``find_postgres``/``find_redis`` (ordinary tests) return a handle on the server that
   answers on 127.0.0.1:5432/6379, or start a throwaway instance when none does
@@ -9,6 +9,11 @@
 - ``ThrowawayPostgres``/``ThrowawayRedis`` are servers of our own on free ports in
   temporary folders: the fault scenarios and the multi-host suite stop, restart and
   pause them; the shared servers are never touched.
+
+- ``find_rabbitmq`` returns a handle on the RabbitMQ answering on 127.0.0.1:5672
+  (guest/guest), starting the machine's ``rabbitmq-server`` when none answers. Isolation
+  is one virtual host per user (``rabbitmqctl add_vhost``, deleted afterwards): queues
+  and messages of concurrent runs never meet. The server itself is never stopped.
 
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user
 (``setpriv`` execs, so the process we hold is the postmaster). Both listen on 127.0.0.1
@@ -43,6 +48,8 @@ PG_USER = "postgres"
 REDIS_PORT = 6379
 REDIS_LOCK_PREFIX = "deltaflow:test-db-lock:"
 REDIS_LOCK_SECONDS = 3 * 3600
+RABBITMQ_PORT = 5672
+RABBITMQ_START_SECONDS = 90.0
 STARTUP_SECONDS = 30.0
 SHUTDOWN_SECONDS = 30.0
 
@@ -374,6 +381,80 @@ class Redis:
         if self.own is not None:
             self.own.destroy()
             self.own = None
+
+
+@dataclass
+class RabbitMQ:
+    """The machine's RabbitMQ; each user gets a virtual host of its own."""
+
+    port: int = RABBITMQ_PORT
+    held: set[str] = field(default_factory=set)
+
+    def url(self, vhost: str) -> str:
+        return f"amqp://guest:guest@{LOOPBACK}:{self.port}/{vhost}"
+
+    def create_vhost(self) -> str:
+        name = f"deltaflow-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _rabbitmqctl("add_vhost", name)
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        self.held.add(name)
+        return name
+
+    def delete_vhost(self, name: str) -> None:
+        _rabbitmqctl("delete_vhost", name)
+        self.held.discard(name)
+
+    def purge(self, vhost: str, queues: Sequence[str]) -> None:
+        """Delete ``queues`` of ``vhost`` with their messages (a fresh broker per scenario)."""
+        from kombu import Connection
+
+        with Connection(self.url(vhost), connect_timeout=5) as conn:
+            channel = conn.default_channel
+            for queue in queues:
+                channel.queue_delete(queue)
+
+    def stop(self) -> None:
+        """Remove the virtual hosts still held; the server keeps running."""
+        for name in list(self.held):
+            self.delete_vhost(name)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=STARTUP_SECONDS
+    )
+
+
+def rabbitmq_answers(port: int = RABBITMQ_PORT) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(f"amqp://guest:guest@{LOOPBACK}:{port}//", connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=0, timeout=2)
+    except Exception:  # amqp's and the socket's errors alike: not there
+        return False
+    return True
+
+
+def find_rabbitmq() -> RabbitMQ:
+    """The RabbitMQ on 127.0.0.1:5672, started (``rabbitmq-server -detached``) if needed."""
+    if rabbitmq_answers():
+        return RabbitMQ()
+    if shutil.which("rabbitmq-server") is None or shutil.which("rabbitmqctl") is None:
+        raise ServerUnavailable("RabbitMQ does not answer on 5672 and rabbitmq-server is missing")
+    subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True, timeout=30)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "await_startup"],
+        check=False,
+        capture_output=True,
+        timeout=RABBITMQ_START_SECONDS,
+    )
+    deadline = time.monotonic() + RABBITMQ_START_SECONDS
+    while not rabbitmq_answers():
+        if time.monotonic() > deadline:
+            raise ServerUnavailable("rabbitmq-server was started but 5672 does not answer")
+        time.sleep(1)
+    return RabbitMQ()
 
 
 def postgres_answers(port: int = PG_PORT) -> bool:

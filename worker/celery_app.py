@@ -62,6 +62,22 @@ def _start_reaper(**_kwargs: object) -> None:
     _reaper.start()
 
 
+@signals.celeryd_init.connect
+def _remember_processes(options: dict | None = None, **_kwargs: object) -> None:
+    """Before the pool forks: how many children share this host's cores (worker.blas)."""
+    from worker import blas
+
+    blas.remember_processes(int((options or {}).get("concurrency") or 0) or None)
+
+
+@signals.worker_process_init.connect
+def _limit_blas(**_kwargs: object) -> None:
+    """Each pool child takes max(1, cores // children) BLAS threads."""
+    from worker import blas
+
+    blas.limit_in_child()
+
+
 @signals.worker_shutting_down.connect
 def _forward_warm_shutdown(how: str = "Warm", **_kwargs: object) -> None:
     if _reaper is not None:

@@ -20,8 +20,11 @@ IDLE_PING_SECONDS = 2.0
 POOL_SIZE = 8  # `deltaflow api` runs 8 threads per process (a worker process uses one)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite files get their folder and pragmas."""
+def make_engine(url: str, connect_args: dict[str, Any] | None = None) -> Engine:
+    """Create an engine for ``url``; SQLite files get their folder and pragmas.
+
+    ``connect_args`` go to the PostgreSQL driver (libpq parameters, e.g. the workers'
+    keepalives and ``tcp_user_timeout``: ``worker.runtime``)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -36,7 +39,13 @@ def make_engine(url: str) -> Engine:
     # pinged (a ping on every checkout was a round trip in front of every request). Up to
     # POOL_SIZE connections are kept open once concurrency needed them: an "overflow"
     # connection is closed on return, and opening one costs a PostgreSQL backend.
-    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_use_lifo=True)
+    engine = create_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        pool_use_lifo=True,
+        connect_args=connect_args or {},
+    )
     _ping_when_idle(engine)
     return engine
 

@@ -37,12 +37,34 @@ def runtime() -> Runtime:
         pid = os.getpid()
         if _current is None or _current[0] != pid:
             settings = Settings.from_env()
-            engine = make_engine(settings.database_url)
+            postgres = settings.database_url.startswith("postgresql")
+            args = tcp_settings(settings.lease_seconds) if postgres else None
+            engine = make_engine(settings.database_url, connect_args=args)
             if engine.dialect.name == "postgresql":
                 end_stuck_transactions(engine, settings.lease_seconds)
             factory = make_sessionmaker(engine)
             _current = (pid, Runtime(settings, factory, f"{socket.gethostname()}:{pid}"))
         return _current[1]
+
+
+def tcp_settings(lease_seconds: float) -> dict[str, int]:
+    """libpq TCP parameters of a worker's PostgreSQL connections, scaled to the lease.
+
+    Without them a run whose host was cut off hangs in its flush until the kernel gives
+    up (about 15 minutes; seen in tests/multihost): ``tcp_user_timeout`` drops a
+    connection whose sent data stayed unacknowledged for a lease, so the write fails, the
+    run sees its lease lapse and stops, and its pool slot is free again. Keepalives find
+    a dead idle connection within about a lease instead of the kernel's two hours.
+    """
+    lease = max(1.0, lease_seconds)
+    return {
+        "keepalives": 1,
+        "keepalives_idle": max(1, int(lease / 3)),
+        "keepalives_interval": max(1, int(lease / 6)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(lease * 1000),
+        "connect_timeout": max(2, int(lease / 3)),
+    }
 
 
 def end_stuck_transactions(engine: Engine, lease_seconds: float) -> None:

@@ -1,8 +1,10 @@
 """End-to-end throughput of tiny training jobs beside raw Celery throughput, same broker.
 
     .venv/bin/python benchmarks/throughput.py [--jobs 200] [--noop 2000] [--epochs 5]
+        [--brokers redis,rabbitmq]
 
-Needs PostgreSQL and Redis on 127.0.0.1 (or the binaries, for throwaway instances). For
+Needs PostgreSQL and Redis on 127.0.0.1 (or the binaries, for throwaway instances), and
+for ``--brokers rabbitmq`` RabbitMQ on 127.0.0.1:5672 (a virtual host of its own). For
 one and then two worker processes (``celery -A worker.celery_app worker -Q
 interactive,batch -c 1``, the production shape: acks_late, prefetch 1):
 
@@ -42,6 +44,7 @@ from service.queue import celery_config  # noqa: E402
 NOOP_QUEUE = "bench-noop"
 NOOP_COUNTER = "bench:noop:done"
 BROKER_ENV = "DELTAFLOW_BENCH_BROKER_URL"
+COUNTER_ENV = "DELTAFLOW_BENCH_COUNTER_URL"  # Redis, whatever the broker
 
 
 def _noop_app() -> Celery:
@@ -69,7 +72,8 @@ def _redis() -> Any:
     if _REDIS is None:
         import redis
 
-        _REDIS = redis.Redis.from_url(os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15"))
+        url = os.environ.get(COUNTER_ENV) or os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15")
+        _REDIS = redis.Redis.from_url(url)
     return _REDIS
 
 
@@ -90,30 +94,43 @@ def main() -> None:
     parser.add_argument("--noop", type=int, default=2000, help="no-op tasks per run")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each tiny job")
     parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
+    parser.add_argument("--brokers", default="redis", help="redis, rabbitmq or both")
     args = parser.parse_args()
 
-    from tests.support.servers import find_postgres, find_redis
+    from tests.support.servers import find_postgres, find_rabbitmq, find_redis
 
     scratch = Path(tempfile.mkdtemp(prefix="deltaflow-bench-"))
-    postgres = find_postgres(scratch / "postgres")
-    redis_server = find_redis(scratch / "redis")
+    postgres = find_postgres()
+    redis_server = find_redis()
+    rabbit = find_rabbitmq() if "rabbitmq" in args.brokers else None
     number = redis_server.claim_database()
-    database = postgres.create_database()
-    rows = []
+    tables: dict[str, list] = {}
     try:
-        broker = redis_server.url(number)
-        url = postgres.sqlalchemy_url(database)
-        for workers in [int(n) for n in args.workers.split(",")]:
-            e2e, post = measure_service(url, broker, scratch, workers, args.jobs, args.epochs)
-            raw = measure_noop(broker, scratch, workers, args.noop)
-            rows.append((workers, e2e, post, raw))
-            print(
-                f"workers={workers} deltaflow={e2e:.1f} jobs/s (POST {post:.2f} s) "
-                f"raw={raw:.1f} tasks/s",
-                flush=True,
-            )
+        counter = redis_server.url(number)
+        os.environ[COUNTER_ENV] = counter
+        for name in args.brokers.split(","):
+            database = postgres.create_database()
+            vhost = rabbit.create_vhost() if name == "rabbitmq" and rabbit else None
+            broker = rabbit.url(vhost) if rabbit and vhost else counter
+            url = postgres.sqlalchemy_url(database)
+            rows = tables.setdefault(name, [])
+            try:
+                for workers in [int(n) for n in args.workers.split(",")]:
+                    e2e, post = measure_service(
+                        url, broker, scratch / name, workers, args.jobs, args.epochs
+                    )
+                    raw = measure_noop(broker, scratch / name, workers, args.noop)
+                    rows.append((workers, e2e, post, raw))
+                    print(
+                        f"broker={name} workers={workers} deltaflow={e2e:.1f} jobs/s "
+                        f"(POST {post:.2f} s) raw={raw:.1f} tasks/s",
+                        flush=True,
+                    )
+            finally:
+                postgres.drop_database(database)
+                if rabbit and vhost:
+                    rabbit.delete_vhost(vhost)
     finally:
-        postgres.drop_database(database)
         redis_server.release_database(number)
         postgres.stop()
         redis_server.stop()
@@ -121,11 +138,14 @@ def main() -> None:
     print()
     print(f"tiny jobs: xor 64 samples, 2-4-2 tanh/softmax, {args.epochs} epochs, adam;")
     print(f"{args.jobs} jobs and {args.noop} no-op tasks per run; 1 process per worker")
-    print()
-    print("| workers | deltaflow jobs/s | batch POST (s) | raw Celery no-op tasks/s | ratio |")
-    print("|---:|---:|---:|---:|---:|")
-    for workers, e2e, post, raw in rows:
-        print(f"| {workers} | {e2e:.1f} | {post:.2f} | {raw:.1f} | {e2e / raw:.3f} |")
+    for name, rows in tables.items():
+        print()
+        print(f"broker: {name}")
+        print()
+        print("| workers | deltaflow jobs/s | batch POST (s) | raw Celery no-op tasks/s | ratio |")
+        print("|---:|---:|---:|---:|---:|")
+        for workers, e2e, post, raw in rows:
+            print(f"| {workers} | {e2e:.1f} | {post:.2f} | {raw:.1f} | {e2e / raw:.3f} |")
 
 
 def _start_workers(count: int, env: dict[str, str], log_dir: Path, app: str, queues: str) -> list:
@@ -229,8 +249,8 @@ def _wait_succeeded(factory: Any, batch_id: str, count: int, timeout: float = 60
 def measure_noop(broker: str, scratch: Path, workers: int, count: int) -> float:
     """Tasks/s of ``count`` no-op messages, from the first send to the last INCR."""
     os.environ[BROKER_ENV] = broker
-    env = {BROKER_ENV: broker}
-    redis_client = _redis_for(broker)
+    env = {BROKER_ENV: broker, COUNTER_ENV: os.environ[COUNTER_ENV]}
+    redis_client = _redis_for(os.environ[COUNTER_ENV])
     procs = _start_workers(
         workers, env, scratch / f"noop-{workers}", "benchmarks.throughput:noop_app", NOOP_QUEUE
     )

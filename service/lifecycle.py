@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import counters, curves, summaries, webhooks
 from service.clock import after_or_db, db_now, now_or_db
 from service.db import dialect_insert, transaction
-from service.models import Checkpoint, Job, TrainedModel
+from service.models import Batch, Checkpoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
 from service.schemas.records import point_values
 from service.timeutil import utcnow
@@ -53,6 +53,11 @@ class Claim:
     batch_id: str | None = None
     batch_index: int | None = None
     checkpoint_adopted: bool = False  # copied from another trial (PBT): adopt, not resume
+    # The batch's spec, varied paths and whether its search still grows, read with the
+    # claim so that a trial's run needs no read of its own for them.
+    batch_spec: dict[str, Any] | None = field(default=None, repr=False)
+    batch_varied: list[Any] | None = field(default=None, repr=False)
+    batch_growing: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,14 +166,17 @@ def claim(
         row = session.execute(
             select(
                 Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs, Job.batch_id,
-                Job.batch_index,
-            ).where(Job.id == job_id)
+                Job.batch_index, Batch.spec.label("batch_spec"), Batch.varied, Batch.growing,
+            ).outerjoin(Batch, Batch.id == Job.batch_id).where(Job.id == job_id)
         ).one()  # fmt: skip
-        saved = session.execute(
-            select(Checkpoint.epoch, Checkpoint.state, Checkpoint.adopted).where(
-                Checkpoint.job_id == job_id
-            )
-        ).one_or_none()
+        # Only a run after another (resumed, released or exploited) can find a checkpoint.
+        saved = None
+        if row.attempt > 1:
+            saved = session.execute(
+                select(Checkpoint.epoch, Checkpoint.state, Checkpoint.adopted).where(
+                    Checkpoint.job_id == job_id
+                )
+            ).one_or_none()
     return Claim(
         job_id=job_id,
         attempt=row.attempt,
@@ -182,6 +190,9 @@ def claim(
         batch_id=row.batch_id,
         batch_index=row.batch_index,
         checkpoint_adopted=bool(saved and saved.adopted),
+        batch_spec=row.batch_spec,
+        batch_varied=row.varied,
+        batch_growing=bool(row.growing),
     )
 
 
@@ -230,12 +241,7 @@ def flush(
         if not _update(session, fenced(job_id, attempt), **values):
             return Pulse(alive=False)
         if points:
-            last = points[-1]
-            newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
-            _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
-            curves.insert_points(session, job_id, points)
-            counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
-            summaries.record(session, job_id, points)
+            _write_points(session, job_id, points)
         if checkpoint is not None:
             _save_checkpoint(session, job_id, attempt, checkpoint, now)
         cancel = _cancel_requested(session, job_id)
@@ -274,6 +280,40 @@ def finish_succeeded(
         session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
         session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
     return True
+
+
+def complete(
+    factory: SessionFactory,
+    job_id: str,
+    attempt: int,
+    points: Sequence[dict[str, Any]],
+    *,
+    weights: bytes,
+    meta: dict[str, Any],
+    checkpointed: bool = True,
+) -> str | None:
+    """A run's last write, in one transaction: its last points, then ``succeeded`` with the
+    model — or ``cancelled`` if a cancel was requested meanwhile (the points are kept).
+    ``checkpointed=False`` (no checkpoint was loaded or saved) skips deleting it.
+
+    Returns the status written, or None if the fence was lost. One commit where a flush
+    and a finish took two (a tiny job's bookkeeping is mostly commits).
+    """
+    now = db_now()
+    with transaction(factory) as session:
+        not_cancelled = and_(fenced(job_id, attempt), Job.cancel_requested.is_(False))
+        if _finish(session, job_id, attempt, JobStatus.succeeded, None, now, not_cancelled):
+            status = JobStatus.succeeded
+            session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
+            if checkpointed:
+                session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+        elif _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
+            status = JobStatus.cancelled
+        else:
+            return None
+        if points:
+            _write_points(session, job_id, points)
+    return status.value
 
 
 def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:
@@ -417,21 +457,28 @@ def _finish(
     status: JobStatus,
     error: JobError | None,
     now: Any,  # a datetime, or the database's clock (service.clock)
+    where: Any = None,  # the fence, or a narrower condition
 ) -> bool:
-    won = _update(
-        session,
-        fenced(job_id, attempt),
-        status=status.value,
-        error=error,
-        lease_owner=None,
-        lease_expires_at=None,
-        finished_at=now,
-        updated_at=now,
-        version=Job.version + 1,
+    statement = (
+        update(Job)
+        .where(fenced(job_id, attempt) if where is None else where)
+        .values(
+            status=status.value,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        .returning(Job.started_at, Job.finished_at)  # as stored: now may be the database's
+        .execution_options(synchronize_session=False)
     )
-    if won:
-        _ended(session, job_id, status)
-    return won
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        return False
+    counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
+    return True
 
 
 def _ended(session: Session, job_id: str, status: JobStatus) -> None:
@@ -447,6 +494,17 @@ def _ended(session: Session, job_id: str, status: JobStatus) -> None:
     ).one()  # fmt: skip
     counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
     webhooks.job_ended(session, job_id, row)
+
+
+def _write_points(session: Session, job_id: str, points: Sequence[dict[str, Any]]) -> None:
+    """Curve points after the run's fenced write won: the rows, ``jobs.epoch`` and
+    ``jobs.metrics`` (forward only), the epochs counter and the job's summary."""
+    last = points[-1]
+    newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
+    _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
+    curves.insert_points(session, job_id, points)
+    counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
+    summaries.record(session, job_id, points)
 
 
 def _cancel_requested(session: Session, job_id: str) -> bool:

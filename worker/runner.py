@@ -100,7 +100,8 @@ def run_job(
     )
     run = _Run(rt, claim, stop or threading.Event(), time_limit or threading.Event())
     outcome = run.execute()
-    if claim.batch_id is not None and outcome not in (Outcome.released, Outcome.exploited):
+    # A TPE search makes its next trials as earlier ones end (other batches never grow).
+    if claim.batch_growing and outcome not in (Outcome.released, Outcome.exploited):
         grow_search(rt, claim.batch_id)
     return outcome
 
@@ -154,6 +155,7 @@ class _Run:
     checkpoint_epoch: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed flush is not retried
     reporting: schedulers.Reporting | None = None  # the batch's scheduler, if any
+    checkpointed: bool = False  # this run saved a checkpoint (the finish deletes it)
 
     def execute(self) -> str:
         keeper = LeaseKeeper(self.rt, self.claim)
@@ -224,26 +226,33 @@ class _Run:
         for stats in trainer.epochs():
             self.buffer.append(point_from_stats(stats))
             self._after_epoch(trainer)
-        pulse = self._final(lambda: self._flush(None))
-        self._obey(pulse)
-        done = self._final(
-            lambda: lifecycle.finish_succeeded(
+        weights = weights_npz(prepared.net)
+        meta = model_meta(
+            prepared.net,
+            task=prepared.data.task,
+            classes=prepared.data.classes,
+            standardization=prepared.standardization,
+            stop_reason=trainer.stop_reason,
+            epochs_run=trainer.epoch,
+        )
+        # The last points, the model and the finish: one transaction (lifecycle.complete).
+        status = self._final(
+            lambda: lifecycle.complete(
                 rt.factory,
                 self.job_id,
                 claim.attempt,
-                weights=weights_npz(prepared.net),
-                meta=model_meta(
-                    prepared.net,
-                    task=prepared.data.task,
-                    classes=prepared.data.classes,
-                    standardization=prepared.standardization,
-                    stop_reason=trainer.stop_reason,
-                    epochs_run=trainer.epoch,
-                ),
-            )
+                self.buffer,
+                weights=weights,
+                meta=meta,
+                checkpointed=claim.checkpoint is not None or self.checkpointed,
+            )  # fmt: skip
         )
-        if not done:
-            return Outcome.lost
+        if status is None:
+            return self._lost()
+        self.buffer = []
+        if status == Outcome.cancelled:
+            log.info("job=%s cancelled", self.job_id)
+            return Outcome.cancelled
         log.info("job=%s succeeded epochs=%d", self.job_id, trainer.epoch)
         return Outcome.succeeded
 
@@ -306,6 +315,8 @@ class _Run:
     def _flush(
         self, checkpoint: tuple[int, bytes] | None, decide: Callable[[Any], Any] | None = None
     ) -> Pulse:
+        if checkpoint is not None:
+            self.checkpointed = True  # before the write: it may commit and still raise
         pulse = lifecycle.flush(
             self.rt.factory,
             self.job_id,

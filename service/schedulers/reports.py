@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -65,10 +66,14 @@ def reporting(factory: sessionmaker[Session], claim: Claim) -> Reporting | None:
     """The claim's batch scheduler, or None (not a batch job, or no scheduler)."""
     if claim.batch_id is None or claim.batch_index is None:
         return None
-    with factory() as session:
-        batch = session.execute(
-            select(Batch.spec, Batch.varied).where(Batch.id == claim.batch_id)
-        ).one_or_none()
+    batch: Any = None
+    if claim.batch_spec is not None:  # read with the claim: no transaction of its own
+        batch = SimpleNamespace(spec=claim.batch_spec, varied=claim.batch_varied or [])
+    else:
+        with factory() as session:
+            batch = session.execute(
+                select(Batch.spec, Batch.varied).where(Batch.id == claim.batch_id)
+            ).one_or_none()
     config = batch.spec.get("scheduler") if batch else None
     scheduler = SCHEDULERS.get(config.get("name", "")) if config else None
     if batch is None or scheduler is None or config is None:

@@ -33,7 +33,6 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     delete,
-    func,
     insert,
     literal,
     or_,
@@ -65,8 +64,8 @@ BOUND_PARAMETERS = 5000
 LEVEL_BASE = 8
 LEVELS = 5
 STATS = ("min", "min_epoch", "max", "max_epoch")
-# A job's ETA uses the mean wall time of this many most recent epochs.
-ETA_WINDOW = 20
+# A job's ETA uses the median wall time of this many most recent epochs.
+ETA_WINDOW = 50
 
 
 def insert_points(session: Session, job_id: str, points: Sequence[dict[str, Any]]) -> None:
@@ -554,13 +553,21 @@ def batch_curves(
 
 
 def mean_epoch_seconds(session: Session, job_id: str) -> float | None:
-    """The mean wall time of the job's most recent epochs (None before its first)."""
-    recent = (
-        select(CurvePoint.seconds)
+    """A typical wall time of the job's recent epochs (None before its first): the median
+    of the last ``ETA_WINDOW``, leaving out epoch 1 once there are others. The first epoch
+    carries the warm-up (data loading, first allocations) and single epochs spike (a
+    checkpoint, a busy core); with a mean, early ETAs swung several-fold within seconds."""
+    recent = session.execute(
+        select(CurvePoint.epoch, CurvePoint.seconds)
         .where(CurvePoint.job_id == job_id)
         .order_by(CurvePoint.epoch.desc())
         .limit(ETA_WINDOW)
-        .subquery()
-    )
-    mean = session.scalar(select(func.avg(recent.c.seconds)))
-    return None if mean is None else float(mean)
+    ).all()
+    times = sorted(seconds for epoch, seconds in recent if epoch != 1)
+    if not times:
+        times = [seconds for _, seconds in recent]
+    if not times:
+        return None
+    middle = len(times) // 2
+    median = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+    return float(median)

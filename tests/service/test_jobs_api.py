@@ -316,6 +316,24 @@ def test_progress_reports_fraction_and_eta_from_epoch_times(
     assert progress == {"epoch": 5, "epochs": 20, "fraction": 0.25, "eta_seconds": 7.5}
 
 
+def test_the_eta_ignores_the_warm_up_epoch_and_single_spikes(
+    client, auth, spec, set_job, add_points
+):
+    job_id = submit(client, auth, spec).get_json()["id"]
+    set_job(job_id, status="running")
+
+    def eta() -> float:
+        return client.get(f"{JOBS}/{job_id}", headers=auth).get_json()["progress"]["eta_seconds"]
+
+    add_points(job_id, range(1, 2), seconds=3.0)  # the first epoch: loading, allocating
+    assert eta() == 3.0 * 19  # nothing better known yet
+    add_points(job_id, range(2, 4), seconds=0.5)
+    assert eta() == 0.5 * 17  # a mean would say 1.33 s per epoch: 22.7 s
+    add_points(job_id, range(4, 5), seconds=4.0)  # a checkpoint, a busy core
+    add_points(job_id, range(5, 6), seconds=0.5)
+    assert eta() == 0.5 * 15
+
+
 def test_unknown_jobs_are_404_for_every_operation(client, auth, unchanged):
     for method, path, body in [
         ("get", f"{JOBS}/does-not-exist", None),

@@ -278,13 +278,15 @@ def build_targets(client: Client, seeded: Seeded, args: argparse.Namespace) -> l
         Target("long overview", overview, 200, auth, note=f"{seeded.long_epochs} epochs")
     )
     batch = f"{API_PREFIX}/batches/{seeded.batch}/curves?{args.batch_query}"
+    what = f"{seeded.batch_jobs} jobs x {seeded.batch_epochs} epochs"
+    targets.append(Target("batch overview", batch, 200, auth, note=f"{what}, first page"))
     targets.append(
         Target(
-            "batch overview",
-            batch,
+            "batch overview columns",
+            f"{batch}&format=columns",
             200,
             auth,
-            note=f"{seeded.batch_jobs} jobs x {seeded.batch_epochs} epochs, first page",
+            note=f"{what}, format=columns",
         )
     )
     return targets
@@ -344,7 +346,12 @@ def settle(client: Client, healthz_ms: float, max_wait: float = 120.0) -> float:
     try:
         while fast < 3 and time.perf_counter() - started < max_wait:
             begin = time.perf_counter()
-            bare.get("/healthz")
+            try:
+                bare.get("/healthz")
+            except OSError:  # still busy with the queue the generator left: try again
+                bare.close()
+                bare = Client(client_base(client))
+                continue
             elapsed_ms = (time.perf_counter() - begin) * 1000
             fast = fast + 1 if elapsed_ms < max(5 * healthz_ms, 10.0) else 0
             time.sleep(0.05)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context, url_for
+from flask import Response, g, request, stream_with_context, url_for
 from pydantic import BaseModel, Field
 
 from service import curves, exports, jobs, trained
@@ -35,8 +35,26 @@ bp = api_blueprint("jobs", __name__, "/jobs", tag="jobs")
 register_models(bp, JobOut, CurveOut)
 
 
+@bp.before_request
+def answer_an_unchanged_poll() -> Response | None:
+    """A job poll whose ETag still holds is answered here, after authentication and before
+    the view parses its arguments: its 304 needs only the job's head (one read). That
+    parsing (the path and header models) was about a fifth of a 304's time."""
+    if request.endpoint != "jobs.get_job" or request.method != "GET":
+        return None
+    job_id = (request.view_args or {}).get("job_id", "")
+    if not request.if_none_match or len(job_id) > JOB_ID_MAX:
+        return None  # the view answers (or refuses) it
+    head = jobs.job_head(plumbing.reads(), plumbing.tenant_id(), job_id)
+    g.job_head = head
+    return not_modified(jobs.etag(head))
+
+
+JOB_ID_MAX = 64
+
+
 class JobPath(BaseModel):
-    job_id: str = Field(max_length=64)
+    job_id: str = Field(max_length=JOB_ID_MAX)
 
 
 SubmitHeaders = idempotency_headers(
@@ -130,7 +148,7 @@ def list_jobs(query: JobListQuery) -> Response:
     responses=conditional_get(JobOut, "The job", "Changes whenever the job does"),
 )
 def get_job(path: JobPath, header: ConditionalHeaders) -> Response:
-    if header.if_none_match:  # a poll: answer 304 from the version alone if we can
+    if header.if_none_match and "job_head" not in g:  # (answer_an_unchanged_poll read it)
         head = jobs.job_head(plumbing.reads(), plumbing.tenant_id(), path.job_id)
         cached = not_modified(jobs.etag(head))
         if cached is not None:

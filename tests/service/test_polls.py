@@ -161,3 +161,20 @@ def test_a_database_that_refuses_connections_is_sqlalchemys_error_too():
             first_row(reads, query, {"job_id": "x"})
     finally:
         engine.dispose()
+
+
+def test_the_early_304_leaves_refusals_and_changes_to_the_view(client, auth, spec, set_job):
+    """A job poll is answered before the view parses it only when its ETag holds: a stale
+    ETag gets the full job, an over-long id the view's 422, a missing job a 404."""
+    job_id = submit(client, auth, spec)
+    etag = client.get(f"{JOBS}/{job_id}", headers=auth).headers["ETag"]
+    set_job(job_id, status="running", attempt=1, started_at=utcnow())
+    stale = client.get(f"{JOBS}/{job_id}", headers={**auth, "If-None-Match": etag})
+    assert (stale.status_code, stale.get_json()["status"]) == (200, "running")
+    fresh = client.get(f"{JOBS}/{job_id}", headers={**auth, "If-None-Match": stale.headers["ETag"]})
+    assert fresh.status_code == 304
+    long_id = client.get(f"{JOBS}/{'x' * 65}", headers={**auth, "If-None-Match": etag})
+    assert long_id.status_code == 422
+    missing = client.get(f"{JOBS}/{'0' * 32}", headers={**auth, "If-None-Match": etag})
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"

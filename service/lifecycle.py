@@ -301,6 +301,12 @@ def complete(
     """
     now = db_now()
     with transaction(factory) as session:
+        # The fenced write first: a run that lost its job writes nothing (not even points),
+        # and from here this transaction holds the job's row.
+        if not _update(session, fenced(job_id, attempt), updated_at=now):
+            return None
+        if points:  # before the finish: its webhook event carries the last metrics
+            _write_points(session, job_id, points)
         not_cancelled = and_(fenced(job_id, attempt), Job.cancel_requested.is_(False))
         if _finish(session, job_id, attempt, JobStatus.succeeded, None, now, not_cancelled):
             status = JobStatus.succeeded
@@ -311,8 +317,6 @@ def complete(
             status = JobStatus.cancelled
         else:
             return None
-        if points:
-            _write_points(session, job_id, points)
     return status.value
 
 
@@ -459,26 +463,20 @@ def _finish(
     now: Any,  # a datetime, or the database's clock (service.clock)
     where: Any = None,  # the fence, or a narrower condition
 ) -> bool:
-    statement = (
-        update(Job)
-        .where(fenced(job_id, attempt) if where is None else where)
-        .values(
-            status=status.value,
-            error=error,
-            lease_owner=None,
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-            version=Job.version + 1,
-        )
-        .returning(Job.started_at, Job.finished_at)  # as stored: now may be the database's
-        .execution_options(synchronize_session=False)
+    won = _update(
+        session,
+        fenced(job_id, attempt) if where is None else where,
+        status=status.value,
+        error=error,
+        lease_owner=None,
+        lease_expires_at=None,
+        finished_at=now,
+        updated_at=now,
+        version=Job.version + 1,
     )
-    row = session.execute(statement).one_or_none()
-    if row is None:
-        return False
-    counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
-    return True
+    if won:
+        _ended(session, job_id, status)
+    return won
 
 
 def _ended(session: Session, job_id: str, status: JobStatus) -> None:

@@ -8,6 +8,7 @@ dispatches. Writes to the job row are ``service.lifecycle``'s compare-and-sets.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -267,3 +268,11 @@ def job_head(reads: Engine, tenant_id: str, job_id: str) -> JobHead:
 def etag(job: Job | JobHead, kind: str = "job") -> str:
     """An entity tag (unquoted) that changes exactly when the job row is written."""
     return f"{kind}-{job.id}-{job.version}"
+
+
+def page_etag(page: Sequence[Job], next_cursor: str | None, query: str) -> str:
+    """An entity tag of a list page: changes when a job on it is written, one comes or goes,
+    or the next page moves (every write bumps ``jobs.version``). ``query`` is the request's."""
+    rows = ",".join(f"{job.id}:{job.version}" for job in page)
+    text = f"{rows}|{next_cursor}|{query}"
+    return f"jobs-{hashlib.sha256(text.encode()).hexdigest()[:24]}"

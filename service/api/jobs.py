@@ -78,6 +78,11 @@ class JobListQuery(PageQuery):
         "ties by id. Default: newest first.",
     )
     cursor: str | None = Field(default=None, max_length=2000, description="From the last page.")
+    spec: bool = Field(
+        default=True,
+        description="Include each job's spec (inline arrays dropped); false for a light list, "
+        "e.g. one that polls.",
+    )
 
 
 class CurveQuery(CurveRangeQuery):
@@ -123,8 +128,16 @@ def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
     return _job_response(job, 202, location=True)
 
 
-@bp.get("", summary="List jobs, newest first", responses={200: JobList, **problems()})
-def list_jobs(query: JobListQuery) -> Response:
+@bp.get(
+    "",
+    summary="List jobs, newest first",
+    responses={
+        200: json_response(JobList, "A page of jobs", {"ETag": "Changes with any job on it"}),
+        304: {"description": "Not modified since the If-None-Match ETag"},
+        **problems(),
+    },
+)
+def list_jobs(query: JobListQuery, header: ConditionalHeaders) -> Response:
     session = plumbing.db()
     items, next_cursor = jobs.list_jobs(
         session,
@@ -137,9 +150,17 @@ def list_jobs(query: JobListQuery) -> Response:
         query.filter,
         query.order_by,
     )
-    specs = jobs.list_specs(session, [j.id for j in items])
-    listed = [job_dict(session, j, specs[j.id]) for j in items]
-    return respond({"items": listed, "next_cursor": next_cursor})
+    # A poll of an unchanged page: 304 from the rows' versions, nothing serialized.
+    tag = jobs.page_etag(items, next_cursor, query.model_dump_json())
+    cached = not_modified(tag)
+    if cached is not None:
+        return cached
+    if not query.spec:
+        listed = [job_dict(session, j, with_spec=False) for j in items]
+    else:
+        specs = jobs.list_specs(session, [j.id for j in items])
+        listed = [job_dict(session, j, specs[j.id]) for j in items]
+    return respond({"items": listed, "next_cursor": next_cursor}, etag=tag)
 
 
 @bp.get(

@@ -105,7 +105,10 @@ class JobOut(BaseModel):
     status: str = Field(
         description="queued | running | cancelling | succeeded | failed | cancelled"
     )
-    spec: dict[str, Any] = Field(description="The spec as validated, defaults filled in.")
+    spec: dict[str, Any] | None = Field(
+        description="The spec as validated, defaults filled in (null in a list asked for "
+        "with spec=false)."
+    )
     progress: Progress
     metrics: dict[str, Any] | None = Field(description="The latest curve point.")
     error: dict[str, Any] | None = Field(description="{type, message, epoch} when failed.")
@@ -134,9 +137,12 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-def job_dict(session: Session, job: Job, spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A job on the wire; ``spec`` replaces the row's (a list's, without inline arrays)."""
-    computed = {} if spec is None else {"spec": spec}
+def job_dict(
+    session: Session, job: Job, spec: dict[str, Any] | None = None, with_spec: bool = True
+) -> dict[str, Any]:
+    """A job on the wire; ``spec`` replaces the row's (a list's, without inline arrays);
+    ``with_spec=False``: null (a light list)."""
+    computed = {"spec": None} if not with_spec else {} if spec is None else {"spec": spec}
     return finite(
         fields_of(
             JobOut,

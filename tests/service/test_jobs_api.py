@@ -385,6 +385,32 @@ def test_list_filters_by_status(client, auth, spec, set_job):
     assert [item["id"] for item in page["items"]] == [a]
 
 
+def test_a_light_list_polls_with_an_etag_and_without_specs(client, auth, spec, set_job):
+    a = submit(client, auth, spec).get_json()["id"]
+    b = submit(client, auth, spec).get_json()["id"]
+    full = client.get(f"{JOBS}?limit=10", headers=auth)
+    assert all(item["spec"]["training"] for item in full.get_json()["items"])
+    light = client.get(f"{JOBS}?limit=10&spec=false", headers=auth)
+    assert [item["id"] for item in light.get_json()["items"]] == [b, a]
+    assert [item["spec"] for item in light.get_json()["items"]] == [None, None]
+    assert len(light.data) < len(full.data)
+    etag = light.headers["ETag"]
+    assert etag != full.headers["ETag"]  # the query is part of the tag
+    again = client.get(f"{JOBS}?limit=10&spec=false", headers={**auth, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    set_job(a, status="running", attempt=1, started_at=utcnow())
+    moved = client.get(f"{JOBS}?limit=10&spec=false", headers={**auth, "If-None-Match": etag})
+    assert moved.status_code == 200
+    assert moved.get_json()["items"][1]["status"] == "running"
+    # A new job on the page changes it too.
+    tag = moved.headers["ETag"]
+    submit(client, auth, spec)
+    grown = client.get(f"{JOBS}?limit=10&spec=false", headers={**auth, "If-None-Match": tag})
+    assert grown.status_code == 200
+    assert len(grown.get_json()["items"]) == 3
+
+
 def test_a_forged_cursor_is_422(client, auth):
     assert_problem(client.get(f"{JOBS}?cursor=bm9wZQ", headers=auth), 422, ["query", "cursor"])
 

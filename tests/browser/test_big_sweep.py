@@ -17,6 +17,7 @@ import pytest
 
 from .conftest import screenshot
 from .seeding import seed_sweep
+from .specs import long_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -163,3 +164,32 @@ def test_a_thousand_job_sweep_is_readable_and_light(page, server, seeded, valida
     )
     _report(f"  every line: {(traffic.bytes(api=True) - before) / 1e3:.0f} kB more")
     screenshot(page, "big-sweep-all-lines")
+
+
+def test_the_jobs_list_polls_lightly_and_stops_while_nothing_runs(page, server):
+    running = server.submit_job(long_job("keeps the worker busy"))
+    waiting = server.submit_job(long_job("waits its turn"))
+    lists: list[tuple[str, int]] = []
+    page.on(
+        "response",
+        lambda r: lists.append((r.url, r.status)) if "/api/v1/jobs?" in r.url else None,
+    )
+    try:
+        server.wait_job(running["id"], {"running"})
+        page.goto(f"{server.url}/#/jobs?status=queued")
+        page.wait_for_selector(f"tr[data-job-id='{waiting['id']}']")
+        # The queued page does not change: polls are answered 304, with no body.
+        for _ in range(60):
+            if any(status == 304 for _, status in lists):
+                break
+            page.wait_for_timeout(500)
+        assert any(status == 304 for _, status in lists), lists
+        assert all("spec=false" in url for url, _ in lists), lists
+    finally:
+        server.cancel_quietly(waiting["id"])
+        server.cancel_quietly(running["id"])
+    # Nothing queued any more: the list empties and polling stops.
+    page.wait_for_selector(f"tr[data-job-id='{waiting['id']}']", state="detached", timeout=60_000)
+    seen = len(lists)
+    page.wait_for_timeout(5000)
+    assert len(lists) == seen, lists[seen:]

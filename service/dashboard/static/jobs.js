@@ -4,10 +4,13 @@ import { h, replace, select } from "./dom.js";
 import { ago, duration, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
 import { jobForm } from "./jobform.js";
 import { fillFromMeta } from "./meta.js";
-import { CHANGED, errorsInto, Poller, UNCHANGED } from "./poll.js";
+import { CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
 
 const PAGE = 50;
+// The list shows no spec: leave it out of every item (GET /jobs?spec=false).
+const LIGHT = { spec: "false" };
+const ACTIVE = new Set(["queued", "running", "cancelling"]);
 
 function jobRow(job) {
   const progress = job.progress || {};
@@ -69,7 +72,8 @@ export function renderJobs(root, route) {
   const listBox = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading…"));
   const errorBox = h("p", { class: "error-line", hidden: true });
   const more = h("button", { class: "button ghost", type: "button", hidden: true }, "Load more");
-  let lastBody = "";
+  let etag = null;
+  let items = [];
   let extra = [];
   let extraCursor = null;
 
@@ -79,23 +83,27 @@ export function renderJobs(root, route) {
     jobForm((job) => { window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`; }),
     h("section", { class: "card" }, errorBox, listBox, h("div", { class: "actions" }, more)));
 
+  // Polls send If-None-Match: an unchanged first page is a bodiless 304. While nothing on
+  // the page runs or waits, polling stops; it starts again when the tab or window comes back.
   async function tick() {
-    const page = await api.get("/jobs", { ...filters, limit: PAGE });
-    const body = JSON.stringify(page);
-    if (body === lastBody) return UNCHANGED;
-    lastBody = body;
-    if (!extra.length) extraCursor = page.next_cursor;
-    replace(listBox, jobsTable([...page.items, ...extra]));
-    more.hidden = !extraCursor;
-    return CHANGED;
+    const answer = await api.getConditional("/jobs", { ...filters, ...LIGHT, limit: PAGE }, etag);
+    if (!answer.notModified) {
+      etag = answer.etag;
+      items = answer.data.items;
+      if (!extra.length) extraCursor = answer.data.next_cursor;
+      replace(listBox, jobsTable([...items, ...extra]));
+      more.hidden = !extraCursor;
+    }
+    if (![...items, ...extra].some((job) => ACTIVE.has(job.status))) return DONE;
+    return answer.notModified ? UNCHANGED : CHANGED;
   }
 
   more.addEventListener("click", async () => {
-    const page = await api.get("/jobs", { ...filters, limit: PAGE, cursor: extraCursor });
+    const page = await api.get("/jobs", { ...filters, ...LIGHT, limit: PAGE, cursor: extraCursor });
     extra = [...extra, ...page.items];
     extraCursor = page.next_cursor;
-    lastBody = "";
-    poller.poke();
+    replace(listBox, jobsTable([...items, ...extra]));
+    more.hidden = !extraCursor;
   });
 
   const poller = new Poller(tick, {
@@ -103,5 +111,14 @@ export function renderJobs(root, route) {
     maxDelay: 15000,
     onError: errorsInto(errorBox, "Could not load jobs: "),
   }).start();
-  return () => poller.stop();
+  const wake = () => {
+    if (!poller.running && document.visibilityState === "visible") poller.start();
+  };
+  document.addEventListener("visibilitychange", wake);
+  window.addEventListener("focus", wake);
+  return () => {
+    poller.stop();
+    document.removeEventListener("visibilitychange", wake);
+    window.removeEventListener("focus", wake);
+  };
 }

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from .conftest import screenshot
-from .seeding import seed_sweep
+from .seeding import finish_running, seed_sweep
 from .specs import long_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,8 +38,14 @@ def seeded(server):
             pytest.fail(message)
         _report(f"\n*** SKIPPING: {message} ***")
         pytest.skip(message)
-    return lambda name, validation: seed_sweep(
-        server.data_dir, server.tenant, name, SIZE, validation, seed=1 if validation else 2
+    return lambda name, validation, size=SIZE, running=0: seed_sweep(
+        server.data_dir,
+        server.tenant,
+        name,
+        size,
+        validation,
+        seed=1 if validation else 2,
+        running=running,
     )
 
 
@@ -193,3 +199,44 @@ def test_the_jobs_list_polls_lightly_and_stops_while_nothing_runs(page, server):
     seen = len(lists)
     page.wait_for_timeout(5000)
     assert len(lists) == seen, lists[seen:]
+
+
+def test_a_running_sweep_polls_only_its_new_points_and_stops_when_it_ends(page, server, seeded):
+    sweep = seeded("a sweep still running", True, size=40, running=2)
+    curve_requests: list[str] = []
+    api_requests: list[str] = []
+
+    def on_request(request) -> None:
+        if "/api/v1/" in request.url:
+            api_requests.append(request.url)
+        if "/curve?" in request.url:
+            curve_requests.append(request.url)
+
+    page.on("request", on_request)
+    page.goto(f"{server.url}/#/batches/{sweep.batch_id}")
+    page.wait_for_selector("#batch-chart[data-drawn-at]")
+    # The two running jobs lead; their curves are polled from where they stopped.
+    top = page.eval_on_selector("#batch-chart", "el => el.data.map(t => (t.customdata || [])[0])")
+    assert set(sweep.running) <= set(top)
+    half = sweep.epochs // 2
+    page.wait_for_function(
+        "n => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes(`/curve?since=${n}`)).length >= 2",
+        arg=half,
+    )
+    assert page.get_attribute("#batch-chart", "data-done") == "0"
+    finished_early = [u for u in curve_requests if "since=0" not in u]
+    assert all(any(job in u for job in sweep.running) for u in finished_early), finished_early
+
+    finish_running(sweep)
+    page.wait_for_selector("#batch-chart[data-done='1']", timeout=60_000)
+    lengths = page.eval_on_selector(
+        "#batch-chart",
+        "(el, ids) => el.data.filter(t => ids.includes((t.customdata || [])[0]))"
+        ".map(t => t.x.length)",
+        sweep.running,
+    )
+    assert lengths == [sweep.epochs, sweep.epochs]
+    seen = len(api_requests)
+    page.wait_for_timeout(4000)
+    assert api_requests[seen:] == []

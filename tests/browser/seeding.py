@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select, update
 
-from service import batches, curves, generators, trained
+from service import batches, curves, generators, summaries, trained
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job, Tenant, TrainedModel
@@ -134,6 +134,7 @@ def seed_sweep(
                     _start(session, job_id, _best(epochs, validation)[: epochs // 2], now)
                     continue
                 curves.insert_points(session, job_id, points)
+                summaries.record(session, job_id, points)  # as a run's flush does
                 error = (
                     {"type": "non_finite", "message": "the loss diverged", "epoch": len(points)}
                     if status == "failed"

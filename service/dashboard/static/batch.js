@@ -6,6 +6,7 @@ import { h, replace, select } from "./dom.js";
 import {
   FINISHED, batchProgress, countsText, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
+import { compareCard } from "./compare.js";
 import { lineageCard } from "./lineage.js";
 import { cancelOnClick, CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { link } from "./router.js";
@@ -98,6 +99,7 @@ export function renderBatch(root, route) {
   const tableBox = h("div", { class: "table-wrap" });
   const errorBox = h("p", { class: "error-line", hidden: true });
   const lineage = lineageCard();
+  const comparison = compareCard(path);
 
   replace(root,
     h("div", { class: "page-head" },
@@ -110,6 +112,7 @@ export function renderBatch(root, route) {
     h("section", { class: "card chart-card" }, h("div", { class: "card-head" },
       chartTitle, chartTools), plot),
     lineage.card,
+    comparison.card,
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Results"),
       h("span", { class: "muted small" }, "click a column to sort")), tableBox));
 
@@ -132,6 +135,7 @@ export function renderBatch(root, route) {
     const unfinished = jobsOf().some((j) => !FINISHED.has(j.status)) || Boolean(batch.search?.growing);
     cancelButton.hidden = !unfinished;
     lineage.render(batch);
+    comparison.render(batch, metricKey, mode, metricLabel()).catch((error) => errorsInto(errorBox)(error));
     const best = batch.best;
     const bestJob = jobsOf().find((j) => j.id === best?.id);
     replace(bestBox, best && bestJob
@@ -340,6 +344,7 @@ export function renderBatch(root, route) {
   return () => {
     poller.stop();
     sweepChart?.destroy();
+    comparison.destroy();
     purge(plot);
   };
 }

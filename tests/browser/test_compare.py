@@ -1,0 +1,81 @@
+"""The batch page's Compare card: parallel coordinates over the parameters that differ and
+the chosen metric, which parameter mattered, and a table of only what differs — on a
+sweep seeded into the system's database (tests/browser/seeding.py) whose learning rate
+drives the loss and whose L2 barely does."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .conftest import screenshot
+from .seeding import seed_sweep
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SIZE = 40
+LR = "training.optimizer.learning_rate"
+
+
+@pytest.fixture
+def sweep(server):
+    if server.data_dir is None:
+        message = "the compare test seeds the embedded system's database: not available"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        print(f"\n*** SKIPPING: {message} ***")  # noqa: T201 - say it loudly
+        pytest.skip(message)
+    return seed_sweep(server.data_dir, server.tenant, "compare", SIZE, True, seed=3)
+
+
+def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
+    page.goto(f"{server.url}/#/batches/{sweep.batch_id}")
+    plot = "#batch-parcoords"
+    page.wait_for_function(f"document.querySelector('{plot}').dataset.lines === '{SIZE}'")
+    labels = page.eval_on_selector(plot, "el => el.dataset.dimensions").split("|")
+    assert labels == ["learning_rate (log)", "l2", "validation loss (last)"]
+    # Plotly drew one line per job, coloured by the metric's last value.
+    page.wait_for_function(f"document.querySelector('{plot}').data?.[0]?.type === 'parcoords'")
+    drawn = page.eval_on_selector(
+        plot, "el => [el.data[0].dimensions.length, el.data[0].line.color.length]"
+    )
+    assert drawn == [3, SIZE]
+    summary = server.api("GET", f"/batches/{sweep.batch_id}", params={"metric": "val_loss"}).json()
+    colours = page.eval_on_selector(plot, "el => el.data[0].line.color")
+    assert colours == [job["summary"]["val_loss"]["last"] for job in summary["jobs"]]
+
+    # Importance: the bars in the API's order, the learning rate first.
+    page.wait_for_function("document.querySelector('#batch-importance').dataset.state === 'ready'")
+    expected = server.api(
+        "GET", f"/batches/{sweep.batch_id}/importance", params={"metric": "val_loss"}
+    ).json()
+    bars = page.locator("#batch-importance .importance-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.param)"
+    )
+    assert bars == [p["name"] for p in expected["params"]]
+    assert bars[0] == LR
+    # What differs: one row per varied parameter, most important first.
+    rows = page.locator("#batch-differs tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.param)"
+    )
+    assert rows == [LR, "training.l2"]
+
+    # Each job's minimum instead of its last value: the axis and the importance follow.
+    page.select_option("#batch-reduce", "min")
+    page.wait_for_function(f"document.querySelector('{plot}').dataset.dimensions.endsWith('(min)')")
+    page.wait_for_function("document.querySelector('#batch-importance').dataset.state === 'ready'")
+    colours = page.eval_on_selector(plot, "el => el.data[0].line.color")
+    assert colours == [job["summary"]["val_loss"]["min"] for job in summary["jobs"]]
+    # The page's own results table is still there, every job in it.
+    page.wait_for_function(
+        f"document.querySelectorAll('#batch-table tbody tr').length === {SIZE}"
+    )
+    screenshot(page, "batch-compare")
+
+    # Only parameters whose values differ become axes.
+    kept = page.evaluate(
+        "import('/static/parcoords.js').then(m => Object.keys(m.differing("
+        "[{params: {a: 1, b: 2, c: 'x'}}, {params: {a: 1, b: 3, c: 'y'}}])))"
+    )
+    assert kept == ["b", "c"]

@@ -68,9 +68,7 @@ def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
     colours = page.eval_on_selector(plot, "el => el.data[0].line.color")
     assert colours == [job["summary"]["val_loss"]["min"] for job in summary["jobs"]]
     # The page's own results table is still there, every job in it.
-    page.wait_for_function(
-        f"document.querySelectorAll('#batch-table tbody tr').length === {SIZE}"
-    )
+    page.wait_for_function(f"document.querySelectorAll('#batch-table tbody tr').length === {SIZE}")
     screenshot(page, "batch-compare")
 
     # Only parameters whose values differ become axes.

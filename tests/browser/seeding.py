@@ -187,6 +187,7 @@ def _best(epochs: int, validation: bool) -> list[dict]:
 
 def _start(session, job_id: str, points: list[dict], now) -> None:
     curves.insert_points(session, job_id, points)
+    summaries.record(session, job_id, points)
     session.execute(
         update(Job)
         .where(Job.id == job_id)
@@ -213,6 +214,7 @@ def finish_running(seeded: Seeded) -> None:
             points = _best(seeded.epochs, seeded.validation)
             for job_id in seeded.running:
                 curves.insert_points(session, job_id, points[seeded.epochs // 2 :])
+                summaries.record(session, job_id, points[seeded.epochs // 2 :])
                 session.execute(
                     update(Job)
                     .where(Job.id == job_id)

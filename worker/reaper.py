@@ -41,11 +41,7 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(sent),
             len(result.dispatch),
         )
-    # Webhook deliveries that are due (first tries, retries after their back-off, and
-    # those whose worker died mid-attempt): one task each (service.webhooks).
-    for delivery_id in webhooks.due(rt.factory, settings):
-        if not queue.send_delivery(settings, delivery_id):
-            break  # the broker is down: the relay sends them again later
+    relay_webhooks(rt)
     # TPE searches whose next trials were not made when a trial ended (a killed worker).
     grown = grow_search(rt)
     if grown:
@@ -59,6 +55,18 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(result.dispatch),
         )
     return result
+
+
+def relay_webhooks(rt: Runtime) -> int:
+    """Send a task for each webhook delivery that is due (first tries, retries after their
+    back-off, those whose worker died mid-attempt; ``service.webhooks.due``). Each reaper
+    pass does, and so does a run that just ended, so its events leave at once."""
+    sent = 0
+    for delivery_id in webhooks.due(rt.factory, rt.settings):
+        if not queue.send_delivery(rt.settings, delivery_id):
+            break  # the broker is down: the next pass sends them again
+        sent += 1
+    return sent
 
 
 class Reaper(threading.Thread):

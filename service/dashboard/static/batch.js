@@ -323,8 +323,9 @@ export function renderBatch(root, route) {
     const band = sweepChart.band;
     if (band) {
       const shown = Math.min(TOP_K, band.ranked);
+      const rest = sweepChart.showAll ? "every job's line in grey" : "the rest as a band";
       chartTitle.textContent = band.ranked
-        ? `Best ${shown} of ${band.jobs} jobs by ${metricLabel()}, the rest as a band`
+        ? `Best ${shown} of ${band.jobs} jobs by ${metricLabel()}, ${rest}`
         : `No job has a ${metricLabel()} yet`;
       chartHint.textContent = "★ best job thick · hover names a job · click opens it";
     }

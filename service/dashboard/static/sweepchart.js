@@ -182,7 +182,7 @@ export class SweepChart {
     const series = band.band;
     const label = `${band.ranked} of ${band.jobs} jobs`;
     const hasBand = series.epoch.length > 0 && series.p50.some((v) => v != null);
-    if (hasBand) {
+    if (hasBand && !this.showAll) { // with every line drawn, the lines are the spread
       const edge = { type: "scatter", mode: "lines", x: series.epoch, line: { width: 0 },
         hoverinfo: "skip", showlegend: false, legendgroup: "band" };
       traces.push({ ...edge, name: "p10", y: series.p10 });
@@ -195,6 +195,10 @@ export class SweepChart {
         line: { color: "#475569", width: 1.5, dash: "dash" }, legendgroup: "band",
         hovertemplate: `median of %{customdata} jobs: %{y:.4g} @ epoch %{x}<extra></extra>`,
         customdata: series.count });
+    }
+    if (hasBand && this.showAll) {
+      traces.push({ type: "scatter", mode: "lines", name: "median", x: series.epoch, y: series.p50,
+        line: { color: "#0f172a", width: 1.5, dash: "dash" }, legendgroup: "band", hoverinfo: "skip" });
     }
     if (this.showAll && this.all) traces.push(this.allLinesTrace(metric, names));
     let points = 0;

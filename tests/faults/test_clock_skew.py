@@ -86,7 +86,7 @@ def test_workers_with_skewed_clocks_keep_their_own_jobs(pg_stack, record_tally):
         env = {**env, **LEASE}
         workers[name] = stack.start_worker(name, concurrency=1, command=command, env=env)
 
-    epochs = 5 * EPOCHS  # seconds each: many reaper passes (0.5 s) and flushes (0.2 s)
+    epochs = 3 * EPOCHS  # seconds each: many reaper passes (0.5 s) and flushes (0.2 s)
     single = stack.api.submit(tiny_job("skew-interactive", seed=1, epochs=epochs))
     with stack.api.client() as client:
         response = client.post(

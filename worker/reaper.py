@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def reap(rt: Runtime) -> recovery.Recovery:
     """One pass: fix the database, then send the messages it asks for."""
     settings = rt.settings
-    heartbeats.beat(rt.factory, rt.owner)  # deltaflow_workers_alive
+    _beside_recovery("heartbeat", heartbeats.beat, rt.factory, rt.owner)  # workers_alive
     result = recovery.recover(
         rt.factory,
         max_attempts=settings.max_attempts,
@@ -41,7 +42,7 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(sent),
             len(result.dispatch),
         )
-    relay_webhooks(rt)
+    _beside_recovery("webhook relay", relay_webhooks, rt)
     # TPE searches whose next trials were not made when a trial ended (a killed worker).
     grown = grow_search(rt)
     if grown:
@@ -55,6 +56,15 @@ def reap(rt: Runtime) -> recovery.Recovery:
             len(result.dispatch),
         )
     return result
+
+
+def _beside_recovery(what: str, step: Callable[..., object], *args: object) -> None:
+    """The heartbeat and the webhook relay must never keep a pass from recovering jobs or
+    growing searches: a failure of theirs is logged and the pass goes on."""
+    try:
+        step(*args)
+    except SQLAlchemyError:
+        log.warning("reaper: %s failed (database unavailable?)", what, exc_info=True)
 
 
 def relay_webhooks(rt: Runtime) -> int:

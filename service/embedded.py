@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from service.config import Settings
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 
+# Long enough to watch: 1000 epochs of 38 mini-batches (~10 s on a free 2-core machine;
+# 1500 full-batch epochs took 0.46 s, three frames of the bar).
 DEMO_JOB: dict[str, Any] = {
     "name": "demo: three spirals",
     "network": {
@@ -35,15 +38,22 @@ DEMO_JOB: dict[str, Any] = {
     },
     "dataset": {
         "generator": "spirals",
-        "n_samples": 600,
+        "n_samples": 1500,
         "n_classes": 3,
         "noise": 0.1,
         "seed": 0,
         "validation_split": 0.2,
         "standardize": True,
     },
-    "training": {"optimizer": {"name": "adam", "learning_rate": 0.01}, "epochs": 1500, "seed": 0},
+    "training": {
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "epochs": 1000,
+        "batch_size": 32,
+        "seed": 0,
+    },
 }
+# Said once when the demo job still waits after this long.
+QUEUED_NOTICE_SECONDS = 2.0
 
 
 @dataclass
@@ -217,20 +227,73 @@ def _die_with_parent() -> None:
         pass
 
 
+def demo_job() -> dict[str, Any]:
+    """The demo job; ``DELTAFLOW_DEMO_EPOCHS`` shortens it (the tests of ``up``)."""
+    job = json.loads(json.dumps(DEMO_JOB))
+    epochs = os.environ.get("DELTAFLOW_DEMO_EPOCHS")
+    if epochs:
+        job["training"]["epochs"] = int(epochs)
+    return dict(job)
+
+
 def run_demo(url: str, key: str, stopping: threading.Event, out: TextIO) -> dict[str, Any]:
-    """Submit the demo job over HTTP and draw its progress until it ends."""
+    """Submit the demo job over HTTP (or pick up the one an earlier start left unfinished)
+    and draw its progress until it ends."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    job = _http(f"{url}/api/v1/jobs", headers, body=DEMO_JOB)
-    print(f"demo job {job['id']} submitted: {url}/#/jobs/{job['id']}", file=out, flush=True)
+    job = _unfinished_demo(url, headers)
+    if job is not None:
+        # Stopped mid-demo last time: the worker hands it back at Ctrl-C and would train
+        # it before a new one, so a second demo would only wait. Watch this one instead.
+        epoch = job["progress"]["epoch"]
+        print(
+            f"demo job {job['id']} resumed from epoch {epoch}: {url}/#/jobs/{job['id']}",
+            file=out,
+            flush=True,
+        )
+    else:
+        job = _http(f"{url}/api/v1/jobs", headers, body=demo_job())
+        print(f"demo job {job['id']} submitted: {url}/#/jobs/{job['id']}", file=out, flush=True)
     bar = ProgressBar(out)
+    waiting_since = time.monotonic()
+    noticed = False
     while not stopping.is_set():
         job = _http(f"{url}/api/v1/jobs/{job['id']}", headers)
+        if job["status"] == "queued" and not noticed:
+            if time.monotonic() - waiting_since >= QUEUED_NOTICE_SECONDS:
+                noticed = True
+                bar.say(_queued_notice(url, headers, job))
         bar.draw(job)
         if job["status"] in ("succeeded", "failed", "cancelled"):
             bar.finish(job)
             return job
         stopping.wait(0.25)
     return job
+
+
+def _unfinished_demo(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    # One query: the worker may claim the job between two (queued, then running).
+    expression = f"name = '{DEMO_JOB['name']}' and status in ('queued', 'running', 'cancelling')"
+    query = urllib.parse.urlencode({"filter": expression, "limit": 1})
+    items = _http(f"{url}/api/v1/jobs?{query}", headers)["items"]
+    return dict(items[0]) if items else None
+
+
+def _queued_notice(url: str, headers: dict[str, str], job: dict[str, Any]) -> str:
+    """Why the demo job has not started: what the one worker is busy with."""
+    ahead = 0
+    for status in ("running", "queued"):
+        listed = _http(f"{url}/api/v1/jobs?status={status}&limit=50", headers)
+        ahead += sum(
+            1
+            for other in listed["items"]
+            if other["id"] != job["id"] and other["created_at"] <= job["created_at"]
+        )
+    if ahead:
+        return (
+            f"demo job queued behind {ahead} earlier job(s); the embedded worker trains one "
+            "at a time"
+        )
+    return "demo job queued: waiting for the worker to take it"
 
 
 def _http(url: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> Any:
@@ -249,7 +312,9 @@ class ProgressBar:
         self.out = out
         self.interactive = out.isatty()
         self.last_tenth = -1
+        self.last_status = ""
         self.last_drawn = ""
+        self.last_drawn_interactive = False
 
     def line(self, job: dict[str, Any]) -> str:
         progress = job["progress"]
@@ -274,12 +339,21 @@ class ProgressBar:
         if self.interactive:
             self.out.write("\r" + self.line(job).ljust(90))
             self.out.flush()
+            self.last_drawn_interactive = True
             return
         tenth = int(10 * float(job["progress"].get("fraction") or 0.0))
-        if tenth != self.last_tenth:  # a log file gets one line per 10 %
-            self.last_tenth = tenth
+        # A log file gets one line per 10 %, and one when the status changes.
+        if tenth != self.last_tenth or job["status"] != self.last_status:
+            self.last_tenth, self.last_status = tenth, job["status"]
             self.last_drawn = self.line(job)
             print(self.last_drawn, file=self.out, flush=True)
+
+    def say(self, message: str) -> None:
+        """A line of its own, below the bar being redrawn."""
+        if self.interactive and self.last_drawn_interactive:
+            self.out.write("\n")
+        print(message, file=self.out, flush=True)
+        self.last_drawn = ""
 
     def finish(self, job: dict[str, Any]) -> None:
         if self.interactive:

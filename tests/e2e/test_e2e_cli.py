@@ -57,12 +57,12 @@ def test_blas_threads_never_oversubscribe_the_cores(concurrency, cores):
 class Up:
     """``deltaflow up`` in a subprocess; ``read_until`` collects its terminal output."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.process = subprocess.Popen(
             [DELTAFLOW, "up", "--port", str(self.port), *args],
-            env=clean_env(tmp_path),
+            env={**clean_env(tmp_path), **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -125,21 +125,34 @@ def test_up_serves_trains_and_stops_both_children_on_ctrl_c(tmp_path):
         up.close()
 
     # A later start prints no key, and --demo trains the demo job with a key of its own.
-    again = Up(tmp_path, "--demo")
+    # Stopped mid-demo, the job is handed back; the next start resumes that same job
+    # instead of queueing a second demo behind it. (A demo too long to end meanwhile.)
+    again = Up(tmp_path, "--demo", DELTAFLOW_DEMO_EPOCHS="100000")
     try:
-        text = again.read_until("demo job succeeded")
+        text = again.read_until("  running")  # a line per tenth and per change of status
         assert KEY_PATTERN.search(text) is None
-        assert "deltaflow create-key --tenant NAME" in text
-        assert re.search(r"\[#{30}\]  epoch 1500/1500  loss \d+\.\d+  acc \d\.\d+  succeeded", text)
+        assert "create-key --tenant NAME" in text
+        demo_id = re.search(r"demo job (\w+) submitted", text).group(1)
+        assert re.search(r"\[\.{30}\]  epoch \d+/100000  (loss \S+  acc \S+  )?running", text)
         assert again.interrupt() == 0
     finally:
         again.close()
+    third = Up(tmp_path, "--demo", DELTAFLOW_DEMO_EPOCHS="100000")
+    try:
+        text = third.read_until(" resumed from epoch ")
+        resumed = re.search(r"demo job (\w+) resumed from epoch (\d+)", text)
+        assert resumed.group(1) == demo_id
+        assert int(resumed.group(2)) >= 0
+        assert "submitted" not in text
+        assert third.interrupt() == 0
+    finally:
+        third.close()
     engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'deltaflow.sqlite3'}")
     with engine.connect() as conn:
         keys = conn.execute(select(ApiKey.revoked_at)).scalars().all()
     engine.dispose()
-    assert len(keys) == 2
-    assert sum(revoked is not None for revoked in keys) == 1  # the demo's key, revoked
+    assert len(keys) == 3
+    assert sum(revoked is not None for revoked in keys) == 2  # the demos' keys, revoked
 
 
 def logs(tmp_path: Path) -> str:

@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--batch-query", default="max_points=200", help="batch overview")
     parser.add_argument("--max-pages", type=int, default=1000, help="pages followed, at most")
     parser.add_argument("--only", default="", help="comma list of request names to load")
+    parser.add_argument(
+        "--settle-seconds", type=float, default=300.0, help="wait for the server to drain"
+    )
     args = parser.parse_args()
 
     generator = load.choose(args.generator)
@@ -123,6 +126,8 @@ def main() -> None:
         verify(client, targets)
         coverage = batch_coverage(client, seeded, args)
         single = {t.name: sequential(client, t, args) for t in targets}
+        for name, (p50, p99, _) in single.items():  # printed now too: a long run may not end
+            print(f"  one connection: {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
         loaded: dict[int, dict[str, load.LoadResult]] = {}
         for count in connections:
@@ -139,13 +144,15 @@ def main() -> None:
                     args.timeout,
                     args.wrk_threads,
                 )
-                drained = settle(client, single["healthz"][0])
+                drained = settle(client, single["healthz"][0], args.settle_seconds)
+                result = loaded[count][target.name]
                 print(
-                    f"  {target.name} at {count}: load {load_average()}; "
+                    f"  {target.name} at {count}: {result.rate:.0f} req/s, p50 "
+                    f"{result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; load {load_average()}; "
                     f"server idle again after {drained:.1f} s",
                     flush=True,
                 )
-        verify(client, targets)  # the answers did not change under load
+        verify(client, targets, timeout=args.settle_seconds)  # unchanged under load
         timeouts = stack.api_log_count("WORKER TIMEOUT")
         server = describe_server(args, stack.api_processes())
     report(args, generator, server, seeded, targets, single, loaded, coverage)
@@ -292,9 +299,9 @@ def build_targets(client: Client, seeded: Seeded, args: argparse.Namespace) -> l
     return targets
 
 
-def verify(client: Client, targets: list[Target]) -> None:
+def verify(client: Client, targets: list[Target], timeout: float = 60.0) -> None:
     """Each request answers its expected status (a benchmark of 401s is worthless)."""
-    bare = Client(client_base(client))
+    bare = Client(client_base(client), timeout=timeout)
     try:
         for target in targets:
             response = bare.get(target.path, headers=target.headers)

@@ -297,7 +297,7 @@ def _m4_epochs(
                 select(CurvePoint.job_id, epoch, epoch).add_columns(*values).where(or_(*spans))
             )
         query = parts[0] if len(parts) == 1 else union_all(*parts)
-        for row in connection.execute(query):
+        for row in connection.execute(query).all():  # fetchall: not a fetch per row
             units[row[0]].append(list(row[1:]))
     chosen: dict[str, list[int]] = {}
     for job_id, window in windows.items():
@@ -384,7 +384,7 @@ def _read(
                 .order_by(CurvePoint.epoch)
                 .limit(limit)
             )
-            out[job_id] = [tuple(row) for row in connection.execute(query)]
+            out[job_id] = [tuple(row) for row in connection.execute(query).all()]
     terms: list[tuple[str, ColumnElement[bool], int]] = [
         (job_id, CurvePoint.epoch.between(lo, hi), 3)
         for job_id, (lo, hi, limit) in ranges.items()
@@ -402,7 +402,7 @@ def _read(
         query = select(*columns).where(
             or_(*(and_(CurvePoint.job_id == job_id, term) for job_id, term, _ in chunk))
         )
-        for row in connection.execute(query.order_by(CurvePoint.job_id, CurvePoint.epoch)):
+        for row in connection.execute(query.order_by(CurvePoint.job_id, CurvePoint.epoch)).all():
             out[row[0]].append(tuple(row[1:]))
     return out
 
@@ -435,7 +435,7 @@ def _read_picked_postgresql(
         "job_ids": "{" + ",".join(p[0] for p in pairs) + "}",
         "epochs": "{" + ",".join(str(p[1]) for p in pairs) + "}",
     }
-    for row in connection.execute(query, params):
+    for row in connection.execute(query, params).all():
         out[row[0]].append(tuple(row[1:]))
 
 

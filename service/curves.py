@@ -16,7 +16,7 @@ from the answer shows every spike. A bucket yields at most ``2 + 2 × fields`` p
 holds, per block of ``LEVEL_BASE ** level`` epochs (8, 64, … 32,768), the block's first and
 last stored epochs and each number's minimum and maximum with their epochs. The flush that
 inserts points refreshes the blocks they fall in (bottom-up, each block from its children:
-two reads and one upsert), and ``continue_from`` (a PBT exploit rewrites a trial's tail)
+one read and one upsert), and ``continue_from`` (a PBT exploit rewrites a trial's tail)
 drops and rebuilds the blocks after the copied epoch. A downsampled read covers its range
 with the coarsest blocks no wider than a bucket (and finer ones, then points, at the
 ragged ends), merges them into buckets, then reads only the chosen points.
@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
+    case,
     delete,
     insert,
     literal,
@@ -116,13 +117,6 @@ def continue_from(
 Unit = list[Any]
 
 
-def _unit_of_point(epoch: int, values: Sequence[Any]) -> Unit:
-    unit: Unit = [epoch, epoch]
-    for value in values:
-        unit += [None, None, None, None] if value is None else [value, epoch, value, epoch]
-    return unit
-
-
 def _absorb(into: Unit, unit: Unit, nfields: int) -> None:
     """Merge ``unit`` (later epochs) into ``into``; on a tie the earlier epoch stays."""
     into[1] = unit[1]
@@ -139,22 +133,32 @@ def _stat_columns(fields: Sequence[str]) -> list[Any]:
     return [curve_levels.c[f"{name}_{stat}"] for name in fields for stat in STATS]
 
 
+def _point_stats(fields: Sequence[str]) -> list[Any]:
+    """A point's columns as a unit of one epoch: (value, epoch, value, epoch) per number,
+    the epochs null where the value is."""
+    out: list[Any] = []
+    for name in fields:
+        value = getattr(CurvePoint, name)
+        at = case((value.is_not(None), CurvePoint.epoch), else_=None)
+        out += [value, at, value, at]
+    return out
+
+
 def refresh_levels(session: Session, job_id: str, lo: int, hi: int) -> None:
     """Recompute every stored block that holds an epoch in [lo, hi], each from its children
-    (points for level 1, blocks of the level below for the others): two reads, one upsert.
+    (points for level 1, blocks of the level below for the others): one read, one upsert.
     Blocks only grow while a run appends; ``continue_from`` deletes the ones it rewrites."""
     nfields = len(NUMERIC_FIELDS)
     size = LEVEL_BASE
-    raw = session.execute(
-        select(CurvePoint.epoch, *(getattr(CurvePoint, f) for f in NUMERIC_FIELDS))
+    level, block = curve_levels.c.level, curve_levels.c.block
+    points = (
+        select(literal(0), CurvePoint.epoch, CurvePoint.epoch, CurvePoint.epoch)
+        .add_columns(*_point_stats(NUMERIC_FIELDS))
         .where(
             CurvePoint.job_id == job_id,
             CurvePoint.epoch.between(lo // size * size, (hi // size + 1) * size - 1),
         )
-        .order_by(CurvePoint.epoch)
-    ).all()
-    stored: dict[int, dict[int, Unit]] = defaultdict(dict)
-    level, block = curve_levels.c.level, curve_levels.c.block
+    )
     siblings = [
         and_(
             level == k,
@@ -165,13 +169,19 @@ def refresh_levels(session: Session, job_id: str, lo: int, hi: int) -> None:
         )
         for k in range(1, LEVELS)
     ]
-    for row in session.execute(
+    blocks = (
         select(level, block, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
         .add_columns(*_stat_columns(NUMERIC_FIELDS))
         .where(curve_levels.c.job_id == job_id, or_(*siblings))
-    ):
-        stored[row[0]][row[1]] = list(row[2:])
-    children = [_unit_of_point(row[0], row[1:]) for row in raw]
+    )
+    stored: dict[int, dict[int, Unit]] = defaultdict(dict)
+    children: list[Unit] = []
+    for row in session.connection().execute(union_all(points, blocks)).all():  # one read
+        if row[0] == 0:
+            children.append(list(row[2:]))
+        else:
+            stored[row[0]][row[1]] = list(row[2:])
+    children.sort(key=lambda unit: unit[0])
     rows: list[dict[str, Any]] = []
     names = ["first_epoch", "last_epoch", *(c.name for c in _stat_columns(NUMERIC_FIELDS))]
     for k in range(1, LEVELS + 1):
@@ -292,9 +302,10 @@ def _m4_epochs(
                 .where(or_(*blocks))
             )
         if spans:
-            values = [c for f in numeric for c in (getattr(CurvePoint, f), epoch) * 2]
             parts.append(
-                select(CurvePoint.job_id, epoch, epoch).add_columns(*values).where(or_(*spans))
+                select(CurvePoint.job_id, epoch, epoch)
+                .add_columns(*_point_stats(numeric))
+                .where(or_(*spans))
             )
         query = parts[0] if len(parts) == 1 else union_all(*parts)
         for row in connection.execute(query).all():  # fetchall: not a fetch per row

@@ -52,6 +52,9 @@ class Limits:
     csv_field_chars: int = 1_000  # characters of one CSV field
     npz_bytes: int = 400 * 1024 * 1024  # X and y inflated, from their .npy headers
     npz_compression_ratio: int = 1_000  # inflated / compressed size of an NPZ member
+    # A JSON body: its size (datasets beyond it go as CSV or NPZ files) and nesting depth.
+    json_body_bytes: int = 32 * 1024 * 1024
+    json_depth: int = 64
     # Compute budgets of the synchronous endpoints (service.budgets), in multiply-adds:
     # a trace is 2 x examples x (parameters + layers); a gradient check that times
     # 2 x parameters. 4e9 is about a second of one core here.

@@ -35,6 +35,9 @@ from service.timeutil import as_utc
 
 EPOCHS_CURSOR_VERSION = 1
 CURSOR_LOC = ("query", "cursor")
+# Rows are created now: a cursor's date outside these years was not made by this API (and
+# year 1 or 9999 overflowed on the way to the database).
+MIN_CURSOR_YEAR, MAX_CURSOR_YEAR = 1970, 9000
 
 
 def _encode(raw: bytes) -> str:
@@ -55,10 +58,17 @@ def page_cursor(created_at: datetime, item_id: str) -> str:
 
 
 def read_page_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a page cursor holds; anything else (a made-up date in year 1
+    or 9999, an id with a NUL, another shape) is 422."""
     try:
         stamp, item_id = json.loads(_decode(cursor))
-        return as_utc(datetime.fromisoformat(stamp)), str(item_id)
-    except (ValueError, TypeError, UnicodeDecodeError):
+        created_at = as_utc(datetime.fromisoformat(stamp))
+        if not isinstance(item_id, str) or "\x00" in item_id or len(item_id) > 64:
+            raise ValueError("not an id")
+        if not MIN_CURSOR_YEAR <= created_at.year <= MAX_CURSOR_YEAR:
+            raise ValueError("out of range")
+        return created_at, item_id
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError):
         raise Invalid.at(CURSOR_LOC, "not a cursor returned by this API") from None
 
 

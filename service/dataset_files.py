@@ -11,7 +11,9 @@ import csv
 import hashlib
 import io
 import math
+import struct
 import zipfile
+import zlib
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +123,11 @@ def _csv_targets(labels: list[str], task: str, loc: list[str | int]) -> np.ndarr
 # dtypes an uploaded array may have: X numbers; y numbers or (classification) unicode labels.
 _NUMERIC_KINDS = "biuf"
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# What a damaged zip or .npy header raises (the fuzz test found zlib.error).
+_ZIP_ERRORS = (
+    ValueError, OSError, EOFError, RuntimeError, NotImplementedError, SyntaxError,
+    zipfile.BadZipFile, zlib.error, struct.error,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ def parse_npz(data: bytes, task: str, limits: Limits) -> DatasetArrays:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except _ZIP_ERRORS:
         raise Invalid.at(loc, "not a valid .npz file") from None
     if not {"X.npy", "y.npy"} <= names:
         raise Invalid.at(loc, "the .npz file must contain arrays 'X' and 'y'")
@@ -209,7 +216,7 @@ def _npy_header(
     try:
         with archive.open(name) as fh:
             shape, fortran_order, dtype = _header(fh)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError):
+    except _ZIP_ERRORS:
         raise Invalid.at(loc, f"{name} is not a valid .npy array") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         raise Invalid.at(
@@ -234,7 +241,7 @@ def _read_npy(archive: zipfile.ZipFile, member: _Member, loc: list[str | int]) -
         with archive.open(member.name) as fh:
             _header(fh)
             raw = fh.read(member.nbytes)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError):
+    except _ZIP_ERRORS:
         raise Invalid.at(loc, f"{member.name} is not a valid .npy array") from None
     if len(raw) != member.nbytes:
         raise Invalid.at(loc, f"{member.name} is shorter than its header says")

@@ -83,6 +83,10 @@ class PayloadTooLarge(Problem):
     status, title, slug = 413, "Content Too Large", "too-large"
 
 
+class UnsupportedMediaType(Problem):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
 class Invalid(Problem):
     """Well-formed input with wrong shape or values (422) — always with field locations."""
 

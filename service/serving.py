@@ -34,7 +34,7 @@ from waitress.task import WSGITask
 
 from service import logs
 from service.config import Limits, Settings
-from service.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge
+from service.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge, Problem
 
 CHANNEL_TIMEOUT_SECONDS = 30  # like nginx's client_body_timeout
 MAX_HEADER_BYTES = 64 * 1024
@@ -53,6 +53,22 @@ class BodyTooLarge(utilities.RequestEntityTooLarge):
         )
         body = json.dumps(problem.to_dict()).encode()
         return f"{problem.status} {problem.title}", [("Content-Type", PROBLEM_MEDIA_TYPE)], body
+
+
+def _problem_to_response(
+    self: utilities.Error, ident: str | None = None
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Every answer waitress makes itself (a malformed request, headers too large, an
+    application that failed before answering, ...) is problem+json like the API's own,
+    never text/plain or HTML (issue 11)."""
+    problem = Problem(str(self.body) or self.reason)
+    problem.status, problem.title = self.code, self.reason
+    problem.slug = self.reason.lower().replace(" ", "-")
+    body = json.dumps(problem.to_dict()).encode()
+    return f"{self.code} {self.reason}", [("Content-Type", PROBLEM_MEDIA_TYPE)], body
+
+
+utilities.Error.to_response = _problem_to_response  # type: ignore[method-assign]
 
 
 class KeepAliveTask(WSGITask):

@@ -44,10 +44,22 @@ class Expanded:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+# A job spec is a few levels deep: a longer path is a mistake or an attack (issue 11: a
+# 2,000-segment path was a 500).
+MAX_PATH_CHARS = 200
+MAX_PATH_SEGMENTS = 16
+# randint bounds: integers a float, JSON and the database hold exactly.
+MAX_RANDINT = 2**53
+
+
 def parse_path(path: str) -> tuple[str | int, ...]:
     """Split a dotted path; all-digit segments become list indices."""
     if not isinstance(path, str) or not path or any(not s for s in path.split(".")):
-        raise ValueError(f"{path!r} is not a dotted path like 'training.optimizer.learning_rate'")
+        raise ValueError(f"{str(path)[:80]!r} is not a dotted path like 'training.epochs'")
+    if len(path) > MAX_PATH_CHARS or path.count(".") >= MAX_PATH_SEGMENTS:
+        raise ValueError(
+            f"a dotted path has at most {MAX_PATH_CHARS} characters and {MAX_PATH_SEGMENTS} parts"
+        )
     return tuple(int(s) if s.isdigit() else s for s in path.split("."))
 
 
@@ -192,8 +204,14 @@ def sampler(path: str, dist: Any, section: str) -> Callable[[np.random.Generator
     if not isinstance(args, list) or len(args) != 2 or not all(_is_number(a) for a in args):
         raise SweepError(loc, f"{name} needs two numbers [low, high]")
     low, high = args
+    try:
+        float(low), float(high)
+    except OverflowError:
+        raise SweepError(loc, f"{name} bounds must be finite numbers") from None
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
         raise SweepError(loc, f"{name} needs finite bounds with low <= high")
+    if not math.isfinite(float(high) - float(low)):
+        raise SweepError(loc, f"{name} needs a finite range high - low")
     if name == "uniform":
         return lambda rng: float(rng.uniform(low, high))
     if name == "loguniform":
@@ -203,6 +221,8 @@ def sampler(path: str, dist: Any, section: str) -> Callable[[np.random.Generator
         return lambda rng: float(math.exp(rng.uniform(log_low, log_high)))
     if not all(isinstance(a, int) for a in args):
         raise SweepError(loc, "randint needs two integers [low, high] (both included)")
+    if not all(-MAX_RANDINT <= a <= MAX_RANDINT for a in args):
+        raise SweepError(loc, f"randint bounds must be within ±2**53 ({MAX_RANDINT})")
     return lambda rng: int(rng.integers(low, high, endpoint=True))
 
 

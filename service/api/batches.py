@@ -25,6 +25,7 @@ from service.api.openapi import (
     register_models,
 )
 from service.api.plumbing import (
+    MAX_EPOCH,
     ConditionalHeaders,
     CurveRangeQuery,
     PageQuery,
@@ -90,6 +91,7 @@ class CurvesQuery(CurveRangeQuery):
     max_points: int | None = Field(
         default=None,
         ge=2,
+        le=MAX_EPOCH,
         description="A hard cap per job: each job's unseen range whole, M4-downsampled past "
         "it. Without it, the answer's points are shared by the jobs and may be truncated.",
     )

@@ -12,12 +12,13 @@ import logging
 
 from flask import Flask, Response, g, request
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from service.problems import (
     PROBLEM_MEDIA_TYPE,
     Conflict,
+    Invalid,
     Problem,
     Unavailable,
     from_validation_error,
@@ -95,6 +96,11 @@ def register_error_handlers(app: Flask) -> None:
                     "the database is unavailable; retry shortly",
                     headers={"Retry-After": DB_RETRY_AFTER_SECONDS},
                 )
+            )
+        if isinstance(error, DataError):  # a value the database refuses: NUL, out of range
+            log.info("data refused by the database path=%s error=%s", request.path, error.orig)
+            return problem_response(
+                Invalid.at(["body"], "a value in the request does not fit the database")
             )
         if isinstance(error, IntegrityError):  # lost a race with a concurrent request
             log.info("integrity conflict path=%s error=%s", request.path, error.orig)

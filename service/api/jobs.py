@@ -15,6 +15,7 @@ from service.api.openapi import (
     register_models,
 )
 from service.api.plumbing import (
+    MAX_EPOCH,
     ConditionalHeaders,
     CurveRangeQuery,
     PageQuery,
@@ -86,10 +87,13 @@ class JobListQuery(PageQuery):
 
 
 class CurveQuery(CurveRangeQuery):
-    since: int = Field(default=0, ge=0, description="Return only epochs after this one.")
+    since: int = Field(
+        default=0, ge=0, le=MAX_EPOCH, description="Return only epochs after this one."
+    )
     max_points: int | None = Field(
         default=None,
         ge=2,
+        le=MAX_EPOCH,
         description="A hard cap: the whole range in one answer, M4-downsampled past it "
         "(each bucket's first, last, and every requested field's min and max kept).",
     )

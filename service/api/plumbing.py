@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
 from service import logs, queue
-from service.api import API_PREFIX
+from service.api import API_PREFIX, hostile
 from service.config import Settings
 from service.curves import CurveAsk, parse_fields
 from service.dispatch import Sender
 from service.keycache import KeyCache
-from service.problems import BadRequest, Unauthorized
+from service.problems import BadRequest, Unauthorized, UnsupportedMediaType
 from service.tenants import Identity
 
 # --- the per-request context -----------------------------------------------------------------
@@ -126,16 +126,35 @@ def require_wellformed_json() -> None:
     """A JSON body that does not parse is a 400, not a 422.
 
     flask-openapi3 parses bodies with ``silent=True`` (turning garbage into ``None``), so
-    malformed JSON is caught here first. Reading the body also enforces the size limit (413).
+    malformed JSON is caught here first. Before parsing, the body is budgeted
+    (``hostile.check_json_body``: size, nesting depth, NUL characters); a body that is
+    neither JSON nor a multipart upload is 415. NUL in the path or query is 422.
     """
-    if not request.is_json or request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+    limits = settings().limits
+    hostile.check_url(request.path, request.args, request.headers.items())
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
         return
-    if not request.get_data(cache=True):
+    if not request.is_json:
+        if request.mimetype != "multipart/form-data" and (request.content_length or 0) > 0:
+            raise UnsupportedMediaType(
+                f"send application/json (or multipart/form-data to upload a dataset file), "
+                f"not {request.mimetype or 'a body without a Content-Type'}"
+            )
+        return
+    length = request.content_length
+    if length is not None and limits.json_body_bytes < length <= limits.body_bytes:
+        raise hostile.json_too_large(length, limits)
+    # A body without a length, too (over body_bytes: the app's own 413, as for any body).
+    request.max_content_length = min(limits.json_body_bytes, limits.body_bytes)
+    data = request.get_data(cache=True)
+    if not data:
         return  # a missing body is a validation error (422), reported by the view
+    hostile.check_json_text(data, limits)
     try:
-        request.get_json(cache=True)  # cached: the view's validation reuses the parse
-    except WerkzeugBadRequest:
+        body = request.get_json(cache=True)  # cached: the view's validation reuses the parse
+    except (WerkzeugBadRequest, RecursionError):
         raise BadRequest("the request body is not valid JSON") from None
+    hostile.check_json_nul(data, body)
 
 
 def api_blueprint(name: str, import_name: str, url_prefix: str, tag: str) -> APIBlueprint:
@@ -156,6 +175,10 @@ def api_blueprint(name: str, import_name: str, url_prefix: str, tag: str) -> API
 
 
 # --- request models shared by the views ------------------------------------------------------
+
+# Epochs are 32-bit integers in the database: a larger one is 422, not a 500 (issue 11:
+# since=2**70 on SQLite, 2**40 on PostgreSQL).
+MAX_EPOCH = 2**31 - 1
 
 _SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
 
@@ -206,8 +229,12 @@ class CurveRangeQuery(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    from_epoch: int | None = Field(default=None, ge=0, description="First epoch of the range.")
-    to_epoch: int | None = Field(default=None, ge=0, description="Last epoch of the range.")
+    from_epoch: int | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="First epoch of the range."
+    )
+    to_epoch: int | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="Last epoch of the range."
+    )
     fields: str | None = Field(
         default=None,
         max_length=300,

@@ -16,7 +16,17 @@ from flask_openapi3 import Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
 from service import metrics
-from service.api import API_PREFIX, backprop, batches, datasets, health, insight, jobs, meta
+from service.api import (
+    API_PREFIX,
+    backprop,
+    batches,
+    datasets,
+    health,
+    hostile,
+    insight,
+    jobs,
+    meta,
+)
 from service.api import webhooks as webhook_views
 from service.api.errors import register_error_handlers, validation_error_response
 from service.api.openapi import problem_components
@@ -81,6 +91,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     register_error_handlers(app)
     metrics.init_app(app, reads, settings)
     trace_requests(app)
+    hostile.init_app(app)
     app.components_schemas.update(problem_components())
     app.register_api(health.bp)
     app.register_api(datasets.bp)

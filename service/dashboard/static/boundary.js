@@ -1,7 +1,7 @@
 // The decision boundary of a finished job on a 2-D dataset: predictions over a grid
 // (POST /jobs/{id}/predict), with the training points on top when the spec holds them.
 import { api } from "./api.js";
-import { PALETTE, draw } from "./charts.js";
+import { PALETTE, draw, plotlyText } from "./charts.js";
 import { h, replace } from "./dom.js";
 
 const GRID = 80;
@@ -115,7 +115,7 @@ export async function renderBoundary(card, job) {
     // Class i sits in the middle of its colour band [i/k, (i+1)/k].
     zmin: regression ? undefined : binary ? 0 : -0.5, zmax: regression ? undefined : binary ? 1 : k - 0.5,
     showscale: Boolean(regression || binary), hoverinfo: "skip",
-    colorbar: { title: { text: regression ? "prediction" : `P(class ${classes[1] ?? 1})` }, thickness: 12 },
+    colorbar: { title: { text: regression ? "prediction" : plotlyText(`P(class ${classes[1] ?? 1})`) }, thickness: 12 },
   }];
   if (Array.isArray(dataset.X) && Array.isArray(dataset.y)) {
     const colors = dataset.y.map((label) =>

@@ -156,10 +156,12 @@ export function renderBatch(root, route) {
     const has = (j, key) => typeof j.metrics?.[key] === "number";
     const rated = succeeded.filter((j) => has(j, metricKey)).length;
     const how = `the final value, ${mode === "min" ? "lowest" : "highest"} best`;
-    const head = `${finished.length} of ${jobs.length} finished`;
+    // Only succeeded jobs are ranked: say how many those are when some ended otherwise.
+    const ended = succeeded.length < finished.length ? ` (${succeeded.length} succeeded)` : "";
+    const head = `${finished.length} of ${jobs.length} finished${ended}`;
     if (!jobs.length) return "This batch has no jobs.";
     if (!finished.length) return `No job has finished yet; they will be ranked by ${metricLabel()} (${how}).`;
-    if (!succeeded.length) return `${head}; none succeeded, so none is ranked.`;
+    if (!succeeded.length) return `${finished.length} of ${jobs.length} finished; none succeeded, so none is ranked.`;
     if (!rated) {
       const other = metricKey === "val_loss" && succeeded.some((j) => has(j, "train_loss"))
         ? "; choose training loss to rank them" : "";

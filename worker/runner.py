@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import lifecycle, logs, schedulers
+from service import budgets, lifecycle, logs, schedulers
 from service.build import Prepared, prepare
 from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
@@ -143,6 +143,10 @@ class _Stop(Exception):
         self.outcome = outcome
 
 
+class MemoryLimit(Exception):
+    """A run whose estimated peak memory is over the per-job limit."""
+
+
 @dataclass
 class _Run:
     rt: Runtime
@@ -180,6 +184,13 @@ class _Run:
             return self._fail("gradient_check_failed", str(exc), epoch=None)
         except SpecError as exc:
             return self._fail("internal", f"the engine rejected the spec: {exc}", epoch=None)
+        except MemoryLimit as exc:
+            return self._fail("memory_limit", str(exc), epoch=None)
+        except MemoryError:  # numpy could not allocate: this job fails, the worker lives on
+            log.exception("job=%s ran out of memory", self.job_id)
+            limit = self.rt.settings.limits.job_memory_bytes
+            message = f"ran out of memory (the per-job limit is {limit} bytes)"
+            return self._fail("memory_limit", message, epoch=None)
         except (OperationalError, InterfaceError):
             # The database stayed away longer than our patience: leave the job running;
             # its lease expires and the reaper hands it to another run.
@@ -203,6 +214,22 @@ class _Run:
     def job_id(self) -> str:
         return self.claim.job_id
 
+    def _check_memory(self, prepared: Prepared) -> None:
+        """The submit-time estimate again, on the data as loaded (a stored dataset's real
+        size): over ``job_memory_bytes``, the job fails before training allocates."""
+        training = self.claim.spec.get("training", {})
+        sizes = list(prepared.net.layer_sizes)
+        n_samples = int(prepared.data.n_samples)
+        itemsize = 4 if training.get("dtype") == "float32" else 8
+        rows = training.get("batch_size") or int(prepared.trainer.X_train.shape[0])
+        peak = budgets.job_peak_bytes(sizes, n_samples, rows, itemsize)
+        limit = self.rt.settings.limits.job_memory_bytes
+        if peak > limit:
+            raise MemoryLimit(
+                f"the run would need about {peak} bytes; the per-job limit is {limit} "
+                "(DELTAFLOW_MAX_JOB_MEMORY_BYTES): a smaller batch_size or network fits"
+            )
+
     def _train(self) -> str:
         claim, rt = self.claim, self.rt
         dataset = claim.spec["dataset"]
@@ -213,6 +240,7 @@ class _Run:
                 dataset["validation"], claim.tenant_id, rt.factory, rt.settings
             )
         prepared = prepare(claim.spec, data, validation)
+        self._check_memory(prepared)
         trainer = prepared.trainer
         if claim.checkpoint is not None:
             if claim.checkpoint_adopted:  # PBT: another trial's state, this spec's settings

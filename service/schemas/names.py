@@ -93,7 +93,13 @@ Severity = Literal["error", "warning", "info"]
 
 # ``jobs.error.type`` of a failed job.
 JobErrorType = Literal[
-    "non_finite", "time_limit", "attempts_exhausted", "gradient_check_failed", "dataset", "internal"
+    "non_finite",
+    "time_limit",
+    "attempts_exhausted",
+    "gradient_check_failed",
+    "dataset",
+    "memory_limit",
+    "internal",
 ]
 
 # Events a webhook can subscribe to (service.webhooks); ``webhook.test`` is sent only by

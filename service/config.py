@@ -55,6 +55,8 @@ class Limits:
     # A JSON body: its size (datasets beyond it go as CSV or NPZ files) and nesting depth.
     json_body_bytes: int = 32 * 1024 * 1024
     json_depth: int = 64
+    # Inline values (X and y) all the jobs of one batch store in their specs.
+    batch_inline_values: int = 2_000_000
     # Compute budgets of the synchronous endpoints (service.budgets), in multiply-adds:
     # a trace is 2 x examples x (parameters + layers); a gradient check that times
     # 2 x parameters. 4e9 is about a second of one core here.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import searches, summaries
-from service.config import Limits
+from service.config import Limits, limit_env
 from service.problems import Invalid
 from service.schedulers.pbt import INHERITED
 from service.schemas.batch import BatchSubmit
@@ -38,6 +38,38 @@ class Plan:
 
 def plan_batch(request: BatchSubmit, limits: Limits) -> Plan:
     """Check the request's shape and expand it; raises ``Invalid`` naming the field."""
+    plan = _plan(request, limits)
+    _check_inline_values(plan, request, limits)
+    return plan
+
+
+def _inline_values(spec: Any) -> int:
+    """Values of an inline dataset in a job spec (X and y), 0 for a stored or generated one."""
+    dataset = spec.get("dataset") if isinstance(spec, dict) else None
+    X = dataset.get("X") if isinstance(dataset, dict) else None
+    if not isinstance(X, list) or not X:
+        return 0
+    width = len(X[0]) if isinstance(X[0], list) else 1
+    return len(X) * (width + 1)
+
+
+def _check_inline_values(plan: Plan, request: BatchSubmit, limits: Limits) -> None:
+    """Each job of a batch stores its spec, inline data included: the batch's total is
+    bounded (issue 11), so a 1000-job sweep over inline data cannot write 1000 copies."""
+    if plan.kind == "tpe" and request.search is not None:
+        total = _inline_values(request.base) * request.search.trials
+    else:
+        total = sum(_inline_values(item.spec) for item in plan.expanded)
+    if total > limits.batch_inline_values:
+        raise Invalid.at(
+            ["body"],
+            f"the batch's jobs would store {total} inline values; at most "
+            f"{limits.batch_inline_values} ({limit_env('batch_inline_values')}): upload the "
+            "dataset (POST /datasets) and name it by id",
+        )
+
+
+def _plan(request: BatchSubmit, limits: Limits) -> Plan:
     given = [kind for kind in BATCH_KINDS if getattr(request, _FIELD.get(kind, kind)) is not None]
     if len(given) != 1:
         raise Invalid.at(["body"], "give exactly one of grid, random, search or jobs")

@@ -73,3 +73,17 @@ def test_a_batch_job_list_carries_no_inline_arrays(backend_app):
     assert len(items) == 3
     assert all("X" not in item["spec"]["dataset"] for item in items)
     assert len(listed.get_data()) < 15_000
+
+
+def test_a_batch_cannot_store_inline_data_a_thousand_times(client, auth, row_counts):
+    before = row_counts()
+    grid = {"training.seed": list(range(500))}
+    batch = {"name": "copies", "base": inline_spec(2000, 4), "grid": grid}
+    response = client.post("/api/v1/batches", json=batch, headers=auth)
+    assert response.status_code == 422, response.get_json()
+    assert "DELTAFLOW_MAX_BATCH_INLINE_VALUES" in response.get_json()["detail"]
+    search = {"name": "tpe", "space": {"training.seed": {"randint": [0, 9]}}, "trials": 500}
+    tpe = {"name": "tpe", "base": inline_spec(2000, 4), "search": search}
+    response = client.post("/api/v1/batches", json=tpe, headers=auth)
+    assert response.status_code == 422, response.get_json()
+    assert row_counts() == before

@@ -4,7 +4,7 @@ import { PALETTE, draw, plotlyText, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
 import { h, replace, select } from "./dom.js";
 import {
-  FINISHED, batchProgress, countsText, number, percent, progressBar, shortId, statusPill,
+  FINISHED, batchOutcome, batchProgress, countsText, number, percent, progressBar, shortId, statusPill,
 } from "./format.js";
 import { compareCard } from "./compare.js";
 import { lineageCard } from "./lineage.js";
@@ -131,7 +131,7 @@ export function renderBatch(root, route) {
     replace(progressBox, h("div", { class: "progress-line" },
       h("strong", {}, `${batch.progress?.finished ?? 0} of ${batch.progress?.total ?? jobsOf().length} jobs finished`),
       h("span", { class: "muted" }, batch.kind ? `${batch.kind} sweep over ${(batch.varied || []).join(", ") || "—"}` : "")),
-    progressBar(batchProgress(batch), allDone ? "succeeded" : "running"));
+    progressBar(batchProgress(batch), allDone ? batchOutcome(batch) : "running"));
     const unfinished = jobsOf().some((j) => !FINISHED.has(j.status)) || Boolean(batch.search?.growing);
     cancelButton.hidden = !unfinished;
     lineage.render(batch);
@@ -258,7 +258,8 @@ export function renderBatch(root, route) {
       xaxis: { title: { text: "epoch" } },
       yaxis: { title: { text: metricKey.replace("_", " ") }, type: metricKey.includes("loss") ? "log" : "linear" },
       legend: { orientation: "v", x: 1.02, y: 1 },
-      margin: { l: 56, r: 8, t: 12, b: 44 },
+      // The top margin holds Plotly's toolbar, which otherwise covers the legend.
+      margin: { l: 56, r: 8, t: 40, b: 44 },
     });
   }
 

@@ -1,7 +1,7 @@
 // #/batches: the tenant's sweeps with their progress, and the form to start one.
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
-import { batchProgress, countsText, dateTime, progressBar, shortId } from "./format.js";
+import { batchOutcome, batchProgress, countsText, dateTime, progressBar, shortId } from "./format.js";
 import { CHANGED, errorsInto, Poller, UNCHANGED } from "./poll.js";
 import { sweepForm } from "./sweepform.js";
 
@@ -25,7 +25,7 @@ export function renderBatches(root) {
           h("td", {}, h("a", { href: `#/batches/${encodeURIComponent(b.id)}` }, b.name || `batch ${shortId(b.id)}`),
             h("div", { class: "muted small mono" }, shortId(b.id))),
           h("td", {}, countsText(b.counts)),
-          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), batchProgress(b) >= 1 ? "succeeded" : "running")),
+          h("td", { class: "progress-cell" }, progressBar(batchProgress(b), batchOutcome(b))),
           h("td", {}, dateTime(b.created_at))))))
       : h("p", { class: "empty" }, "No batches yet. Submit a sweep with the form above."));
     return CHANGED;

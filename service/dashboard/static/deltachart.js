@@ -20,7 +20,7 @@ export function deltaCard(norms) {
     ? `δ at layer ${first.l} is ${exponent(first.delta_ratio)} of the output layer's: the gradient vanishes on its way back, and the first layers get an error signal ${Math.round(1 / first.delta_ratio)}× weaker.`
     : "δ keeps its size on the way back: every layer gets a useful gradient.";
   const rows = layers.map((layer) => h("tr", { dataset: { layer: String(layer.l) } },
-    h("td", {}, `δ⁽${layer.l}⁾`), h("td", {}, `${layer.units} ${layer.activation}`),
+    h("td", {}, "δ", h("sup", {}, `(${layer.l})`)), h("td", {}, `${layer.units} ${layer.activation}`),
     h("td", { class: "num", dataset: { value: String(layer.delta_rms) } }, exponent(layer.delta_rms)),
     h("td", { class: "num", dataset: { value: String(layer.delta_ratio) } }, exponent(layer.delta_ratio)),
     h("td", { class: "num" }, exponent(layer.D_norm))));
@@ -34,7 +34,7 @@ export function deltaCard(norms) {
         h("tbody", {}, rows))));
   // Drawn once the card is in the page, at its final width.
   requestAnimationFrame(() => draw(chart, [{
-    type: "bar", name: "RMS δ", x: layers.map((layer) => `δ⁽${layer.l}⁾ ${layer.activation}`),
+    type: "bar", name: "RMS δ", x: layers.map((layer) => `δ<sup>(${layer.l})</sup> ${layer.activation}`),
     y: layers.map((layer) => layer.delta_rms), marker: { color: PALETTE[0] },
   }], { yaxis: { type: "log", title: { text: "RMS of δ" } }, xaxis: { title: { text: "layer (input side left)" } },
     showlegend: false, hovermode: "closest" }));

@@ -90,3 +90,23 @@ export function batchProgress(batch) {
   const p = batch.progress;
   return typeof p === "number" ? p : p?.fraction ?? 0;
 }
+
+/** The colour of a batch's bar: running until every job has finished, then what they
+ * ended as — succeeded, cancelled or failed when all did alike, else partial. */
+export function batchOutcome(batch) {
+  if (batchProgress(batch) < 1) return "running";
+  const counts = batch.counts || {};
+  const ended = ["succeeded", "cancelled", "failed"].filter((s) => (counts[s] || 0) > 0);
+  if (ended.length === 1) return ended[0];
+  return ended.length ? "partial" : "running";
+}
+
+/** An accuracy cell that says which one it is: validation, else training. */
+export function accuracyCell(metrics) {
+  const validation = metrics?.val_accuracy != null;
+  const value = validation ? metrics.val_accuracy : metrics?.train_accuracy;
+  if (value == null) return "—";
+  const which = validation ? "val" : "train";
+  return [percent(value), " ", h("span", { class: "muted small", dataset: { accuracy: which },
+    title: validation ? "validation accuracy" : "training accuracy (no validation set)" }, which)];
+}

@@ -90,7 +90,7 @@ export function renderJob(root, route) {
     h("label", { class: "check" }, logToggle, "Log scale"));
   const accuracy = chartCard("Accuracy", "accuracy-chart");
   const grads = chartCard("Gradient norms per layer", "grad-chart",
-    h("span", { class: "muted small" }, "‖D⁽ˡ⁾‖ (solid) and update ratio ‖ΔW‖/‖W‖ (dotted)"));
+    h("span", { class: "muted small" }, "‖D", h("sup", {}, "(l)"), "‖ (solid) and update ratio ‖ΔW‖/‖W‖ (dotted)"));
   const boundaryCard = h("section", { class: "card", id: "boundary-card", hidden: true });
   const epochsNote = h("span", { class: "muted small", id: "curve-count" }, "");
 
@@ -221,7 +221,7 @@ export function renderJob(root, route) {
     }
     if (!grads.card.hidden) {
       const traces = series.gradD.map((values, layer) =>
-        line(`‖D⁽${layer + 1}⁾‖`, series.gradEpoch, values, PALETTE[layer % PALETTE.length]));
+        line(`‖D<sup>(${layer + 1})</sup>‖`, series.gradEpoch, values, PALETTE[layer % PALETTE.length]));
       series.updateRatio.forEach((values, layer) => traces.push(
         line(`ratio ${layer + 1}`, series.gradEpoch, values, PALETTE[layer % PALETTE.length],
           { line: { color: PALETTE[layer % PALETTE.length], width: 1.5, dash: "dot" } })));

@@ -1,7 +1,7 @@
 // #/jobs: the live job list with status and batch filters, and the new-job form.
 import { api } from "./api.js";
 import { h, replace, select } from "./dom.js";
-import { ago, duration, jobName, number, percent, progressBar, shortId, statusPill } from "./format.js";
+import { accuracyCell, ago, duration, jobName, number, progressBar, shortId, statusPill } from "./format.js";
 import { jobForm } from "./jobform.js";
 import { fillFromMeta } from "./meta.js";
 import { CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
@@ -27,7 +27,7 @@ function jobRow(job) {
     h("td", { class: "num" }, active ? duration(progress.eta_seconds) : "—"),
     h("td", { class: "num" }, number(metrics.train_loss)),
     h("td", { class: "num" }, number(metrics.val_loss)),
-    h("td", { class: "num" }, percent(metrics.val_accuracy ?? metrics.train_accuracy)),
+    h("td", { class: "num" }, accuracyCell(metrics)),
     h("td", {}, job.batch_id
       ? h("a", { href: `#/batches/${encodeURIComponent(job.batch_id)}`, class: "mono small" }, shortId(job.batch_id))
       : h("span", { class: "muted" }, "—")),
@@ -38,7 +38,7 @@ function jobsTable(items) {
   if (!items.length) return h("p", { class: "empty" }, "No jobs match. Submit one with the form above.");
   return h("table", { class: "table", id: "jobs-table" },
     h("thead", {}, h("tr", {},
-      ["Job", "Status", "Progress", "ETA", "Train loss", "Val loss", "Accuracy", "Batch"].map((t) => h("th", {}, t)))),
+      ["Job", "Status", "Progress", "ETA", "Train loss", "Val loss", "Accuracy (val, else train)", "Batch"].map((t) => h("th", {}, t)))),
     h("tbody", {}, items.map(jobRow)));
 }
 

@@ -18,15 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
-from service import idempotency, summaries
+from service import idempotency, quotas, summaries
 from service.config import Limits
 from service.cursors import paginate
-from service.dispatch import Sender, dispatch
+from service.dispatch import Dispatcher
 from service.importance import importance as importance_of
 from service.jobs import cancel_job, create_job, parse_spec
 from service.models import Batch, Job, TrialDecision
 from service.plans import Plan, check_scheduler, check_scheduler_metric, plan_batch
 from service.problems import Conflict, Invalid, NotFound
+from service.quotas import QuotaLimits
 from service.schemas import responses
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import FINISHED, UNFINISHED, Queue
@@ -58,10 +59,11 @@ def submit_batch(
     limits: Limits,
     idempotency_key: str | None = None,
     *,
-    send: Sender | None = None,
+    dispatcher: Dispatcher | None = None,
+    quota: QuotaLimits | None = None,
 ) -> tuple[Batch, list[str], bool]:
-    """Validate every expanded spec, then create the batch and its jobs, COMMIT, and
-    dispatch the jobs to the ``batch`` queue with ``send`` (else the reaper sends them).
+    """Validate every expanded spec, then create the batch and its jobs (``batch`` queue),
+    COMMIT, and run a dispatch pass (without ``dispatcher``, the reaper's pass sends them).
 
     Returns (batch, job ids in batch order, created). Nothing is stored if any job is
     invalid: the 422 lists the first invalid jobs with their locations. The
@@ -130,6 +132,8 @@ def submit_batch(
             job.origin = plan.origins[index]
             job_ids.append(job.id)
         session.flush()
+        if quota is not None:  # admitted whole or not at all
+            quotas.admit_queued(session, tenant_id, quota, added=len(job_ids))
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -144,8 +148,8 @@ def submit_batch(
     except BaseException:
         session.rollback()
         raise
-    if send is not None:
-        dispatch(session, send, [(job_id, Queue.batch.value) for job_id in job_ids])
+    if dispatcher is not None:
+        dispatcher.run(session)
     return batch, job_ids, True
 
 

@@ -111,6 +111,13 @@ class Settings:
     webhook_timeout_seconds: float = 5.0
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
     webhook_rotation_grace_seconds: float = 86400.0
+    # Fair dispatch (service.dispatch, docs/fairness.md): messages waiting in the broker per
+    # live worker process beyond its slots, so a freed slot starts its next job at once.
+    dispatch_margin: int = 1
+    # Per-tenant quotas (service.quotas); ``deltaflow set-quota`` overrides. None = unlimited.
+    quota_max_queued_jobs: int | None = None
+    quota_max_running_jobs: int | None = None
+    quota_max_storage_bytes: int | None = None
 
     @property
     def broker_dir(self) -> Path:
@@ -158,6 +165,8 @@ def _coerce(type_name: Any, raw: str) -> Any:
     name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
     if name == "int":
         return int(raw)
+    if name == "int | None":
+        return int(raw) if raw.strip() else None
     if name == "float":
         return float(raw)
     if name == "bool":

@@ -25,14 +25,22 @@ def alive_window(reaper_interval_seconds: float) -> float:
     return max(10.0, 3 * reaper_interval_seconds)
 
 
-def beat(factory: sessionmaker[Session], name: str, now: datetime | None = None) -> None:
+def beat(
+    factory: sessionmaker[Session],
+    name: str,
+    now: datetime | None = None,
+    slots: int | None = None,
+) -> None:
+    """The worker ``name`` is alive, with ``slots`` pool slots (what the dispatcher fills)."""
     now = now or utcnow()
     with transaction(factory) as session:
         insert = dialect_insert(session)(WorkerHeartbeat).values(
-            name=name, started_at=now, seen_at=now
+            name=name, started_at=now, seen_at=now, slots=slots
         )
         session.execute(
-            insert.on_conflict_do_update(index_elements=["name"], set_={"seen_at": now})
+            insert.on_conflict_do_update(
+                index_elements=["name"], set_={"seen_at": now, "slots": slots}
+            )
         )
         session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < now - FORGET_AFTER))
 

@@ -27,13 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from service import idempotency, lifecycle, search
+from service import idempotency, lifecycle, quotas, search
 from service.config import Limits
 from service.cursors import paginate
 from service.db import first_row
-from service.dispatch import Sender, dispatch
+from service.dispatch import Dispatcher
 from service.models import Job
-from service.problems import Conflict, NotFound
+from service.problems import Conflict, NotFound, QuotaExceeded
+from service.quotas import QuotaLimits
 from service.schemas.names import FINISHED, JobStatus, Queue
 from service.schemas.spec import JobSpec
 from service.validation import Loc, parse_spec, validate_spec
@@ -97,13 +98,17 @@ def submit_job(
     limits: Limits,
     idempotency_key: str | None = None,
     *,
-    send: Sender | None = None,
+    dispatcher: Dispatcher | None = None,
+    quota: QuotaLimits | None = None,
 ) -> tuple[Job, bool]:
-    """Create and COMMIT one job, then dispatch it with ``send``; return (job, created).
+    """Create and COMMIT one job, then run a dispatch pass; return (job, created).
 
     With an Idempotency-Key, a repeat of the same body returns the first job (created False),
     a different body is 422, and concurrent repeats create one job (``service.idempotency``).
-    Without ``send`` the job waits for the reaper to dispatch it.
+    The pass sends the job if a worker slot is free and it is its tenant's turn; else it
+    waits ``queued`` for a later pass (``service.dispatch``). Without ``dispatcher`` the
+    job waits for the reaper's pass. Over the tenant's ``max_queued_jobs``: 429, nothing
+    stored (``service.quotas``).
     """
     model = parse_spec(spec)
     fingerprint = idempotency.fingerprint({"name": name, **model.model_dump(mode="json")})
@@ -122,7 +127,12 @@ def submit_job(
             idempotency_key=idempotency_key,
             request_hash=fingerprint if idempotency_key else None,
         )
+        if quota is not None:
+            quotas.admit_queued(session, tenant_id, quota, added=1)
         session.commit()
+    except QuotaExceeded:
+        session.rollback()
+        raise
     except IntegrityError:
         session.rollback()
         if not idempotency_key:
@@ -131,7 +141,7 @@ def submit_job(
         if winner is None:
             raise
         return idempotency.replay(winner, fingerprint), False
-    if send is not None and dispatch(session, send, [(job.id, job.queue)]):
+    if dispatcher is not None and job.id in dispatcher.run(session):
         session.refresh(job)  # recording the dispatch bumped the version (the ETag)
     return job, True
 

@@ -111,13 +111,23 @@ def request_cancel(session: Session, job_id: str, status: str) -> bool:
     return won
 
 
-def mark_dispatched(session: Session, job_ids: Sequence[str]) -> None:
-    """Record that messages were sent for these jobs if still queued, in one UPDATE (the
-    reaper re-sends queued jobs whose dispatch is stale or missing). On the database's
-    clock, which the reaper compares it with."""
-    now = db_now()
+def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime | None = None) -> None:
+    """Record that these jobs, if still queued, are being sent, in one UPDATE (a dispatch
+    pass sends again the queued jobs whose dispatch is stale or missing). On the
+    database's clock (a pass reads it once and passes it; ``service.clock``)."""
+    now = now_or_db(now)
     where = and_(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
     _update(session, where, dispatched_at=now, updated_at=now, version=Job.version + 1)
+
+
+def undo_dispatch(session: Session, job_ids: Sequence[str], stamp: datetime) -> None:
+    """The send of these jobs failed: clear the ``dispatched_at`` their pass wrote."""
+    where = and_(
+        Job.id.in_(list(job_ids)),
+        Job.status == JobStatus.queued.value,
+        Job.dispatched_at == stamp,
+    )
+    _update(session, where, dispatched_at=None)
 
 
 # --- the run's side (one short transaction each) ------------------------------------------
@@ -336,7 +346,7 @@ def release(
 ) -> str | None:
     """Give the job back (warm shutdown): queued again for another worker to resume.
 
-    Returns the new status — ``"queued"`` (the caller must dispatch it) or ``"cancelled"``
+    Returns the new status — ``"queued"`` (the caller runs a dispatch pass) or ``"cancelled"``
     when a cancel was pending — or None if the fence was lost.
     """
     now = now_or_db(now)
@@ -348,7 +358,7 @@ def release(
             releases=Job.releases + 1,  # handed over, not lost: no strike against the cap
             lease_owner=None,
             lease_expires_at=None,
-            dispatched_at=now,
+            dispatched_at=None,  # for the next dispatch pass
             updated_at=now,
             version=Job.version + 1,
         )
@@ -402,8 +412,8 @@ def exploit(
 def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: datetime) -> str:
     """Recover one job whose lease expired, as ``row`` (id, status, attempt, releases) saw it.
 
-    ``cancelling`` → ``cancelled`` (its run is gone); ``running`` → ``queued`` (to be
-    dispatched again), or ``failed`` with ``attempts_exhausted`` once ``max_attempts`` runs
+    ``cancelling`` → ``cancelled`` (its run is gone); ``running`` → ``queued`` (for the
+    next dispatch pass), or ``failed`` with ``attempts_exhausted`` once ``max_attempts`` runs
     were lost. Returns what happened — ``"cancelled"``, ``"exhausted"`` or ``"requeued"`` —
     or ``""`` when the job moved on first (another reaper, or its run came back).
     """
@@ -428,7 +438,7 @@ def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: d
         values = {**common, "status": JobStatus.failed.value, "finished_at": now, "error": error}
         outcome = "exhausted"
     else:
-        values = {**common, "status": JobStatus.queued.value, "dispatched_at": now}
+        values = {**common, "status": JobStatus.queued.value, "dispatched_at": None}
         outcome = "requeued"
     with transaction(factory) as session:
         won = _update(session, still_expired, **values, version=Job.version + 1)
@@ -438,17 +448,6 @@ def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: d
             if outcome != "requeued":
                 _ended(session, row.id, JobStatus(values["status"]))
     return outcome if won else ""
-
-
-def take_dispatch(
-    factory: SessionFactory, job_id: str, seen: datetime | None, now: datetime
-) -> bool:
-    """Claim the re-send of a queued job whose ``dispatched_at`` is still ``seen``: of many
-    reapers, one wins and sends."""
-    unchanged = Job.dispatched_at.is_(None) if seen is None else Job.dispatched_at == seen
-    with transaction(factory) as session:
-        queued = and_(Job.id == job_id, Job.status == JobStatus.queued.value, unchanged)
-        return _update(session, queued, dispatched_at=now)
 
 
 # --- helpers --------------------------------------------------------------------------------

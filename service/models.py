@@ -146,6 +146,8 @@ class Job(Owned, Idempotent, Base):
         # A job's position in its batch: the stable order of batch summaries and curve cursors.
         UniqueConstraint("batch_id", "batch_index", name="uq_jobs_batch_index"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        # The dispatcher's reads: each tenant's queued jobs, oldest first (service.dispatch).
+        Index("ix_jobs_status_tenant", "status", "tenant_id", "created_at"),
     )
 
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
@@ -334,6 +336,8 @@ class WorkerHeartbeat(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Its pool's slots: the capacity the dispatcher fills (service.dispatch); None counts 1.
+    slots: Mapped[int | None] = mapped_column(Integer)
 
 
 def new_message_id() -> str:
@@ -399,3 +403,31 @@ class WebhookAttempt(Base):
     duration_seconds: Mapped[float] = mapped_column(Float)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+
+class TenantQuota(Base):
+    """A tenant's quotas set by ``deltaflow set-quota`` (``service.quotas``): NULL takes the
+    ``DELTAFLOW_QUOTA_*`` default, -1 is unlimited."""
+
+    __tablename__ = "tenant_quotas"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_queued_jobs: Mapped[int | None] = mapped_column(BigInteger)
+    max_running_jobs: Mapped[int | None] = mapped_column(BigInteger)
+    max_storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DispatcherLock(Base):
+    """The one row every dispatch pass locks first (an UPDATE): passes run one at a time,
+    and a pass that dies mid-way releases it with its transaction."""
+
+    __tablename__ = "dispatcher"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    passes: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    pass_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -97,6 +97,26 @@ class Invalid(Problem):
         return cls(msg, errors=[(loc, msg)])
 
 
+class QuotaExceeded(Problem):
+    """A submit or upload over a tenant's admission quota (``service.quotas``); ``quota``
+    names it. Nothing was stored."""
+
+    status, title, slug = 429, "Too Many Requests", "quota-exceeded"
+
+    def __init__(self, quota: str, detail: str) -> None:
+        super().__init__(detail, errors=[(["body"], f"over the {quota} quota")])
+        self.quota = quota
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "quota": self.quota}
+
+
+class RateLimited(Problem):
+    """Over the API key's rate limit (``DELTAFLOW_RATE_LIMIT``); ``Retry-After`` says when."""
+
+    status, title, slug = 429, "Too Many Requests", "rate-limited"
+
+
 class Unavailable(Problem):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 

@@ -1,21 +1,27 @@
 """Sending training messages by task name with a client-only Celery app.
 
-The API never imports the worker: it commits the job first, then sends only its id.
-If the broker is unreachable the job stays ``queued`` and the reaper sends it later.
+The API never imports the worker: it commits the job first, then a dispatch pass
+(``service.dispatch``) sends only job ids. If the broker is unreachable the job stays
+``queued`` and a later pass sends it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from functools import lru_cache, partial
+from time import monotonic
 
 from celery import Celery
 from kombu import Exchange
 from kombu import Queue as KombuQueue
+from kombu.transport import filesystem
+from kombu.utils.json import dumps
 
 from service import logs
 from service.config import Settings
-from service.dispatch import Sender
+from service.dispatch import Dispatcher, Sender
 from service.schemas.names import Queue
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,34 @@ def task_queues(settings: Settings) -> list[KombuQueue]:
     ]
 
 
+class _AtomicFilesystemChannel(filesystem.Channel):  # type: ignore[misc]
+    """kombu's filesystem channel, writing each message whole before it appears.
+
+    kombu creates the message file, then writes it; a consumer polling in between moves
+    and reads an empty file, and its worker dies (``JSONDecodeError``: unrecoverable).
+    Rare while only the API sent; a pass after every run sends from the worker's own pool
+    child just as its main process polls for the next message (tests/e2e fairness, under
+    load). Written to a name the consumer skips, then renamed into place (atomic).
+    """
+
+    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial_name = final + ".part"  # ".{queue}.msg.part": not a message of any queue
+        try:
+            with open(partial_name, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial_name, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
+    """The embedded broker's transport (``filesystem://``) with atomic writes."""
+
+    Channel = _AtomicFilesystemChannel
+
+
 def celery_config(settings: Settings) -> dict:
     """The Celery configuration shared by the API's client app and the worker app."""
     hard = settings.hard_time_limit_seconds
@@ -84,7 +118,10 @@ def celery_config(settings: Settings) -> dict:
             "control_folder": str(control_dir),
             "polling_interval": settings.broker_polling_interval,
         }
-    return {
+    config: dict = {}
+    if settings.uses_filesystem_broker:
+        config["broker_transport"] = f"{__name__}:AtomicFilesystemTransport"
+    return config | {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,
         "broker_connection_timeout": 2.0,
@@ -152,3 +189,8 @@ def send_delivery(settings: Settings, delivery_id: str) -> bool:
 def sender(settings: Settings) -> Sender:
     """``send(job_id, queue)`` for ``service.dispatch``, bound to these settings."""
     return partial(send_train, settings)
+
+
+def dispatcher(settings: Settings) -> Dispatcher:
+    """The fair dispatcher with these settings' policy, sending with ``send_train``."""
+    return Dispatcher.from_settings(settings, sender(settings))

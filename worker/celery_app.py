@@ -52,13 +52,15 @@ _reaper = None
 
 
 @signals.worker_ready.connect
-def _start_reaper(**_kwargs: object) -> None:
-    """One reaper per worker, in the main process (worker_ready never fires in children)."""
+def _start_reaper(sender: object = None, **_kwargs: object) -> None:
+    """One reaper per worker, in the main process (worker_ready never fires in children);
+    it reports the pool's slots, the capacity the dispatcher fills (``service.dispatch``)."""
     global _reaper
     from worker.reaper import Reaper
     from worker.runtime import runtime
 
-    _reaper = Reaper(runtime())
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+    _reaper = Reaper(runtime(), slots=int(concurrency or 1))
     _reaper.start()
 
 

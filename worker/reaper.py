@@ -1,12 +1,14 @@
 """The reaper: a loop in each worker's main process that recovers lost work.
 
-Every ``reaper_interval_seconds`` it asks ``service.recovery.recover`` to requeue runs whose
-lease expired (their worker died), finish ``cancelling`` jobs whose run is gone, fail
-jobs that used up ``max_attempts`` (a poison pill never loops), and re-send queued jobs
-whose message may have been lost (broker down at submit, a fetched message of a killed
-worker on the filesystem broker), and lets TPE searches make the trials they have room
-for. All of it is compare-and-set in the database, so one
-reaper per worker on any number of hosts is harmless: each job is recovered once.
+Every ``reaper_interval_seconds`` it reports this worker's slots (the capacity the
+dispatcher fills), asks ``service.recovery.recover`` to requeue runs whose lease expired
+(their worker died), finish ``cancelling`` jobs whose run is gone and fail jobs that used
+up ``max_attempts`` (a poison pill never loops), lets TPE searches make the trials they
+have room for, and runs a dispatch pass (``service.dispatch``): it sends what fits in the
+free slots, including queued jobs whose message may have been lost (broker down at
+submit, a fetched message of a killed worker on the filesystem broker). All of it is
+compare-and-set in the database (and passes run one at a time under the dispatcher's
+lock), so one reaper per worker on any number of hosts is harmless.
 """
 
 from __future__ import annotations
@@ -18,42 +20,32 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import heartbeats, queue, recovery, webhooks
-from service.dispatch import dispatch
 from worker.runtime import Runtime
 from worker.sweeping import grow_search
 
 log = logging.getLogger(__name__)
 
 
-def reap(rt: Runtime) -> recovery.Recovery:
-    """One pass: fix the database, then send the messages it asks for."""
+def reap(rt: Runtime, slots: int | None = None) -> recovery.Recovery:
+    """One pass: report ``slots`` (this worker's pool), fix the database, send what fits."""
     settings = rt.settings
-    _beside_recovery("heartbeat", heartbeats.beat, rt.factory, rt.owner)  # workers_alive
-    result = recovery.recover(
-        rt.factory,
-        max_attempts=settings.max_attempts,
-        requeue_after_seconds=settings.requeue_after_seconds,
-    )
-    with rt.factory() as session:
-        sent = dispatch(session, queue.sender(settings), result.dispatch)
-    if len(sent) < len(result.dispatch):
-        log.warning(
-            "reaper could send %d of %d job(s); the rest are sent again later",
-            len(sent),
-            len(result.dispatch),
-        )
+    # deltaflow_workers_alive, and the slots the dispatcher fills (now: the beat's own)
+    _beside_recovery("heartbeat", heartbeats.beat, rt.factory, rt.owner, None, slots)
+    result = recovery.recover(rt.factory, max_attempts=settings.max_attempts)
     _beside_recovery("webhook relay", relay_webhooks, rt)
     # TPE searches whose next trials were not made when a trial ended (a killed worker).
-    grown = grow_search(rt)
+    grown = grow_search(rt, dispatch_after=False)
     if grown:
         log.info("search trials created=%d", len(grown))
-    if result.changed:
+    with rt.factory() as session:
+        sent = queue.dispatcher(settings).run(session)
+    if result.changed or sent:
         log.info(
             "reaper requeued=%d exhausted=%d cancelled=%d dispatched=%d",
             len(result.requeued),
             len(result.exhausted),
             len(result.cancelled),
-            len(result.dispatch),
+            len(sent),
         )
     return result
 
@@ -82,24 +74,25 @@ def relay_webhooks(rt: Runtime) -> int:
 class Reaper(threading.Thread):
     """Runs ``reap`` now and then every interval until stopped."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, slots: int | None = None) -> None:
         super().__init__(name="deltaflow-reaper", daemon=True)
         self.rt = rt
+        self.slots = slots  # this worker's pool, reported with every pass
         self._halt = threading.Event()
 
     def run(self) -> None:
         interval = self.rt.settings.reaper_interval_seconds
         while True:
             try:
-                reap(self.rt)
+                reap(self.rt, self.slots)
             except SQLAlchemyError:
                 log.warning("reaper pass failed (database unavailable?)", exc_info=True)
             except Exception:  # the loop must survive anything; the next pass retries
                 log.exception("reaper pass failed")
             if self._halt.wait(interval):
                 break
-        try:
-            heartbeats.forget(self.rt.factory, self.rt.owner)  # a warm stop: gone at once
+        try:  # a warm stop: gone at once, its slots take no more work
+            heartbeats.forget(self.rt.factory, self.rt.owner)
         except SQLAlchemyError:
             log.warning("could not remove this worker's heartbeat", exc_info=True)
 

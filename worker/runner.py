@@ -30,9 +30,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import budgets, lifecycle, logs, schedulers
 from service.build import Prepared, prepare
-from service.dispatch import dispatch
 from service.lifecycle import Claim, Pulse
-from service.queue import sender
+from service.queue import dispatcher
 from service.schemas.records import point_from_stats
 from service.trained import model_meta, weights_npz
 from worker import gradient_gate
@@ -102,8 +101,19 @@ def run_job(
     outcome = run.execute()
     # A TPE search makes its next trials as earlier ones end (other batches never grow).
     if claim.batch_growing and outcome not in (Outcome.released, Outcome.exploited):
-        grow_search(rt, claim.batch_id)
+        grow_search(rt, claim.batch_id, dispatch_after=False)
+    dispatch_next(rt)  # this slot is free (or the job is queued again): fill it fairly
     return outcome
+
+
+def dispatch_next(rt: Runtime) -> list[str]:
+    """A dispatch pass after a run (``service.dispatch``); never raises."""
+    try:
+        with rt.factory() as session:
+            return dispatcher(rt.settings).run(session)
+    except Exception:  # the reaper's pass sends it instead
+        log.warning("dispatch after the run failed", exc_info=True)
+        return []
 
 
 def check_gradients_before_training(prepared: Prepared, rt: Runtime, claim: Claim) -> None:
@@ -336,8 +346,7 @@ class _Run:
             raise _Stop(Outcome.stopped)
         if action == "exploit":
             log.info("job=%s exploits job=%s", self.job_id, pulse.decision.parent)
-            self._send_again()
-            raise _Stop(Outcome.exploited)
+            raise _Stop(Outcome.exploited)  # queued again: run_job's dispatch pass sends it
         self._obey(pulse)
 
     def _flush(
@@ -381,15 +390,8 @@ class _Run:
         )
         if status is None:
             return self._lost()
-        if status == "queued":
-            self._send_again()
         log.info("job=%s released at epoch=%d status=%s", self.job_id, trainer.epoch, status)
         return Outcome.released
-
-    def _send_again(self) -> None:
-        """The job is queued again (released, or exploited): send it for a run to resume."""
-        with self.rt.factory() as session:
-            dispatch(session, sender(self.rt.settings), [(self.job_id, self.claim.queue)])
 
     def _fail(self, kind: str, message: str, epoch: int | None = None) -> str:
         if self.buffer:

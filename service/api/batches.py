@@ -33,10 +33,11 @@ from service.api.plumbing import (
     api_blueprint,
     csv_response,
     db,
+    dispatcher,
     idempotency_headers,
     not_modified,
+    quota_defaults,
     respond,
-    sender,
     settings,
     tenant_id,
 )
@@ -140,7 +141,13 @@ def _location(batch_id: str) -> str:
 def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:
     session = db()
     batch, job_ids, _ = batches.submit_batch(
-        session, tenant_id(), body, settings().limits, header.idempotency_key, send=sender()
+        session,
+        tenant_id(),
+        body,
+        settings().limits,
+        header.idempotency_key,
+        dispatcher=dispatcher(),
+        quota=quota_defaults(),
     )
     return respond(
         batches.describe(session, batch, job_ids),

@@ -127,7 +127,8 @@ def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:
         body.name,
         settings.limits,
         idempotency_key=header.idempotency_key,
-        send=plumbing.sender(),
+        dispatcher=plumbing.dispatcher(),
+        quota=plumbing.quota_defaults(),
     )
     return _job_response(job, 202, location=True)
 

@@ -1,5 +1,5 @@
 """The request plumbing every view shares, in one place: the per-request context (settings,
-session, tenant and key, sender), authentication (through ``service.keycache``), the
+session, tenant and key, dispatcher), authentication (through ``service.keycache``), the
 malformed-JSON check, the one way to make a blueprint, the request models every list or
 conditional GET uses, and the response helpers.
 
@@ -28,9 +28,10 @@ from service import logs, queue
 from service.api import API_PREFIX, hostile
 from service.config import Settings
 from service.curves import CurveAsk, parse_fields
-from service.dispatch import Sender
+from service.dispatch import Dispatcher
 from service.keycache import KeyCache
 from service.problems import BadRequest, Unauthorized, UnsupportedMediaType
+from service.quotas import QuotaLimits
 from service.tenants import Identity
 
 # --- the per-request context -----------------------------------------------------------------
@@ -77,9 +78,14 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()  # rolls back anything uncommitted
 
 
-def sender() -> Sender:
-    """Sends training messages with this app's settings (``service.dispatch``)."""
-    return queue.sender(settings())
+def dispatcher() -> Dispatcher:
+    """Runs dispatch passes with this app's settings (``service.dispatch``)."""
+    return queue.dispatcher(settings())
+
+
+def quota_defaults() -> QuotaLimits:
+    """The tenants' default quotas (``DELTAFLOW_QUOTA_*``; ``service.quotas``)."""
+    return QuotaLimits.defaults(settings())
 
 
 def tenant_id() -> str:

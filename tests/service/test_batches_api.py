@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from service import lifecycle
+from service import heartbeats, lifecycle
 from service.app import create_app
 from service.models import Batch, Job
 from service.problems import PROBLEM_MEDIA_TYPE
@@ -37,6 +37,8 @@ def settings(settings):
 @pytest.fixture
 def env(settings, sessions, make_key):
     keys = {name: make_key(name) for name in ("alice", "bob")}
+    # A worker with a slot for every job, so a submit's dispatch pass sends them all.
+    heartbeats.beat(sessions, "test-worker", slots=100)
     return settings, sessions, keys, settings.broker_dir / "queue"
 
 

@@ -57,7 +57,5 @@ def test_a_run_that_cannot_heartbeat_stops_and_the_reaper_recovers_its_job(
     job = job_row(backend.factory, job_id)
     assert job.status == "running"  # nobody could write; its lease runs out
     later = utcnow() + timedelta(seconds=LEASE + 1)
-    recovered = recovery.recover(
-        backend.factory, max_attempts=3, requeue_after_seconds=30, now=later
-    )
+    recovered = recovery.recover(backend.factory, max_attempts=3, now=later)
     assert job_id in recovered.requeued

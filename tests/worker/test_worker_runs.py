@@ -44,9 +44,7 @@ def set_job(backend, job_id, **values):
 
 
 def sweep(backend, now):
-    return recovery.recover(
-        backend.factory, max_attempts=MAX_ATTEMPTS, requeue_after_seconds=30.0, now=now
-    )
+    return recovery.recover(backend.factory, max_attempts=MAX_ATTEMPTS, now=now)
 
 
 def test_a_job_is_claimed_once(backend):
@@ -141,7 +139,7 @@ def test_release_puts_the_job_back_in_the_queue(backend):
     assert lifecycle.release(backend.factory, job_id, run.attempt) == "queued"
     job = job_row(backend.factory, job_id)
     assert (job.status, job.lease_owner, job.lease_expires_at) == ("queued", None, None)
-    assert job.dispatched_at is not None
+    assert job.dispatched_at is None  # the next dispatch pass sends it at once
     assert claim(backend, job_id, "b").attempt == 2
 
 
@@ -161,10 +159,9 @@ def test_the_sweep_requeues_expired_runs_once(backend):
     first = sweep(backend, later)
     second = sweep(backend, later)  # another reaper, same moment: nothing left to do
     assert job_id in first.requeued
-    assert (job_id, "interactive") in first.dispatch
     assert job_id not in second.requeued
-    assert all(job != job_id for job, _ in second.dispatch)
-    assert job_row(backend.factory, job_id).status == "queued"
+    job = job_row(backend.factory, job_id)
+    assert (job.status, job.dispatched_at) == ("queued", None)  # the dispatcher's now
 
 
 def test_the_sweep_fails_a_job_after_max_attempts(backend):
@@ -202,23 +199,6 @@ def test_the_sweep_cancels_a_cancelling_job_whose_run_is_gone(backend):
     result = sweep(backend, utcnow() + timedelta(seconds=LEASE + 1))
     assert job_id in result.cancelled
     assert job_row(backend.factory, job_id).status == "cancelled"
-
-
-def test_the_sweep_resends_a_queued_job_with_a_doubling_wait(backend):
-    job_id = insert_job(backend.factory, tiny_spec())
-    created = job_row(backend.factory, job_id).created_at
-    created = created if created.tzinfo else created.replace(tzinfo=utcnow().tzinfo)
-
-    def dispatched(seconds: float) -> bool:
-        result = sweep(backend, created + timedelta(seconds=seconds))
-        return any(job == job_id for job, _ in result.dispatch)
-
-    assert not dispatched(10)  # never dispatched, but younger than requeue_after (30 s)
-    assert dispatched(31)
-    assert not dispatched(50)  # 19 s after the last send
-    assert dispatched(62)  # 31 s after a send made at age 31 s
-    assert not dispatched(100)  # the wait is now the age at the last send: 62 s
-    assert dispatched(125)
 
 
 def test_warm_shutdown_releases_do_not_count_toward_max_attempts(backend):

@@ -26,6 +26,7 @@ from service.api import (
     insight,
     jobs,
     meta,
+    quota,
 )
 from service.api import webhooks as webhook_views
 from service.api.errors import register_error_handlers, validation_error_response
@@ -102,6 +103,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.register_api(insight.lr_bp)
     app.register_api(meta.bp)
     app.register_api(webhook_views.bp)
+    app.register_api(quota.bp)
     _add_docs(app)
 
     from service import dashboard

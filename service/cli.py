@@ -1,6 +1,7 @@
 """The ``deltaflow`` command: ``up``, ``api``, ``worker``, ``migrate``, the key commands
-``create-key``, ``list-keys``, ``revoke-key`` (``service.tenants``), and the HTTP verbs
-``jobs``, ``batches``, ``datasets`` (handed to ``deltaflow_client.cli``).
+``create-key``, ``list-keys``, ``revoke-key`` (``service.tenants``), ``set-quota``
+(``service.quotas``), and the HTTP verbs ``jobs``, ``batches``, ``datasets`` (handed to
+``deltaflow_client.cli``).
 
 ``up`` is the embedded default on one machine (``service.embedded``): it applies the
 migrations, then runs the API (gunicorn) and one worker as child processes — exactly
@@ -23,8 +24,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from service import tenants
+from service import quotas, tenants
 from service.config import Settings
+from service.db import make_engine, make_sessionmaker
 from service.embedded import Embedded
 from service.migrate import upgrade
 from service.problems import Problem
@@ -95,6 +97,47 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
         f"revoked; every API process refuses it within {settings.auth_cache_seconds:g} s\n"
     )
     return 0
+
+
+def cmd_set_quota(args: argparse.Namespace) -> int:
+    """Store the tenant's own quotas; print the ones it has now (a default shows as such)."""
+    values = {name: getattr(args, name) for name in quotas.NAMES}
+    given = {name: value for name, value in values.items() if value is not _UNSET}
+    settings = Settings.from_env()
+    defaults = quotas.QuotaLimits.defaults(settings)
+    try:
+        with make_sessionmaker(make_engine(settings.database_url))() as session:
+            own = quotas.set_quota(session, args.tenant, given)
+    except Problem as exc:
+        sys.stderr.write(f"deltaflow set-quota: {exc.detail}\n")
+        return 1
+    for name in quotas.NAMES:
+        value = own[name]
+        if value is None:
+            shown = f"default ({_limit(getattr(defaults, name))})"
+        else:
+            shown = _limit(None if value == quotas.UNLIMITED else value)
+        sys.stdout.write(f"{name} {shown}\n")
+    return 0
+
+
+_UNSET = object()
+
+
+def _quota_value(raw: str) -> int | None:
+    """``N`` (>= 0), ``unlimited`` (-1 stored) or ``default`` (back to DELTAFLOW_QUOTA_*)."""
+    if raw == "unlimited":
+        return quotas.UNLIMITED
+    if raw == "default":
+        return None
+    value = int(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError("a quota is >= 0, 'unlimited' or 'default'")
+    return value
+
+
+def _limit(value: int | None) -> str:
+    return "unlimited" if value is None else str(value)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -283,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = commands.add_parser("revoke-key", help="revoke an API key by its prefix")
     revoke_key.add_argument("prefix", metavar="PREFIX", help="as list-keys shows it")
     revoke_key.set_defaults(handler=cmd_revoke_key)
+
+    set_quota = commands.add_parser(
+        "set-quota", help="set a tenant's quotas (N, 'unlimited', or 'default')"
+    )
+    set_quota.add_argument("--tenant", required=True)
+    for name in quotas.NAMES:
+        set_quota.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=_quota_value, default=_UNSET,
+            metavar="N", help=f"DELTAFLOW_QUOTA_{name.upper()} for this tenant",
+        )  # fmt: skip
+    set_quota.set_defaults(handler=cmd_set_quota)
 
     for verb, what in CLIENT_VERBS.items():  # handled by main() before parsing
         commands.add_parser(verb, help=f"{what} over HTTP (docs/client.md)", add_help=False)

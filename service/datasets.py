@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from service import generators
+from service import generators, quotas
 from service.config import Limits
 from service.cursors import paginate
 from service.dataset_arrays import DatasetArrays, build_arrays, infer_task
@@ -21,12 +21,21 @@ from service.dataset_files import pack, sha256_hex, unpack
 from service.db import dialect_insert
 from service.models import Dataset, DatasetBlob, Job
 from service.problems import Conflict, NotFound
+from service.quotas import QuotaLimits
 from service.schemas.names import UNFINISHED
 from service.timeutil import utcnow
 
 
-def create_dataset(session: Session, tenant_id: str, name: str, arrays: DatasetArrays) -> Dataset:
-    """Store a dataset (and its blob unless the same bytes are stored already). Commits."""
+def create_dataset(
+    session: Session,
+    tenant_id: str,
+    name: str,
+    arrays: DatasetArrays,
+    quota: QuotaLimits | None = None,
+) -> Dataset:
+    """Store a dataset (and its blob unless the same bytes are stored already). Commits.
+
+    Over the tenant's ``max_storage_bytes`` (``service.quotas``): 429, nothing stored."""
     data = pack(arrays)
     digest = sha256_hex(data)
     if session.get(DatasetBlob, digest) is None:
@@ -43,7 +52,14 @@ def create_dataset(session: Session, tenant_id: str, name: str, arrays: DatasetA
         size_bytes=len(data),
     )
     session.add(dataset)
-    session.commit()
+    try:
+        if quota is not None:
+            session.flush()
+            quotas.admit_storage(session, tenant_id, quota, added=len(data))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return dataset
 
 

@@ -33,6 +33,11 @@ class ProblemModel(BaseModel):
     status: int
     detail: str
     errors: list[ErrorItem] = Field(default_factory=list)
+    quota: str | None = Field(
+        default=None,
+        description="Only in a 429 of type /problems/quota-exceeded: the quota the request "
+        "is over (max_queued_jobs, max_storage_bytes).",
+    )
 
 
 class Problem(Exception):

@@ -135,7 +135,7 @@ def _location(batch_id: str) -> str:
     summary="Submit a batch: a grid or random sweep over a base spec, or a list of jobs",
     responses={
         202: json_response(BatchOut, "Accepted; jobs queued", {"Location": "The batch URL"}),
-        **problems(400, 413),
+        **problems(400, 413, 429),
     },
 )
 def submit(body: BatchSubmit, header: IdempotencyHeaders) -> Response:

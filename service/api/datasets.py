@@ -66,7 +66,7 @@ UPLOAD_SCHEMA: dict[str, Any] = {
     summary="Store a dataset (JSON body, or a multipart .csv / .npz file)",
     responses={
         201: json_response(DatasetOut, "Stored", {"Location": "The dataset's URL"}),
-        **problems(400, 409, 413),
+        **problems(400, 409, 413, 429),
     },
 )
 def create_dataset() -> Response:
@@ -75,7 +75,9 @@ def create_dataset() -> Response:
         meta, arrays = _from_upload(settings.limits)
     else:
         meta, arrays = _from_json(settings.limits)
-    dataset = datasets.create_dataset(plumbing.db(), plumbing.tenant_id(), meta.name, arrays)
+    dataset = datasets.create_dataset(
+        plumbing.db(), plumbing.tenant_id(), meta.name, arrays, plumbing.quota_defaults()
+    )
     location = url_for("datasets.get_dataset", dataset_id=dataset.id)
     return respond(dataset_dict(dataset), 201, headers={"Location": location})
 

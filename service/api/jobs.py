@@ -115,7 +115,7 @@ def _job_response(job: Job, status: int = 200, location: bool = False) -> Respon
         202: json_response(
             JobOut, "Accepted and queued", {"Location": "The job's URL", "ETag": ""}
         ),
-        **problems(400, 409, 413),
+        **problems(400, 409, 413, 429),
     },
 )
 def submit_job(body: JobSubmit, header: SubmitHeaders) -> Response:

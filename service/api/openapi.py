@@ -24,6 +24,8 @@ _DESCRIPTIONS = {
     409: "The resource is in the wrong state",
     413: "The request body is over the size limit",
     422: "Wrong shape or values (with field locations)",
+    429: "Over the API key's rate limit (type rate-limited; Retry-After says when to retry) "
+    "or, on a submit or upload, over a tenant quota (type quota-exceeded; quota names it)",
     500: "Unexpected error",
     503: "The database (or broker) is unavailable; retry later",
 }
@@ -53,7 +55,7 @@ def problems(*codes: int) -> dict[str | int, Any]:
         }
         if code == 401:
             response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-        if code == 503:
+        if code in (429, 503):
             response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
         out[code] = response
     return out

@@ -574,3 +574,26 @@ def meta_dict() -> dict[str, Any]:
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# --- quota (service.quotas) ----------------------------------------------------------------
+
+
+class QuotaLimitsOut(BaseModel):
+    """The tenant's limits in force (its own from ``deltaflow set-quota``, else the
+    ``DELTAFLOW_QUOTA_*`` defaults); null = unlimited."""
+
+    max_queued_jobs: int | None
+    max_running_jobs: int | None
+    max_storage_bytes: int | None
+
+
+class QuotaUsageOut(BaseModel):
+    queued_jobs: int
+    running_jobs: int = Field(description="Running or cancelling.")
+    storage_bytes: int = Field(description="Bytes of the tenant's stored datasets.")
+
+
+class QuotaOut(BaseModel):
+    limits: QuotaLimitsOut
+    usage: QuotaUsageOut

@@ -255,3 +255,14 @@ def test_zooming_refetches_the_finer_range(page, server):
     page.eval_on_selector("#loss-chart", "el => Plotly.relayout(el, {'xaxis.autorange': true})")
     page.wait_for_function("document.querySelector('#loss-chart').dataset.zoom === ''")
     assert page.eval_on_selector("#loss-chart", "el => el.data[0].x") == overview
+
+
+def test_the_jobs_page_shows_the_tenants_quota(page, server):
+    page.goto(server.url + "/#/jobs")
+    page.wait_for_selector("#quota [data-quota='storage']")
+    text = " ".join(page.text_content("#quota").split())
+    usage = server.api("GET", "/quota").json()["usage"]
+    # No DELTAFLOW_QUOTA_* in this server's environment: every quota is unlimited.
+    assert f"storage {usage['storage_bytes']} B / unlimited" in text or "KB / unlimited" in text
+    assert re.search(r"queued \d+ / unlimited", text), text
+    assert re.search(r"running \d+ / unlimited", text), text

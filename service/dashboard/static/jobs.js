@@ -5,6 +5,7 @@ import { accuracyCell, ago, duration, jobName, number, progressBar, shortId, sta
 import { jobForm } from "./jobform.js";
 import { fillFromMeta } from "./meta.js";
 import { CHANGED, DONE, errorsInto, Poller, UNCHANGED } from "./poll.js";
+import { quotaStrip, refreshQuota } from "./quota.js";
 import { link } from "./router.js";
 
 const PAGE = 50;
@@ -76,10 +77,12 @@ export function renderJobs(root, route) {
   let items = [];
   let extra = [];
   let extraCursor = null;
+  const quota = quotaStrip();
 
   replace(root,
     h("div", { class: "page-head" }, h("h1", {}, "Jobs"),
       h("div", { class: "filters" }, status, batch)),
+    quota,
     jobForm((job) => { window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`; }),
     h("section", { class: "card" }, errorBox, listBox, h("div", { class: "actions" }, more)));
 
@@ -92,6 +95,7 @@ export function renderJobs(root, route) {
       items = answer.data.items;
       if (!extra.length) extraCursor = answer.data.next_cursor;
       replace(listBox, jobsTable([...items, ...extra]));
+      refreshQuota(quota);  // usage moves when jobs do
       more.hidden = !extraCursor;
     }
     if (![...items, ...extra].some((job) => ACTIVE.has(job.status))) return DONE;

@@ -27,6 +27,7 @@ from service.api import (
     jobs,
     meta,
     quota,
+    ratelimit,
 )
 from service.api import webhooks as webhook_views
 from service.api.errors import register_error_handlers, validation_error_response
@@ -93,6 +94,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     metrics.init_app(app, reads, settings)
     trace_requests(app)
     hostile.init_app(app)
+    ratelimit.init_app(app, settings)
     app.components_schemas.update(problem_components())
     app.register_api(health.bp)
     app.register_api(datasets.bp)

@@ -118,6 +118,11 @@ class Settings:
     quota_max_queued_jobs: int | None = None
     quota_max_running_jobs: int | None = None
     quota_max_storage_bytes: int | None = None
+    # Per API key (service.api.ratelimit), e.g. "20/second;600/minute"; empty = off. The
+    # counters live in this Redis (default: the broker's when it is Redis, else in memory,
+    # per API process).
+    rate_limit: str = ""
+    rate_limit_storage_url: str = ""
 
     @property
     def broker_dir(self) -> Path:

@@ -29,8 +29,8 @@ _DESCRIPTIONS = {
     500: "Unexpected error",
     503: "The database (or broker) is unavailable; retry later",
 }
-# Every authenticated operation can answer these.
-COMMON = (401, 422, 500, 503)
+# Every authenticated operation can answer these (429: over the key's rate limit).
+COMMON = (401, 422, 429, 500, 503)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

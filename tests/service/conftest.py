@@ -15,7 +15,7 @@ from service import curves
 from service.db import transaction
 from service.models import ApiKey, CurvePoint, Dataset, DatasetBlob, Job, Tenant, TrainedModel
 from service.timeutil import utcnow
-from tests.support.fixtures import postgres_server  # noqa: F401  (a session fixture)
+from tests.support.fixtures import postgres_server, redis_server  # noqa: F401  (session fixtures)
 
 TABLES = (Tenant, ApiKey, Dataset, DatasetBlob, Job, CurvePoint, TrainedModel)
 

@@ -39,7 +39,7 @@ def test_recoveries_epochs_and_durations_are_counted_with_their_change(factory, 
     with transaction(factory) as session:
         past = utcnow() - timedelta(seconds=5)
         session.execute(update(Job).where(Job.id == lost).values(lease_expires_at=past))
-    result = recovery.recover(factory, max_attempts=3, requeue_after_seconds=30)
+    result = recovery.recover(factory, max_attempts=3)
     assert result.requeued == [lost]
     heartbeats.beat(factory, "host:1")
 

@@ -60,7 +60,7 @@ def test_the_reaper_decides_on_the_database_clock(backend):
             Job.__table__.update().where(Job.id == dead).values(lease_expires_at=db_after(-1))
         )
         db_time = read_db_now(session)
-    result = recovery.recover(backend.factory, max_attempts=3, requeue_after_seconds=3600)
+    result = recovery.recover(backend.factory, max_attempts=3)
     assert dead in result.requeued
     assert live not in result.requeued
     assert job_row(backend.factory, live).status == "running"

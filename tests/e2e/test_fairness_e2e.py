@@ -94,7 +94,9 @@ def test_max_running_jobs_holds_while_other_tenants_run(backend, tenants, worker
     for (_, finished), (started, _) in zip(b_runs, b_runs[1:], strict=False):
         assert started >= finished  # never two of b's jobs running at once
     a_starts = [j.started_at for j in rows(backend, others)]
-    assert max(a_starts) < b_runs[1][0]  # a's jobs did not wait behind b's
+    # a's jobs did not wait behind b's backlog (the second of b's may start beside a's last
+    # when two slots free at once; the third waits for the second to finish).
+    assert max(a_starts) < b_runs[2][0]
 
 
 KILLER = """

@@ -405,7 +405,6 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500))
 
 
-
 class TenantQuota(Base):
     """A tenant's quotas set by ``deltaflow set-quota`` (``service.quotas``): NULL takes the
     ``DELTAFLOW_QUOTA_*`` default, -1 is unlimited."""

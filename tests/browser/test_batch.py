@@ -55,7 +55,7 @@ def test_batch_view_shows_every_job(page, server):
     page.goto(f"{server.url}/#/batches/{batch['id']}")
     rows = page.locator("#batch-table tbody tr")
     page.wait_for_function(
-        "[...document.querySelectorAll('#batch-table tbody tr')]"
+        "() => [...document.querySelectorAll('#batch-table tbody tr')]"
         f".filter(r => r.dataset.status === 'succeeded').length === {len(RATES)}",
         timeout=180_000,
     )
@@ -64,7 +64,7 @@ def test_batch_view_shows_every_job(page, server):
         batch["job_ids"]
     )
     page.wait_for_function(
-        f"document.querySelector('#batch-chart').dataset.points === '{EPOCHS * len(RATES)}'"
+        f"() => document.querySelector('#batch-chart').dataset.points === '{EPOCHS * len(RATES)}'"
     )
     lengths = page.eval_on_selector("#batch-chart", "el => el.data.map(t => t.x.length)")
     assert lengths == [EPOCHS] * len(RATES)
@@ -98,7 +98,7 @@ def test_batch_view_shows_every_job(page, server):
     page.select_option("#batch-filter", batch["id"])
     page.wait_for_url(re.compile(rf".*batch_id={batch['id']}$"))
     page.wait_for_function(
-        f"document.querySelectorAll('#jobs-table tbody tr').length === {len(RATES)}"
+        f"() => document.querySelectorAll('#jobs-table tbody tr').length === {len(RATES)}"
     )
     listed = page.eval_on_selector_all(
         "#jobs-table tbody tr", "rows => rows.map(r => [r.dataset.jobId, r.dataset.batchId])"
@@ -127,7 +127,7 @@ def test_a_sweep_submitted_from_the_form(page, server):
     page.wait_for_url(re.compile(r".*#/batches/[0-9a-f]+$"))
     batch_id = page.url.rsplit("/", 1)[-1]
     page.wait_for_function(
-        "[...document.querySelectorAll('#batch-table tbody tr')]"
+        "() => [...document.querySelectorAll('#batch-table tbody tr')]"
         ".filter(r => r.dataset.status === 'succeeded').length === 4",
         timeout=180_000,
     )
@@ -155,7 +155,7 @@ def test_cancel_a_whole_batch_from_its_page(page, server):
         page.wait_for_selector("#cancel-batch >> visible=true")
         page.click("#cancel-batch")
         page.wait_for_function(
-            "(rows => rows.length === 2 && rows.every(r => r.dataset.status === 'cancelled'))"
+            "() => (rows => rows.length === 2 && rows.every(r => r.dataset.status === 'cancelled'))"
             "([...document.querySelectorAll('#batch-table tbody tr')])",
             timeout=60_000,
         )

@@ -157,7 +157,7 @@ def test_a_thousand_job_sweep_is_readable_and_light(page, server, seeded, valida
     if not validation:
         screenshot(page, "big-sweep-hover")
     page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5)
-    page.wait_for_function(f"location.hash === '#/jobs/{named}'")
+    page.wait_for_function(f"() => location.hash === '#/jobs/{named}'")
 
     if validation:
         return
@@ -168,7 +168,7 @@ def test_a_thousand_job_sweep_is_readable_and_light(page, server, seeded, valida
     page.check("#batch-all-lines")
     page.wait_for_selector("#batch-chart[data-mode='all']")
     page.wait_for_function(
-        "(el => el.data.some(t => (t.name || '').startsWith('every job (1000)')))"
+        "() => (el => el.data.some(t => (t.name || '').startsWith('every job (1000)')))"
         "(document.querySelector('#batch-chart'))"
     )
     _report(f"  every line: {(traffic.bytes(api=True) - before) / 1e3:.0f} kB more")

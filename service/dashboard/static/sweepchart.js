@@ -243,7 +243,8 @@ export class SweepChart {
   }
 
   /** Every job's line as ONE trace (null between jobs): a thousand traces would choke
-   * the browser; hover still names each job from its point's text. */
+   * the browser; hover still names each job from its point's text. SVG, not scattergl:
+   * WebGL's shader code generation needs 'unsafe-eval', which the API's CSP refuses. */
   allLinesTrace(metric, names) {
     const x = [];
     const y = [];
@@ -263,7 +264,7 @@ export class SweepChart {
       text.push("");
       ids.push(null);
     }
-    return { type: "scattergl", mode: "lines", name: `every job (${this.all.series.size})`, x, y, text,
+    return { type: "scatter", mode: "lines", name: `every job (${this.all.series.size})`, x, y, text,
       customdata: ids, line: { color: "rgba(71, 85, 105, 0.25)", width: 1 },
       hovertemplate: "%{text}<br>%{y:.4g} @ epoch %{x}<extra></extra>", legendrank: 99 };
   }

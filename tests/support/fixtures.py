@@ -138,8 +138,11 @@ def rabbitmq_server() -> Iterator[RabbitMQ]:
 def rabbitmq_backend(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres, rabbitmq_server: RabbitMQ
 ) -> Iterator[Backend]:
+    try:
+        vhost = rabbitmq_server.create_vhost()
+    except ServerUnavailable as exc:
+        unavailable(f"RabbitMQ: {exc}")
     database = postgres_server.create_database()
-    vhost = rabbitmq_server.create_vhost()
     url = postgres_server.sqlalchemy_url(database)
     upgrade(url)
     backend = Backend(

@@ -420,9 +420,14 @@ class RabbitMQ:
 
 
 def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=STARTUP_SECONDS
-    )
+    """Run rabbitmqctl (it needs the node's Erlang cookie: root, or the rabbitmq user)."""
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=STARTUP_SECONDS
+        )
+    except (subprocess.SubprocessError, FileNotFoundError) as exc:
+        detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace")[:200]
+        raise ServerUnavailable(f"rabbitmqctl {args[0]} failed: {exc} {detail}") from exc
 
 
 def rabbitmq_answers(port: int = RABBITMQ_PORT) -> bool:

@@ -99,3 +99,14 @@ def test_layer_superscripts_are_markup_not_odd_glyphs(page, server):
     text = page.text_content("body")
     assert "⁽" not in text
     assert "⁾" not in text
+
+
+def test_the_key_dialog_gives_a_command_that_works_after_make_run(anonymous_page, server):
+    page = anonymous_page
+    page.goto(server.url + "/")
+    dialog = page.locator("#key-dialog")
+    dialog.wait_for(state="visible")
+    commands = page.eval_on_selector_all("#key-dialog code", "els => els.map(e => e.textContent)")
+    assert "make key TENANT=NAME" in commands
+    assert ".venv/bin/deltaflow create-key --tenant NAME" in commands
+    assert "deltaflow create-key --tenant NAME" not in commands  # not on PATH after make run

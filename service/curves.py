@@ -41,6 +41,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.config import Limits
@@ -265,7 +266,7 @@ def _chunks(items: Iterable[Any], cost: Any) -> Iterator[list[Any]]:
 
 
 def _m4_epochs(
-    session: Session, windows: dict[str, Window], fields: Sequence[str]
+    db: Session | Connection, windows: dict[str, Window], fields: Sequence[str]
 ) -> dict[str, list[int]]:
     """For each job, the epochs M4 keeps of its window, from stored levels and at most a
     few points at the ragged ends of each window."""
@@ -282,10 +283,10 @@ def _m4_epochs(
         while top < LEVELS and LEVEL_BASE ** (top + 1) <= BLOCK_SLACK * width:
             top += 1
         plans[job_id] = _cover(window.lo, window.hi, top)
-    if session.get_bind().dialect.name == "postgresql":
-        units = _units_postgresql(session.connection(), plans, numeric)
+    if _on_postgresql(db):
+        units = _units_postgresql(_connection(db), plans, numeric)
     else:
-        units = _units(session.connection(), plans, numeric)
+        units = _units(_connection(db), plans, numeric)
     chosen: dict[str, list[int]] = {}
     for job_id, window in windows.items():
         buckets, span = window.buckets(nfields), window.span
@@ -446,7 +447,7 @@ def parse_fields(text: str | None, loc: tuple[str, ...] = ("query", "fields")) -
 
 
 def _read(
-    session: Session,
+    db: Session | Connection,
     ranges: dict[str, tuple[int, int, int | None]],
     picked: dict[str, list[int]],
     fields: Sequence[str],
@@ -454,7 +455,7 @@ def _read(
     """Rows (epoch, *fields) in epoch order: of each ``ranges`` job its epochs [lo, hi]
     (at most ``limit`` of them), of each ``picked`` job the listed epochs."""
     columns = [CurvePoint.job_id, CurvePoint.epoch, *(getattr(CurvePoint, f) for f in fields)]
-    connection = session.connection()
+    connection = _connection(db)
     out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for job_id, (lo, hi, limit) in ranges.items():
         if limit is not None:  # a page: one statement of its own, with its LIMIT
@@ -470,7 +471,7 @@ def _read(
         for job_id, (lo, hi, limit) in ranges.items()
         if limit is None
     ]
-    if session.get_bind().dialect.name == "postgresql":
+    if _on_postgresql(db):
         _read_picked_postgresql(connection, picked, fields, out)
     else:
         terms += [
@@ -521,8 +522,16 @@ def _shape(rows: list[tuple[Any, ...]], fields: Sequence[str], columns: bool) ->
     return {"points": [dict(zip(names, row, strict=True)) for row in rows]}
 
 
+def _connection(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _on_postgresql(db: Session | Connection) -> bool:
+    return _connection(db).dialect.name == "postgresql"
+
+
 def job_curve(
-    session: Session, job_id: str, status: str, last: int, ask: CurveAsk, limits: Limits
+    db: Session | Connection, job_id: str, status: str, last: int, ask: CurveAsk, limits: Limits
 ) -> dict[str, Any]:
     """The job's curve in the asked range (epochs after ``since``, within
     ``from_epoch``…``to_epoch``; ``last`` is the job's last stored epoch).
@@ -536,11 +545,11 @@ def job_curve(
     if window.span <= 0:
         rows: list[tuple[Any, ...]] = []
     elif ask.max_points and window.span > cap:
-        picked = _m4_epochs(session, {job_id: window}, ask.fields)
-        rows = _read(session, {}, picked, ask.fields)[job_id]
+        picked = _m4_epochs(db, {job_id: window}, ask.fields)
+        rows = _read(db, {}, picked, ask.fields)[job_id]
     else:
         page = None if ask.max_points else cap
-        rows = _read(session, {job_id: (window.lo, window.hi, page)}, {}, ask.fields)[job_id]
+        rows = _read(db, {job_id: (window.lo, window.hi, page)}, {}, ask.fields)[job_id]
     next_since = rows[-1][0] if rows else ask.since
     has_more = bool(rows) and next_since < window.hi
     return _curve(job_id, status, _shape(rows, ask.fields, ask.columns), next_since, has_more)

@@ -201,7 +201,10 @@ def get_curve(path: JobPath, query: CurveQuery, header: ConditionalHeaders) -> R
     if empty is not None:
         return respond(empty, etag=tag)
     limits = plumbing.settings().limits
-    data = curves.job_curve(plumbing.db(), head.id, head.status, head.epoch, ask, limits)
+    # Autocommit reads (each statement sees its own snapshot, as under READ COMMITTED in a
+    # transaction): no BEGIN and ROLLBACK round trips around the two reads.
+    with plumbing.reads().connect() as connection:
+        data = curves.job_curve(connection, head.id, head.status, head.epoch, ask, limits)
     return respond(data, etag=tag)
 
 

@@ -5,6 +5,7 @@ drives the loss and whose L2 barely does."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -77,3 +78,51 @@ def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
         "[{params: {a: 1, b: 2, c: 'x'}}, {params: {a: 1, b: 3, c: 'y'}}])))"
     )
     assert kept == ["b", "c"]
+
+
+def test_the_jobs_page_filters_orders_by_summaries_and_overlays_selected_jobs(
+    page, server, sweep, problems
+):
+    everything = server.api(
+        "GET", "/jobs", params={"batch_id": sweep.batch_id, "limit": 100, "spec": "false"}
+    ).json()["items"]
+    lows = sorted(job["summary"]["val_loss"]["min"] for job in everything)
+    cut = lows[len(lows) // 3]  # about a third of the sweep is below it
+    text = f"batch_id = '{sweep.batch_id}' and summary.val_loss.min < {cut!r}"
+    expected = server.api(
+        "GET", "/jobs", params={"filter": text, "order_by": "summary.val_loss.min", "limit": 100}
+    ).json()["items"]
+    assert 1 < len(expected) < SIZE
+
+    page.goto(f"{server.url}/#/jobs")
+    page.fill("#jobs-filter", text)
+    page.press("#jobs-filter", "Enter")
+    rows = "#jobs-table tbody tr"
+    page.wait_for_function(f"document.querySelectorAll('{rows}').length === {len(expected)}")
+    # Best first by the best validation loss: a click on its column.
+    page.click("#jobs-table th[data-order='summary.val_loss.min']")
+    page.wait_for_function("location.hash.includes('order_by=summary.val_loss.min')")
+    ids = [job["id"] for job in expected]
+    page.wait_for_function(
+        f"JSON.stringify([...document.querySelectorAll('{rows}')].map(r => r.dataset.jobId))"
+        f" === {json.dumps(json.dumps(ids, separators=(',', ':')))}"
+    )
+    # Two jobs selected, their curves overlaid.
+    page.locator(f"{rows} input.overlay-pick").nth(0).check()
+    page.locator(f"{rows} input.overlay-pick").nth(1).check()
+    page.click("#overlay-button")
+    page.wait_for_function("document.querySelector('#jobs-overlay').dataset.traces === '2'")
+    page.wait_for_function("document.querySelector('#jobs-overlay').data?.length === 2")
+    lengths = page.eval_on_selector("#jobs-overlay", "el => el.data.map(t => t.x.length)")
+    assert all(length > 10 for length in lengths)
+    assert page.eval_on_selector("#jobs-overlay", "el => el.dataset.jobs") == ",".join(ids[:2])
+    screenshot(page, "jobs-search-overlay")
+
+    # A bad expression: the list says which token is wrong.
+    page.fill("#jobs-filter", "summary.val_loss.min < 'x'")
+    page.press("#jobs-filter", "Enter")
+    page.wait_for_function(
+        "document.querySelector('.error-line')?.textContent.includes(\"unexpected `'x'`\")"
+    )
+    # The browser logs the 422 itself; that one console line is expected here.
+    problems.console_errors[:] = [e for e in problems.console_errors if "422" not in e]

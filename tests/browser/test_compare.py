@@ -33,21 +33,21 @@ def sweep(server):
 def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
     page.goto(f"{server.url}/#/batches/{sweep.batch_id}")
     plot = "#batch-parcoords"
-    page.wait_for_function(f"document.querySelector('{plot}').dataset.lines === '{SIZE}'")
+    page.wait_for_function(f"() => document.querySelector('{plot}').dataset.lines === '{SIZE}'")
     labels = page.eval_on_selector(plot, "el => el.dataset.dimensions").split("|")
     assert labels == ["learning_rate (log)", "l2", "validation loss (last)"]
-    # Plotly drew one line per job, coloured by the metric's last value.
-    page.wait_for_function(f"document.querySelector('{plot}').data?.[0]?.type === 'parcoords'")
-    drawn = page.eval_on_selector(
-        plot, "el => [el.data[0].dimensions.length, el.data[0].line.color.length]"
-    )
-    assert drawn == [3, SIZE]
+    # One line per job, its colour from the metric's last value (the best bright).
     summary = server.api("GET", f"/batches/{sweep.batch_id}", params={"metric": "val_loss"}).json()
-    colours = page.eval_on_selector(plot, "el => el.data[0].line.color")
-    assert colours == [job["summary"]["val_loss"]["last"] for job in summary["jobs"]]
+    values = page.locator(f"{plot} path.pc-line").evaluate_all(
+        "ls => Object.fromEntries(ls.map(l => [l.dataset.jobId, Number(l.dataset.value)]))"
+    )
+    assert values == {job["id"]: job["summary"]["val_loss"]["last"] for job in summary["jobs"]}
+    assert len(page.locator(f"{plot} g.pc-axis").all()) == 3
 
     # Importance: the bars in the API's order, the learning rate first.
-    page.wait_for_function("document.querySelector('#batch-importance').dataset.state === 'ready'")
+    page.wait_for_function(
+        "() => document.querySelector('#batch-importance').dataset.state === 'ready'"
+    )
     expected = server.api(
         "GET", f"/batches/{sweep.batch_id}/importance", params={"metric": "val_loss"}
     ).json()
@@ -64,17 +64,25 @@ def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
 
     # Each job's minimum instead of its last value: the axis and the importance follow.
     page.select_option("#batch-reduce", "min")
-    page.wait_for_function(f"document.querySelector('{plot}').dataset.dimensions.endsWith('(min)')")
-    page.wait_for_function("document.querySelector('#batch-importance').dataset.state === 'ready'")
-    colours = page.eval_on_selector(plot, "el => el.data[0].line.color")
-    assert colours == [job["summary"]["val_loss"]["min"] for job in summary["jobs"]]
+    page.wait_for_function(
+        f"() => document.querySelector('{plot}').dataset.dimensions.endsWith('(min)')"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#batch-importance').dataset.state === 'ready'"
+    )
+    values = page.locator(f"{plot} path.pc-line").evaluate_all(
+        "ls => Object.fromEntries(ls.map(l => [l.dataset.jobId, Number(l.dataset.value)]))"
+    )
+    assert values == {job["id"]: job["summary"]["val_loss"]["min"] for job in summary["jobs"]}
     # The page's own results table is still there, every job in it.
-    page.wait_for_function(f"document.querySelectorAll('#batch-table tbody tr').length === {SIZE}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#batch-table tbody tr').length === {SIZE}"
+    )
     screenshot(page, "batch-compare")
 
     # Only parameters whose values differ become axes.
     kept = page.evaluate(
-        "import('/static/parcoords.js').then(m => Object.keys(m.differing("
+        "() => import('/static/parcoords.js').then(m => Object.keys(m.differing("
         "[{params: {a: 1, b: 2, c: 'x'}}, {params: {a: 1, b: 3, c: 'y'}}])))"
     )
     assert kept == ["b", "c"]
@@ -98,21 +106,21 @@ def test_the_jobs_page_filters_orders_by_summaries_and_overlays_selected_jobs(
     page.fill("#jobs-filter", text)
     page.press("#jobs-filter", "Enter")
     rows = "#jobs-table tbody tr"
-    page.wait_for_function(f"document.querySelectorAll('{rows}').length === {len(expected)}")
+    page.wait_for_function(f"() => document.querySelectorAll('{rows}').length === {len(expected)}")
     # Best first by the best validation loss: a click on its column.
     page.click("#jobs-table th[data-order='summary.val_loss.min']")
-    page.wait_for_function("location.hash.includes('order_by=summary.val_loss.min')")
+    page.wait_for_function("() => location.hash.includes('order_by=summary.val_loss.min')")
     ids = [job["id"] for job in expected]
     page.wait_for_function(
-        f"JSON.stringify([...document.querySelectorAll('{rows}')].map(r => r.dataset.jobId))"
+        f"() => JSON.stringify([...document.querySelectorAll('{rows}')].map(r => r.dataset.jobId))"
         f" === {json.dumps(json.dumps(ids, separators=(',', ':')))}"
     )
     # Two jobs selected, their curves overlaid.
     page.locator(f"{rows} input.overlay-pick").nth(0).check()
     page.locator(f"{rows} input.overlay-pick").nth(1).check()
     page.click("#overlay-button")
-    page.wait_for_function("document.querySelector('#jobs-overlay').dataset.traces === '2'")
-    page.wait_for_function("document.querySelector('#jobs-overlay').data?.length === 2")
+    page.wait_for_function("() => document.querySelector('#jobs-overlay').dataset.traces === '2'")
+    page.wait_for_function("() => document.querySelector('#jobs-overlay').data?.length === 2")
     lengths = page.eval_on_selector("#jobs-overlay", "el => el.data.map(t => t.x.length)")
     assert all(length > 10 for length in lengths)
     assert page.eval_on_selector("#jobs-overlay", "el => el.dataset.jobs") == ",".join(ids[:2])
@@ -122,7 +130,7 @@ def test_the_jobs_page_filters_orders_by_summaries_and_overlays_selected_jobs(
     page.fill("#jobs-filter", "summary.val_loss.min < 'x'")
     page.press("#jobs-filter", "Enter")
     page.wait_for_function(
-        "document.querySelector('.error-line')?.textContent.includes(\"unexpected `'x'`\")"
+        "() => document.querySelector('.error-line')?.textContent.includes(\"unexpected `'x'`\")"
     )
     # The browser logs the 422 itself; that one console line is expected here.
     problems.console_errors[:] = [e for e in problems.console_errors if "422" not in e]

@@ -1,6 +1,5 @@
 // A sweep's parallel coordinates: one axis per parameter whose values differ between the
 // jobs, and the chosen metric last; one line per job, coloured by the metric.
-import { draw, plotlyText, purge } from "./charts.js";
 import { h } from "./dom.js";
 
 /** {path: [value per job]} of the parameters whose values differ between `jobs`. */
@@ -35,7 +34,7 @@ function tick(value) {
 /** One Plotly parcoords dimension for a parameter: numbers as numbers (log10 when they span
  * two decades or more), anything else as categories. */
 export function dimension(path, values) {
-  const label = plotlyText(axisLabel(path));
+  const label = axisLabel(path);
   if (values.every((v) => typeof v === "number")) {
     const low = Math.min(...values);
     const high = Math.max(...values);
@@ -53,14 +52,45 @@ export function dimension(path, values) {
     label,
     values: values.map((v) => index.get(typeof v === "string" ? v : JSON.stringify(v ?? null))),
     tickvals: names.map((_, i) => i),
-    ticktext: names.map(plotlyText),
+    ticktext: names,
     range: [-0.5, Math.max(0.5, names.length - 0.5)],
   };
 }
 
-/** A div that draws `jobs` (those with a value) as parallel coordinates. */
+const SVG = "http://www.w3.org/2000/svg";
+const WIDTH = 900;
+const HEIGHT = 330;
+const TOP = 34;
+const BOTTOM = 22;
+// Viridis at 9 stops: the colour of t in [0, 1].
+const VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+export function viridis(t) {
+  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const [a, b] = [VIRIDIS[i], VIRIDIS[i + 1]].map((c) => [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)));
+  const f = x - i;
+  return `rgb(${a.map((v, k) => Math.round(v + (b[k] - v) * f)).join(",")})`;
+}
+
+/** A dimension's ticks as [value, text]: its own, else five evenly spaced numbers. */
+function ticks(dim, low, high) {
+  if (dim.tickvals) return dim.tickvals.map((v, i) => [v, dim.ticktext[i]]);
+  if (low === high) return [[low, tick(low)]];
+  return [0, 0.25, 0.5, 0.75, 1].map((f) => [low + (high - low) * f, tick(low + (high - low) * f)]);
+}
+
+/** An SVG that draws `jobs` (those with a value) as parallel coordinates. SVG, not Plotly's
+ * parcoords: that one is WebGL, whose code generation the API's CSP (no unsafe-eval) refuses. */
 export function parcoordsPlot() {
-  const plot = h("div", { class: "chart", id: "batch-parcoords", dataset: { lines: "0", dimensions: "" } });
+  const plot = h("div", { class: "chart parcoords", id: "batch-parcoords", dataset: { lines: "0", dimensions: "" } });
 
   function render(jobs, metric, mode, reduce, metricLabel) {
     const rated = jobs.filter((j) => reduced(j, metric, reduce) != null);
@@ -68,26 +98,49 @@ export function parcoordsPlot() {
     const colour = rated.map((j) => reduced(j, metric, reduce));
     const dimensions = [
       ...Object.entries(params).map(([path, values]) => dimension(path, values)),
-      { label: plotlyText(`${metricLabel} (${reduce})`), values: colour },
+      { label: `${metricLabel} (${reduce})`, values: colour },
     ];
     plot.dataset.lines = String(rated.length);
     plot.dataset.dimensions = dimensions.map((d) => d.label).join("|");
-    if (!rated.length) {
-      purge(plot);
-      return;
+    plot.replaceChildren();
+    if (!rated.length) return;
+    const root = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, width: "100%", role: "img",
+      "aria-label": `parallel coordinates of ${rated.length} jobs` });
+    const left = 70;
+    const right = WIDTH - 90;
+    const step = dimensions.length > 1 ? (right - left) / (dimensions.length - 1) : 0;
+    const scales = dimensions.map((dim) => {
+      const [low, high] = dim.range || [Math.min(...dim.values), Math.max(...dim.values)];
+      const y = (v) => (high === low ? (TOP + HEIGHT - BOTTOM) / 2 : HEIGHT - BOTTOM - ((v - low) / (high - low)) * (HEIGHT - BOTTOM - TOP));
+      return { low, high, y };
+    });
+    const [cLow, cHigh] = [Math.min(...colour), Math.max(...colour)];
+    const shade = (v) => {
+      const t = cHigh === cLow ? 0.5 : (v - cLow) / (cHigh - cLow);
+      return viridis(mode === "min" ? 1 - t : t); // the best jobs bright either way
+    };
+    const lines = svg("g", { class: "pc-lines" });
+    // Worst first, so the best lines are drawn on top.
+    const order = rated.map((_, i) => i).sort((a, b) => (mode === "min" ? colour[b] - colour[a] : colour[a] - colour[b]));
+    for (const i of order) {
+      const d = dimensions.map((dim, k) => `${k ? "L" : "M"}${(left + k * step).toFixed(1)},${scales[k].y(dim.values[i]).toFixed(1)}`).join("");
+      const line = svg("path", { d, class: "pc-line", stroke: shade(colour[i]), "data-job-id": rated[i].id, "data-value": colour[i] });
+      line.append(svg("title", {}, `${rated[i].name || rated[i].id}: ${tick(colour[i])}`));
+      lines.append(line);
     }
-    draw(plot, [{
-      type: "parcoords",
-      dimensions,
-      line: {
-        color: colour,
-        colorscale: "Viridis",
-        reversescale: mode === "min", // the best jobs bright either way
-        showscale: true,
-        colorbar: { title: { text: plotlyText(metricLabel) }, thickness: 12 },
-      },
-    }], { margin: { l: 64, r: 48, t: 36, b: 24 }, hovermode: false });
+    root.append(lines);
+    dimensions.forEach((dim, k) => {
+      const x = left + k * step;
+      const axis = svg("g", { class: "pc-axis" });
+      axis.append(svg("line", { x1: x, x2: x, y1: TOP, y2: HEIGHT - BOTTOM }));
+      axis.append(svg("text", { x, y: TOP - 14, "text-anchor": "middle", class: "pc-label" }, dim.label));
+      for (const [value, text] of ticks(dim, scales[k].low, scales[k].high)) {
+        axis.append(svg("text", { x: x - 6, y: scales[k].y(value) + 4, "text-anchor": "end", class: "pc-tick" }, text));
+      }
+      root.append(axis);
+    });
+    plot.append(root);
   }
 
-  return { plot, render, destroy: () => purge(plot) };
+  return { plot, render, destroy: () => plot.replaceChildren() };
 }

@@ -1,7 +1,7 @@
 // #/jobs/<id>: one job — live curves, progress, spec, error, cancel, model, boundary.
 import { api } from "./api.js";
 import { renderBoundary } from "./boundary.js";
-import { PALETTE, draw, line, purge } from "./charts.js";
+import { PALETTE, draw, line, plotlyReady, purge } from "./charts.js";
 import { CurveSeries } from "./curves.js";
 import { Findings } from "./findings.js";
 import { h, replace } from "./dom.js";
@@ -194,12 +194,16 @@ export function renderJob(root, route) {
     }
     if (!n) return;
     drawCharts(view, zoom ? { range: [zoom.from, zoom.to] } : {});
-    for (const chart of [loss, accuracy, grads]) {
-      if (chart.plot.on && !chart.plot.dataset.zoomable) {
-        chart.plot.dataset.zoomable = "1";
-        chart.plot.on("plotly_relayout", onRelayout);
+    // Plotly may still be loading (it loads async): wire the zoom once the draws it held
+    // back have run (they were queued on plotlyReady first, so they run first).
+    plotlyReady.then(() => {
+      for (const chart of [loss, accuracy, grads]) {
+        if (chart.plot.on && !chart.plot.dataset.zoomable) {
+          chart.plot.dataset.zoomable = "1";
+          chart.plot.on("plotly_relayout", onRelayout);
+        }
       }
-    }
+    });
   }
 
   function drawCharts(series, range) {

@@ -231,6 +231,11 @@ class Client:
     def batches(self, **query: Any) -> Iterator[dict[str, Any]]:
         return self._pages("/batches", dict(query))
 
+    def importance(self, batch_id: str, **query: Any) -> dict[str, Any]:
+        """Which varied parameter mattered (``metric=``, ``mode=``, ``reduce=``; see
+        docs/compare.md for the method and what it cannot tell)."""
+        return self._json("GET", f"/batches/{segment(batch_id)}/importance", params=query)
+
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         return self._json("POST", f"/batches/{segment(batch_id)}/cancel")
 

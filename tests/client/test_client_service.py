@@ -122,22 +122,32 @@ def test_a_batch_is_submitted_waited_for_and_read_as_a_frame(client):
         {
             "name": "client-grid",
             "base": tiny_spec(epochs=10),
-            "grid": {"training.optimizer.learning_rate": [0.01, 0.1]},
+            "grid": {"training.optimizer.learning_rate": [0.01, 0.1, 0.3]},
         }
     )
-    assert len(batch["job_ids"]) == 2
+    assert len(batch["job_ids"]) == 3
     summary = client.wait_batch(batch["id"], progress=False, poll=0.1, timeout=WAIT)
-    assert summary["counts"]["succeeded"] == 2
+    assert summary["counts"]["succeeded"] == 3
     assert summary["best"]["id"] in batch["job_ids"]
     ranked = client.batch(batch["id"], metric="train_loss", mode="min")
     assert ranked["metric"] == "train_loss"
     frame = client.batch_results(batch["id"])
     assert list(frame.index) == batch["job_ids"]
-    assert sorted(frame["training.optimizer.learning_rate"]) == [0.01, 0.1]
+    assert sorted(frame["training.optimizer.learning_rate"]) == [0.01, 0.1, 0.3]
     assert set(frame["status"]) == {"succeeded"}
     assert frame["train_loss"].notna().all()
     assert batch["id"] in [b["id"] for b in client.batches()]
     assert {j["id"] for j in client.jobs(batch_id=batch["id"])} == set(batch["job_ids"])
+    # Compare: search by summary, best first; which parameter mattered.
+    found = list(
+        client.jobs(filter=f"batch_id = '{batch['id']}'", order_by="summary.train_loss.min")
+    )
+    lows = [j["summary"]["train_loss"]["min"] for j in found]
+    assert len(found) == 3
+    assert lows == sorted(lows)
+    importance = client.importance(batch["id"], metric="train_loss")
+    assert [p["name"] for p in importance["params"]] == ["training.optimizer.learning_rate"]
+    assert importance["n_trials"] == 3
 
 
 def xor_job(dataset_id: str) -> dict:

@@ -177,12 +177,36 @@ def chromium_path() -> str:
 def browser(chromium_path: str):
     from playwright.sync_api import sync_playwright
 
+    _predicates_as_functions()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
         )
         yield launched
         launched.close()
+
+
+def _predicates_as_functions() -> None:
+    """Poll bare expressions as arrow functions, so every page runs under the API's real CSP.
+
+    Playwright polls a string predicate that is not a function by evaluating it with eval
+    in the page, which the CSP (script-src 'self', no unsafe-eval) refuses; a function is
+    called directly. ``"a > 1"`` becomes ``"() => (a > 1)"``; functions pass unchanged.
+    """
+    from playwright.sync_api import Page
+
+    original = Page.wait_for_function
+    if getattr(original, "wraps_expressions", False):
+        return
+
+    def wait_for_function(self, expression: str, *args, **kwargs):
+        head = expression.lstrip()
+        if not (head.startswith(("function", "async", "(")) or "=>" in head.split("\n", 1)[0]):
+            expression = f"() => ({expression})"
+        return original(self, expression, *args, **kwargs)
+
+    wait_for_function.wraps_expressions = True  # type: ignore[attr-defined]
+    Page.wait_for_function = wait_for_function  # type: ignore[method-assign]
 
 
 @dataclass

@@ -43,16 +43,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service import heartbeats, lifecycle, quotas
-from service.clock import db_now, read_db_now
+from service.clock import db_now
 from service.config import Settings
 from service.db import dialect_insert
-from service.models import DispatcherLock, Job, WorkerHeartbeat
+from service.models import DispatcherLock, Job, TenantQuota, WorkerHeartbeat
 from service.schemas.names import ACTIVE, JobStatus, Queue
+from service.timeutil import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +157,10 @@ class Dispatcher:
 
     def _choose(self, session: Session, now: datetime | None) -> tuple[list[Candidate], datetime]:
         """Lock, count, choose and record the picks (stamped ``now``, which is returned);
-        commits, which releases the lock."""
-        _lock(session)
-        now = now or read_db_now(session)
+        commits, which releases the lock. Few statements: a pass runs after every job, and
+        a tiny job is about a dozen statements of its own."""
+        stamp = _lock(session)  # the database's clock, unless the caller fixed the time
+        now = now or stamp
         stale = now - timedelta(seconds=self.resend_after_seconds)
         slots, workers = session.execute(
             select(
@@ -166,38 +168,55 @@ class Dispatcher:
             ).where(WorkerHeartbeat.seen_at > now - timedelta(seconds=self.worker_ttl_seconds))
         ).one()
         capacity = int(slots) + self.margin * max(int(workers), 1)
-        sent_recently = and_(Job.status == JobStatus.queued.value, Job.dispatched_at >= stale)
-        in_flight = dict(
-            session.execute(
-                select(Job.tenant_id, func.count())
-                .where(or_(Job.status.in_(ACTIVE), sent_recently))
-                .group_by(Job.tenant_id)
-            ).all()
-        )
+        queued = Job.status == JobStatus.queued.value
+        flying = or_(Job.status.in_(ACTIVE), and_(queued, Job.dispatched_at >= stale))
+        due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
+        # Per tenant with unfinished jobs: in flight, waiting, and its own running quota.
+        tenants = session.execute(
+            select(
+                Job.tenant_id,
+                func.sum(case((flying, 1), else_=0)),
+                func.sum(case((due, 1), else_=0)),
+                TenantQuota.max_running_jobs,
+            )
+            .outerjoin(TenantQuota, TenantQuota.tenant_id == Job.tenant_id)
+            .where(Job.status.in_([JobStatus.queued.value, *ACTIVE]))
+            .group_by(Job.tenant_id, TenantQuota.max_running_jobs)
+        ).all()
+        in_flight = {tenant: int(count or 0) for tenant, count, _, _ in tenants}
+        caps = {
+            tenant: quotas.effective(own, self.max_running_jobs) for tenant, _, _, own in tenants
+        }
         free = capacity - sum(in_flight.values())
-        due = and_(
-            Job.status == JobStatus.queued.value,
-            or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale),
-        )
-        waiting = session.scalars(select(Job.tenant_id).where(due).group_by(Job.tenant_id)).all()
-        if free <= 0 or not waiting:
+        room = {
+            tenant: _room(free, caps[tenant], in_flight[tenant])
+            for tenant, _, waiting, _ in tenants
+            if waiting
+        }
+        eligible = [tenant for tenant, places in room.items() if places > 0]
+        if free <= 0 or not eligible:
             session.commit()
             return [], now
-        caps = quotas.running_caps(session, waiting, self.max_running_jobs)
+        # Each eligible tenant's next jobs, in its own order, in one statement.
         interactive_first = case((Job.queue == Queue.interactive.value, 0), else_=1)
-        heads: dict[str, list[Candidate]] = {}
-        for tenant in waiting:
-            cap = caps.get(tenant)
-            room = free if cap is None else min(free, cap - in_flight.get(tenant, 0))
-            if room <= 0:
-                continue
-            rows = session.execute(
-                select(Job.id, Job.tenant_id, Job.queue, Job.created_at)
-                .where(due, Job.tenant_id == tenant)
-                .order_by(interactive_first, Job.created_at, Job.id)
-                .limit(room)
-            ).all()
-            heads[tenant] = [Candidate(*row) for row in rows]
+        rank = (
+            func.row_number()
+            .over(partition_by=Job.tenant_id, order_by=(interactive_first, Job.created_at, Job.id))
+            .label("rank")
+        )
+        ranked = (
+            select(Job.id, Job.tenant_id, Job.queue, Job.created_at, rank)
+            .where(due, Job.tenant_id.in_(eligible))
+            .subquery()
+        )
+        heads: dict[str, list[Candidate]] = {tenant: [] for tenant in eligible}
+        for row in session.execute(
+            select(ranked.c.id, ranked.c.tenant_id, ranked.c.queue, ranked.c.created_at)
+            .where(ranked.c.rank <= free)
+            .order_by(ranked.c.tenant_id, ranked.c.rank)
+        ):
+            if len(heads[row.tenant_id]) < room[row.tenant_id]:
+                heads[row.tenant_id].append(Candidate(*row))
         picks = fair_order(heads, in_flight, caps, free)
         if picks:
             lifecycle.mark_dispatched(session, [job.id for job in picks], now=now)
@@ -205,20 +224,38 @@ class Dispatcher:
         return picks, now
 
 
-def _lock(session: Session) -> None:
-    """Start the pass's transaction by taking the dispatcher row (the first statement is
-    the write, as every transaction here: see ``service.lifecycle``)."""
+def _lock(session: Session) -> datetime:
+    """Start the pass's transaction by taking the dispatcher row (the first write, as in
+    every transaction here: see ``service.lifecycle``); returns the database's clock."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
-        session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_TIMEOUT_MS}"))
+        session.execute(
+            select(
+                func.set_config("lock_timeout", str(LOCK_TIMEOUT_MS), True),
+                func.set_config("idle_in_transaction_session_timeout", str(IDLE_TIMEOUT_MS), True),
+            )
+        )
     values = {"passes": DispatcherLock.passes + 1, "holder": _holder(), "pass_at": db_now()}
-    statement = update(DispatcherLock).where(DispatcherLock.id == LOCK_ROW).values(**values)
-    if lifecycle.rowcount(session.execute(statement)) == 1:
-        return
-    # A database made without the migration's row: make it once, then lock it.
-    row = {"id": LOCK_ROW, "passes": 0}
-    session.execute(dialect_insert(session)(DispatcherLock).values(**row).on_conflict_do_nothing())
-    session.execute(statement)
+    statement = (
+        update(DispatcherLock)
+        .where(DispatcherLock.id == LOCK_ROW)
+        .values(**values)
+        .returning(DispatcherLock.pass_at)
+    )
+    stamp = session.execute(statement).scalar_one_or_none()
+    if stamp is None:
+        # A database made without the migration's row: make it once, then lock it.
+        row = {"id": LOCK_ROW, "passes": 0}
+        insert = dialect_insert(session)(DispatcherLock).values(**row).on_conflict_do_nothing()
+        session.execute(insert)
+        stamp = session.execute(statement).scalar_one()
+    value = as_utc(stamp)
+    assert value is not None
+    return value
+
+
+def _room(free: int, cap: int | None, in_flight: int) -> int:
+    """How many of a tenant's jobs a pass may send: the free places, under its cap."""
+    return free if cap is None else min(free, cap - in_flight)
 
 
 def _holder() -> str:

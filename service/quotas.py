@@ -53,7 +53,7 @@ class QuotaLimits:
         return asdict(self)
 
 
-def _effective(own: int | None, default: int | None) -> int | None:
+def effective(own: int | None, default: int | None) -> int | None:
     if own is None:
         return default
     return None if own == UNLIMITED else own
@@ -64,7 +64,7 @@ def limits_for(session: Session, tenant_id: str, defaults: QuotaLimits) -> Quota
     own = session.get(TenantQuota, tenant_id)
     if own is None:
         return defaults
-    return QuotaLimits(*(_effective(getattr(own, name), getattr(defaults, name)) for name in NAMES))
+    return QuotaLimits(*(effective(getattr(own, name), getattr(defaults, name)) for name in NAMES))
 
 
 def running_caps(
@@ -78,7 +78,7 @@ def running_caps(
             )
         ).all()
     )
-    return {tenant: _effective(own.get(tenant), default) for tenant in tenant_ids}
+    return {tenant: effective(own.get(tenant), default) for tenant in tenant_ids}
 
 
 def usage(session: Session, tenant_id: str) -> dict[str, int]:

@@ -16,7 +16,6 @@ Kernel code: no Flask, no Celery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,20 +64,6 @@ def limits_for(session: Session, tenant_id: str, defaults: QuotaLimits) -> Quota
     if own is None:
         return defaults
     return QuotaLimits(*(effective(getattr(own, name), getattr(defaults, name)) for name in NAMES))
-
-
-def running_caps(
-    session: Session, tenant_ids: Sequence[str], default: int | None
-) -> dict[str, int | None]:
-    """``max_running_jobs`` of each tenant (the dispatcher's caps)."""
-    own = dict(
-        session.execute(
-            select(TenantQuota.tenant_id, TenantQuota.max_running_jobs).where(
-                TenantQuota.tenant_id.in_(list(tenant_ids))
-            )
-        ).all()
-    )
-    return {tenant: effective(own.get(tenant), default) for tenant in tenant_ids}
 
 
 def usage(session: Session, tenant_id: str) -> dict[str, int]:

@@ -110,7 +110,7 @@ def die(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if sys.argv[1] == "holding-the-lock":
-    quotas.running_caps = die  # called inside the locked transaction
+    quotas.effective = die  # called inside the locked transaction
 send = die if sys.argv[1] == "before-sending" else (lambda job_id, queue: True)
 settings = Settings.from_env()
 with make_sessionmaker(make_engine(settings.database_url))() as session:

@@ -21,6 +21,7 @@ from flask import Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
@@ -74,8 +75,15 @@ def reads() -> Engine:
 
 def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()  # rolls back anything uncommitted
+    except DBAPIError:
+        # The connection died under the request (a database restart): the answer, a 503,
+        # is already made; the rollback cannot reach the server, so drop the connection
+        # instead of letting the teardown raise past the error handlers.
+        session.invalidate()
 
 
 def dispatcher() -> Dispatcher:

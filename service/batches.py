@@ -125,6 +125,7 @@ def submit_batch(
                     params=params[index],
                     limits=limits,
                     loc=_job_loc(plan, index),
+                    quota=quota,
                 )
             except Invalid as err:
                 raise _rejected(plan, 1, _invalid_job(plan, index, err)) from None

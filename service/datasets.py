@@ -63,6 +63,57 @@ def create_dataset(
     return dataset
 
 
+def store_inline(
+    session: Session, tenant_id: str, arrays: DatasetArrays, quota: QuotaLimits | None = None
+) -> Dataset:
+    """The tenant's dataset of a job's inline X and y: the one already stored with the same
+    bytes, task and classes, else a new one (named ``inline <sha256[:12]>``). Flushes, never
+    commits: a batch stores its jobs' data with them or not at all (issue 11: a 1000-job
+    sweep over inline data stores it once). A new one is counted against ``quota``'s
+    ``max_storage_bytes`` like an upload (429, the caller rolls back)."""
+    data = pack(arrays)
+    digest = sha256_hex(data)
+    candidates = session.scalars(
+        select(Dataset)
+        .where(
+            Dataset.tenant_id == tenant_id,
+            Dataset.sha256 == digest,
+            Dataset.task == arrays.task,
+        )
+        .order_by(Dataset.created_at, Dataset.id)
+    )
+    for existing in candidates:
+        if _same_classes(existing.classes, arrays.classes):
+            return existing
+    if session.get(DatasetBlob, digest) is None:
+        _insert_blob_once(session, digest, data)
+    dataset = Dataset(
+        tenant_id=tenant_id,
+        name=f"inline {digest[:12]}",
+        task=arrays.task,
+        n_samples=arrays.n_samples,
+        n_features=arrays.n_features,
+        n_outputs=arrays.n_outputs,
+        classes=arrays.classes,
+        sha256=digest,
+        size_bytes=len(data),
+    )
+    session.add(dataset)
+    session.flush()
+    if quota is not None:
+        quotas.admit_storage(session, tenant_id, quota, added=len(data))
+    return dataset
+
+
+def _same_classes(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
+    """Class lists equal value for value and type for type (0 is not "0", nor 1 True)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a) == len(b) and all(
+        type(x) is type(y) and x == y for x, y in zip(a, b, strict=True)
+    )
+
+
 def _insert_blob_once(session: Session, digest: str, data: bytes) -> None:
     """Insert a blob unless a concurrent upload of the same bytes just did (no 500 on a race)."""
     stmt = dialect_insert(session)(DatasetBlob).values(

@@ -33,7 +33,7 @@ from service.cursors import paginate
 from service.db import first_row
 from service.dispatch import Dispatcher
 from service.models import Job
-from service.problems import Conflict, NotFound, QuotaExceeded
+from service.problems import Conflict, Invalid, NotFound, QuotaExceeded
 from service.quotas import QuotaLimits
 from service.schemas.names import FINISHED, JobStatus, Queue
 from service.schemas.spec import JobSpec
@@ -55,12 +55,17 @@ def create_job(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     loc: Loc = ("body",),
+    quota: QuotaLimits | None = None,
 ) -> Job:
     """Validate one job spec and add it as ``queued``. Flushes; never commits or dispatches.
 
-    Raises ``Invalid`` (422, with field locations) before anything is added.
+    Raises ``Invalid`` (422, with field locations) before anything is added. Inline data
+    is stored as a content-addressed dataset the spec names (``validation.validate_spec``);
+    a new one is counted against ``quota``'s storage (429).
     """
-    canonical, dataset_id = validate_spec(session, tenant_id, spec, limits or Limits(), loc)
+    canonical, dataset_id = validate_spec(
+        session, tenant_id, spec, limits or Limits(), loc, store_inline=True, quota=quota
+    )
     job = Job(
         tenant_id=tenant_id,
         batch_id=batch_id,
@@ -82,7 +87,9 @@ def create_job(
 def default_name(spec: Mapping[str, Any]) -> str:
     """A readable name such as ``spirals 8-8 tanh adam``."""
     ds = spec["dataset"]
-    source = ds.get("generator") or ("dataset " + ds["id"][:8] if "id" in ds else "inline")
+    source = ds.get("generator") or (
+        "dataset " + ds["id"][:8] if "id" in ds and not ds.get("inline") else "inline"
+    )
     layers = spec["network"]["layers"]
     hidden = "-".join(str(layer["units"]) for layer in layers) or "linear"
     acts = sorted({layer["activation"] for layer in layers})
@@ -126,12 +133,13 @@ def submit_job(
             limits=limits,
             idempotency_key=idempotency_key,
             request_hash=fingerprint if idempotency_key else None,
+            quota=quota,
         )
         if quota is not None:
             quotas.admit_queued(session, tenant_id, quota, added=1)
         session.commit()
-    except QuotaExceeded:
-        session.rollback()
+    except (QuotaExceeded, Invalid):
+        session.rollback()  # an inline dataset stored for it goes too
         raise
     except IntegrityError:
         session.rollback()

@@ -17,10 +17,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import budgets, dataset_arrays, generators
+from service import budgets, dataset_arrays, datasets, generators
 from service.config import Limits
+from service.dataset_arrays import DatasetArrays
 from service.models import Dataset
 from service.problems import Invalid, from_validation_error
+from service.quotas import QuotaLimits
 from service.schemas.spec import (
     InitWeights,
     InlineDatasetSpec,
@@ -60,29 +62,51 @@ def validate_spec(
     spec: JobSpec | Mapping[str, Any],
     limits: Limits,
     loc: Loc = ("body",),
+    *,
+    store_inline: bool = False,
+    quota: QuotaLimits | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Check a job spec against its dataset and the limits.
 
     Returns the canonical spec (defaults filled in, JSON-ready) and the stored dataset's id.
     Raises ``Invalid`` (422) with the location of the first problem.
+
+    With ``store_inline`` (a job being created), inline X and y are stored once every check
+    has passed, as a content-addressed dataset (``datasets.store_inline``: the same data
+    gives the same dataset, counted against ``quota``'s storage like an upload; flushed,
+    not committed), and the canonical spec names it: ``{"id": ..., "inline": true, ...}``.
     """
     model = parse_spec(spec, loc)
     loc = list(loc)
-    shape, dataset_id, dataset_dict = _resolve_dataset(
+    shape, dataset_id, dataset_dict, arrays = _resolve_dataset(
         session, tenant_id, model, limits, [*loc, "dataset"]
     )
     _check_network(model, shape, limits, [*loc, "network"])
     _check_training(model, shape, limits, [*loc, "training"])
     canonical = model.model_dump(mode="json")
+    if store_inline and arrays is not None:
+        stored = datasets.store_inline(session, tenant_id, arrays, quota)
+        dataset_dict = inline_reference(dataset_dict, stored.id)
+        dataset_id = stored.id
     canonical["dataset"] = dataset_dict
     return canonical, dataset_id
 
 
+def inline_reference(inline: Mapping[str, Any], dataset_id: str) -> dict[str, Any]:
+    """An inline dataset spec as stored in the job: the stored dataset's id in place of X,
+    y and task (the dataset has them), ``inline: true``, and the options it had."""
+    options = {k: v for k, v in inline.items() if k not in ("X", "y", "task")}
+    return {"id": dataset_id, "inline": True, "validation": None, **options}
+
+
 def _resolve_dataset(
     session: Session, tenant_id: str, spec: JobSpec, limits: Limits, loc: list[str | int]
-) -> tuple[DataShape, str | None, dict[str, Any]]:
+) -> tuple[DataShape, str | None, dict[str, Any], DatasetArrays | None]:
+    """The data's shape, the stored dataset's id, the dataset spec as it will be stored,
+    and an inline dataset's arrays (None for a stored or generated one)."""
     ds = spec.dataset
     dumped = ds.model_dump(mode="json")
+    arrays: DatasetArrays | None = None
     if isinstance(ds, StoredDatasetSpec):
         row = session.scalar(
             select(Dataset).where(Dataset.id == ds.id, Dataset.tenant_id == tenant_id)
@@ -117,7 +141,7 @@ def _resolve_dataset(
             [*loc, "validation_split"],
             f"a split of {split} leaves no training or no validation example of {shape.n_samples}",
         )
-    return shape, dataset_id, dumped
+    return shape, dataset_id, dumped, arrays
 
 
 def _check_validation_set(

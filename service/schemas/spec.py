@@ -143,6 +143,12 @@ class StoredDatasetSpec(DatasetOptions):
         description="Validate on this stored dataset instead of a split of the training one "
         "(validation_split must then be 0).",
     )
+    inline: bool = Field(
+        default=False,
+        exclude=True,
+        description="Set by the service in a job's stored spec: X and y came inline with "
+        "the job and were stored as this dataset (the same data, the same dataset).",
+    )
 
 
 class _GeneratorBase(DatasetOptions):

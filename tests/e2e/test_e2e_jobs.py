@@ -106,3 +106,23 @@ def test_a_diverging_job_fails_with_a_clear_error(api, backend, running_worker):
     assert job["status"] == "failed"
     assert job["error"]["type"] == "non_finite"
     assert job["error"]["message"].startswith(f"training diverged at epoch {job['error']['epoch']}")
+
+
+def test_an_inline_job_trains_from_its_stored_dataset(api, backend, running_worker):
+    """Inline X and y become a content-addressed dataset (issue 11); the worker loads it
+    like any stored one, and the same data sent again names the same dataset."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 2))
+    labels = np.where(X[:, 0] > X[:, 1], "left", "right").tolist()
+    spec = tiny_spec(epochs=120)
+    spec["dataset"] = {"X": X.round(6).tolist(), "y": labels, "standardize": True}
+    job_id = api.submit(spec)
+    again = api.submit(spec)
+    job = api.wait(job_id, {"succeeded", "failed"})
+    assert job["status"] == "succeeded", job["error"]
+    assert job["spec"]["dataset"]["inline"] is True
+    assert api.job(again)["spec"]["dataset"]["id"] == job["spec"]["dataset"]["id"]
+    response = api.post(f"/jobs/{job_id}/predict", json={"X": [[3.0, -3.0], [-3.0, 3.0]]})
+    assert response.status_code == 200, response.get_json()
+    assert set(response.get_json()["predictions"]) <= {"left", "right"}
+    api.wait(again, {"succeeded", "failed"})

@@ -82,8 +82,13 @@ def test_an_unreachable_broker_leaves_the_job_queued_not_failed(settings, make_k
 def test_inline_data_gets_its_task_inferred_and_stored(client, auth, spec):
     spec["dataset"] = {"X": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": ["no", "yes", "yes", "no"]}
     job = submit(client, auth, spec).get_json()
-    assert job["spec"]["dataset"]["task"] == "classification"
-    assert job["spec"]["dataset"]["y"] == ["no", "yes", "yes", "no"]
+    # Stored as a content-addressed dataset the spec names (issue 11).
+    assert job["spec"]["dataset"]["inline"] is True
+    assert "y" not in job["spec"]["dataset"]
+    dataset_id = job["spec"]["dataset"]["id"]
+    dataset = client.get(f"/api/v1/datasets/{dataset_id}", headers=auth).get_json()
+    assert dataset["task"] == "classification"
+    assert dataset["classes"] == ["no", "yes"]
 
 
 # --- bad input: nothing persisted, nothing enqueued ----------------------------------

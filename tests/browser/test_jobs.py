@@ -94,11 +94,12 @@ def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
     page.goto(f"{server.url}/#/jobs/{job['id']}")
     page.wait_for_selector("#boundary-chart .main-svg")
     assert page.get_attribute("#boundary-chart", "data-grid-points") == str(80 * 80)
-    heatmap, scatter = page.eval_on_selector(
+    traces = page.eval_on_selector(
         "#boundary-chart", "el => el.data.map(t => t.type + ':' + (t.z ? t.z.length : t.x.length))"
     )
-    assert heatmap == "heatmap:80"
-    assert scatter == f"scatter:{len(spec['dataset']['X'])}"
+    # Inline data is stored as a dataset the spec names (issue 11): the API does not expose
+    # a stored dataset's points, so only the boundary is drawn.
+    assert traces == ["heatmap:80"]
     assert page.get_attribute("#loss-chart", "data-points") == str(spec["training"]["epochs"])
     page.check("#log-scale")
     assert page.eval_on_selector("#loss-chart", "el => el.layout.yaxis.type") == "log"

@@ -70,9 +70,11 @@ def test_one_tenants_backlog_does_not_starve_anothers_job(backend, tenants, work
     b_jobs = rows(backend, backlog)
     started_before = [j for j in b_jobs if j.started_at < a_job.started_at]
     overtook = [j for j in started_before if j.started_at > a_job.created_at]
-    # One slot: at most the message waiting behind the running job (the margin) goes first.
-    # FIFO would let all the not-yet-started backlog (about 39) go first.
-    assert len(overtook) <= 1, [j.name for j in overtook]
+    # One slot: the message waiting behind the running job (the margin) goes first, and one
+    # more when a run's end pass races the submit (a's created_at is stamped before its
+    # commit, so a pass in that window cannot see it yet). FIFO lets the whole not-yet-started
+    # backlog (about 35) go first.
+    assert len(overtook) <= 2, [j.name for j in overtook]
     after = [j for j in b_jobs if j.started_at > a_job.started_at]
     assert len(after) >= 10, "the backlog had mostly run before a's submit: lengthen the jobs"
 

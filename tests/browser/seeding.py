@@ -118,9 +118,7 @@ def seed_sweep(
         with factory() as session:
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
             assert tenant_id is not None, f"no tenant {tenant}"
-            batch, job_ids, _ = batches.submit_batch(
-                session, tenant_id, body, settings.limits
-            )
+            batch, job_ids, _ = batches.submit_batch(session, tenant_id, body, settings.limits)
             batch_id = batch.id
         with transaction(factory) as session:
             now = utcnow()

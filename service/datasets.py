@@ -37,25 +37,8 @@ def create_dataset(
 
     Over the tenant's ``max_storage_bytes`` (``service.quotas``): 429, nothing stored."""
     data = pack(arrays)
-    digest = sha256_hex(data)
-    if session.get(DatasetBlob, digest) is None:
-        _insert_blob_once(session, digest, data)
-    dataset = Dataset(
-        tenant_id=tenant_id,
-        name=name,
-        task=arrays.task,
-        n_samples=arrays.n_samples,
-        n_features=arrays.n_features,
-        n_outputs=arrays.n_outputs,
-        classes=arrays.classes,
-        sha256=digest,
-        size_bytes=len(data),
-    )
-    session.add(dataset)
     try:
-        if quota is not None:
-            session.flush()
-            quotas.admit_storage(session, tenant_id, quota, added=len(data))
+        dataset = _add(session, tenant_id, name, arrays, data, sha256_hex(data), quota)
         session.commit()
     except BaseException:
         session.rollback()
@@ -85,11 +68,25 @@ def store_inline(
     for existing in candidates:
         if _same_classes(existing.classes, arrays.classes):
             return existing
+    return _add(session, tenant_id, f"inline {digest[:12]}", arrays, data, digest, quota)
+
+
+def _add(
+    session: Session,
+    tenant_id: str,
+    name: str,
+    arrays: DatasetArrays,
+    data: bytes,
+    digest: str,
+    quota: QuotaLimits | None,
+) -> Dataset:
+    """Add a dataset row (and its blob unless the same bytes are stored already), flushed and
+    admitted against ``quota``'s ``max_storage_bytes``; the caller commits or rolls back."""
     if session.get(DatasetBlob, digest) is None:
         _insert_blob_once(session, digest, data)
     dataset = Dataset(
         tenant_id=tenant_id,
-        name=f"inline {digest[:12]}",
+        name=name,
         task=arrays.task,
         n_samples=arrays.n_samples,
         n_features=arrays.n_features,

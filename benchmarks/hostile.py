@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from service.config import Settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.tenants import create_tenant_key  # noqa: E402
+from tests.support.hostile import inline_spec, npy, npy_header, zipped  # noqa: E402
 
 API = "/api/v1"
 MB = 1024 * 1024
@@ -51,55 +51,14 @@ def upload(client: Any, auth: dict[str, str], data: bytes, filename: str) -> Any
     )
 
 
-def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
-    out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        out, {"descr": descr, "fortran_order": False, "shape": shape}
-    )
-    return out.getvalue()
-
-
-def npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.lib.format.write_array(out, array)
-    return out.getvalue()
-
-
-def zip_of(members: dict[str, bytes | tuple[bytes, int]]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            with archive.open(name, "w", force_zip64=True) as fh:
-                if isinstance(content, tuple):
-                    fh.write(content[0])
-                    for start in range(0, content[1], MB):
-                        fh.write(bytes(min(MB, content[1] - start)))
-                else:
-                    fh.write(content)
-    return out.getvalue()
-
-
-def inline_job(n: int, d: int) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    return {
-        "network": {
-            "layers": [{"units": 4, "activation": "tanh"}],
-            "output": {"activation": "softmax"},
-            "loss": "cross_entropy",
-        },
-        "dataset": {"X": rng.normal(size=(n, d)).round(4).tolist(), "y": [i % 2 for i in range(n)]},
-        "training": {"epochs": 1, "batch_size": 32},
-    }
-
-
 def cases(client: Any, auth: dict[str, str]) -> dict[str, Callable[[], Any]]:
     long_label = {"name": "x", "X": [[float(i)] for i in range(5000)]}
     long_label["y"] = ["a"] * 4999 + ["b" * 25000]
     csv = ("x,target\n" + "1,a\n" * 10_000 + "2," + "b" * 25_000 + "\n").encode()
-    bomb = zip_of(
+    bomb = zipped(
         {"X.npy": npy(np.zeros((2, 1))), "y.npy": (npy_header((62_500_000,), "<i2"), 125_000_000)}
     )
-    header_3d = zip_of({"X.npy": npy_header((100_000, 100_000, 10)), "y.npy": npy(np.zeros(2))})
+    header_3d = zipped({"X.npy": npy_header((100_000, 100_000, 10)), "y.npy": npy(np.zeros(2))})
     deep_layers = {
         "network": {
             "layers": [{"units": 1}] * 2000,
@@ -164,7 +123,7 @@ def main() -> None:
         if not wanted or any(w in name for w in wanted)
     }
     if any("inline" in name for name in todo):
-        job = inline_job(args.inline_rows, args.inline_features)
+        job = inline_spec(args.inline_rows, args.inline_features)
         for _ in range(5):
             response = client.post(API + "/jobs", json=job, headers=auth)
             assert response.status_code == 202, response.get_json()

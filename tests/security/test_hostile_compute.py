@@ -18,18 +18,10 @@ from service import budgets
 from service.app import create_app
 from service.config import Limits
 from service.timeutil import utcnow
+from tests.support.hostile import assert_problem
 
 API = "/api/v1"
 MB = 1024 * 1024
-
-
-def assert_problem(response, status: int, loc: list | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json()
-    if loc is not None:
-        assert body["errors"][0]["loc"] == loc, body
-    return body
 
 
 def backprop_body(hidden: list[int], m: int, n_in: int = 2) -> dict:

@@ -18,18 +18,9 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from service.app import create_app
+from tests.support.hostile import MB, assert_problem, npy_header, zipped
 
 DATASETS = "/api/v1/datasets"
-MB = 1024 * 1024
-
-
-def assert_problem(response, status: int, loc: list | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json()
-    if loc is not None:
-        assert body["errors"][0]["loc"] == loc, body
-    return body
 
 
 def upload(client, auth, data: bytes, filename: str):
@@ -48,30 +39,6 @@ def peak_bytes(call):
         return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-
-
-def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
-    out = io.BytesIO()
-    header = {"descr": descr, "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(out, header)
-    return out.getvalue()
-
-
-def npz_members(members: dict[str, bytes | tuple[bytes, int]], method=zipfile.ZIP_DEFLATED):
-    """A zip of raw members; a tuple (header, n) appends n zero bytes, written in chunks."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=method) as archive:
-        for name, content in members.items():
-            with archive.open(name, "w", force_zip64=True) as fh:
-                if isinstance(content, tuple):
-                    header, zeros = content
-                    fh.write(header)
-                    chunk = bytes(MB)
-                    for start in range(0, zeros, MB):
-                        fh.write(chunk[: min(MB, zeros - start)])
-                else:
-                    fh.write(content)
-    return out.getvalue()
 
 
 def real_npz(**arrays) -> bytes:
@@ -218,7 +185,7 @@ def test_a_valid_csv_still_reads(client, auth):
 def test_a_deflated_y_of_millions_is_refused_before_inflating(client, auth, unchanged):
     # The finding: a 1 MB deflated y of 62.5M values inflated to 1 GB before its 422.
     # Here 5M float64 values (40 MB inflated, ~40 KB deflated) with a 2-row X.
-    data = npz_members(
+    data = zipped(
         {
             "X.npy": real_npz_member(np.zeros((2, 1))),
             "y.npy": (npy_header((5_000_000,)), 8 * 5_000_000),
@@ -248,7 +215,7 @@ def real_npz_member(array: np.ndarray) -> bytes:
 def test_absurd_npz_headers_are_refused_from_the_header(
     client, auth, unchanged, shape, field, words
 ):
-    data = npz_members({"X.npy": npy_header(shape), "y.npy": real_npz_member(np.zeros(2))})
+    data = zipped({"X.npy": npy_header(shape), "y.npy": real_npz_member(np.zeros(2))})
     response, peak = peak_bytes(lambda: upload(client, auth, data, "liar.npz"))
     problem = assert_problem(response, 422, ["body", "file", field])
     assert words in problem["detail"]
@@ -272,15 +239,13 @@ def test_npz_y_dtypes_and_labels_are_checked(client, auth, unchanged, y, words):
 
 
 def test_npz_member_shorter_than_its_header_is_a_422(client, auth, unchanged):
-    data = npz_members(
-        {"X.npy": npy_header((4, 1)) + bytes(8), "y.npy": real_npz_member(np.arange(4))}
-    )
+    data = zipped({"X.npy": npy_header((4, 1)) + bytes(8), "y.npy": real_npz_member(np.arange(4))})
     problem = assert_problem(upload(client, auth, data, "short.npz"), 422, ["body", "file", "X"])
     assert "shorter" in problem["detail"]
 
 
 def test_npz_exotic_compression_is_refused(client, auth, unchanged):
-    data = npz_members(
+    data = zipped(
         {"X.npy": real_npz_member(np.zeros((2, 1))), "y.npy": real_npz_member(np.arange(2))},
         method=zipfile.ZIP_BZIP2,
     )

@@ -10,22 +10,9 @@ the database still drops the arrays of specs stored before that.
 
 from __future__ import annotations
 
-import numpy as np
+from tests.support.hostile import inline_spec
 
 JOBS = "/api/v1/jobs"
-
-
-def inline_spec(n: int, d: int) -> dict:
-    rng = np.random.default_rng(0)
-    return {
-        "network": {
-            "layers": [{"units": 4, "activation": "tanh"}],
-            "output": {"activation": "softmax"},
-            "loss": "cross_entropy",
-        },
-        "dataset": {"X": rng.normal(size=(n, d)).round(4).tolist(), "y": [i % 2 for i in range(n)]},
-        "training": {"epochs": 1, "batch_size": 32},
-    }
 
 
 def test_job_lists_carry_no_inline_arrays(backend_app, spec):

@@ -9,10 +9,8 @@ memory (VmHWM of the gunicorn master and its workers) is printed and must stay u
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,39 +20,12 @@ import requests
 from service.db import transaction
 from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
+from tests.support.hostile import npy, npy_header, zipped
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MB = 1024 * 1024
 PEAK_TARGET = 500 * MB
-
-
-def npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.lib.format.write_array(out, array)
-    return out.getvalue()
-
-
-def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
-    out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        out, {"descr": descr, "fortran_order": False, "shape": shape}
-    )
-    return out.getvalue()
-
-
-def zipped(members: dict[str, bytes | tuple[bytes, int]]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            with archive.open(name, "w", force_zip64=True) as fh:
-                if isinstance(content, tuple):
-                    fh.write(content[0])
-                    for start in range(0, content[1], MB):
-                        fh.write(bytes(min(MB, content[1] - start)))
-                else:
-                    fh.write(content)
-    return out.getvalue()
 
 
 def hostile_requests(job_id: str) -> list[tuple[str, str, str, dict]]:

@@ -28,9 +28,15 @@ from service.models import Batch, Job, TrialDecision
 from service.plans import Plan, check_scheduler, check_scheduler_metric, plan_batch
 from service.problems import Conflict, Invalid, NotFound
 from service.quotas import QuotaLimits
-from service.schemas import responses
 from service.schemas.batch import BatchSubmit
 from service.schemas.names import FINISHED, UNFINISHED, Queue
+from service.schemas.responses.batches import (
+    batch_dict,
+    batch_list_item,
+    batch_summary,
+    cancelled_batch,
+)
+from service.schemas.responses.compare import importance_dict
 from service.schemas.spec import JobSpec
 from service.sweeps import varied_params
 
@@ -229,7 +235,7 @@ def batch_jobs(session: Session, batch_id: str) -> list[Job]:
 def describe(session: Session, batch: Batch, job_ids: Sequence[str]) -> dict[str, Any]:
     """The answer to a submit: the batch, its job ids and their counts by status."""
     counts = summaries.status_counts(session, [batch.id])[batch.id]
-    return responses.batch_dict(batch, job_ids, counts)
+    return batch_dict(batch, job_ids, counts)
 
 
 def summarize(
@@ -251,7 +257,7 @@ def summarize(
         .where(TrialDecision.batch_id == batch.id, TrialDecision.action != "continue")
         .order_by(TrialDecision.created_at, TrialDecision.epoch)
     ).all()
-    summary = responses.batch_summary(batch, jobs, progress, metric, mode, best, decisions, reduce)
+    summary = batch_summary(batch, jobs, progress, metric, mode, best, decisions, reduce)
     return {**summary, "metric_defaulted": defaulted}
 
 
@@ -272,7 +278,7 @@ def importance(
         found = importance_of(list(batch.varied), [p for p, _ in trials], [v for _, v in trials])
     except ValueError as err:
         raise Conflict(f"importance of {metric}: {err} (finished jobs)") from None
-    return responses.importance_dict(metric, mode, reduce, found)
+    return importance_dict(metric, mode, reduce, found)
 
 
 def list_batches(
@@ -290,7 +296,7 @@ def list_items(session: Session, page: Sequence[Batch]) -> list[dict[str, Any]]:
     ids = [batch.id for batch in page]
     counts = summaries.status_counts(session, ids)
     progress = summaries.batch_progress(session, ids)
-    return [responses.batch_list_item(b, counts[b.id], progress[b.id]) for b in page]
+    return [batch_list_item(b, counts[b.id], progress[b.id]) for b in page]
 
 
 # --- cancelling -----------------------------------------------------------------------
@@ -320,4 +326,4 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str) -> dict[str, A
             continue
         cancelled.append(job_id)
     session.commit()
-    return responses.cancelled_batch(batch, batch_jobs(session, batch.id), cancelled)
+    return cancelled_batch(batch, batch_jobs(session, batch.id), cancelled)

@@ -44,17 +44,10 @@ from service.api.plumbing import (
 from service.curves import batch_curves
 from service.schemas.batch import BatchRequest, BatchSubmit
 from service.schemas.names import Metric, Mode, Reduce
-from service.schemas.responses import (
-    BatchBand,
-    BatchCurves,
-    BatchList,
-    BatchOut,
-    BatchSummary,
-    CancelOut,
-    ImportanceOut,
-    NearestJob,
-    finite,
-)
+from service.schemas.responses.batches import BatchList, BatchOut, BatchSummary, CancelOut
+from service.schemas.responses.compare import BatchBand, ImportanceOut, NearestJob
+from service.schemas.responses.curves import BatchCurves
+from service.schemas.responses.wire import finite
 
 log = logging.getLogger(__name__)
 bp = api_blueprint("batches", __name__, "/batches", "Batches")

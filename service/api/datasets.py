@@ -15,7 +15,7 @@ from service.config import Limits
 from service.dataset_arrays import DatasetArrays
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task
-from service.schemas.responses import DatasetList, DatasetOut, dataset_dict
+from service.schemas.responses.datasets import DatasetList, DatasetOut, dataset_dict
 from service.schemas.spec import Label, Matrix
 
 bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")

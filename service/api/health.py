@@ -15,7 +15,7 @@ from service.api.openapi import PROBLEM_REF
 from service.api.plumbing import respond
 from service.problems import PROBLEM_MEDIA_TYPE, Unavailable
 from service.queue import celery_config
-from service.schemas.responses import Health
+from service.schemas.responses.health import Health
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ from service.api.plumbing import (
     respond,
 )
 from service.models import Job
-from service.schemas import responses
 from service.schemas.names import StatusName
-from service.schemas.responses import CurveOut, JobList, JobOut, ModelOut, PredictOut, job_dict
+from service.schemas.responses.curves import CurveOut
+from service.schemas.responses.jobs import JobList, JobOut, job_dict
+from service.schemas.responses.trained import ModelOut, PredictOut, model_dict, prediction_dict
 from service.schemas.spec import JobSubmit, Matrix
 
 bp = api_blueprint("jobs", __name__, "/jobs", tag="jobs")
@@ -247,9 +248,7 @@ def delete_job(path: JobPath) -> Response:
     responses={200: ModelOut, **problems(404, 409)},
 )
 def get_model(path: JobPath) -> Response:
-    return respond(
-        responses.model_dict(trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id))
-    )
+    return respond(model_dict(trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id)))
 
 
 @bp.post(
@@ -260,4 +259,4 @@ def get_model(path: JobPath) -> Response:
 def predict_job(path: JobPath, body: PredictIn) -> Response:
     model = trained.get(plumbing.db(), plumbing.tenant_id(), path.job_id)
     limits = plumbing.settings().limits
-    return respond(responses.prediction_dict(trained.predict(model, body.X, limits)))
+    return respond(prediction_dict(trained.predict(model, body.X, limits)))

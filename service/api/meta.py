@@ -6,7 +6,7 @@ from flask import Response
 
 from service.api.openapi import problems
 from service.api.plumbing import api_blueprint, respond
-from service.schemas.responses import MetaOut, meta_dict
+from service.schemas.responses.meta import MetaOut, meta_dict
 
 bp = api_blueprint("meta", __name__, "/meta", tag="meta")
 

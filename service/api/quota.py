@@ -7,7 +7,7 @@ from flask import Response
 from service import quotas
 from service.api.openapi import problems
 from service.api.plumbing import api_blueprint, db, quota_defaults, respond, tenant_id
-from service.schemas.responses import QuotaOut
+from service.schemas.responses.quota import QuotaOut
 
 bp = api_blueprint("quota", __name__, "/quota", tag="quota")
 

@@ -16,8 +16,10 @@ loaded before the thread counts are fixed.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +39,7 @@ DEFAULT_PORT = 8000
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MAX_EXPIRY_DAYS = 36_500
 CLIENT_VERBS = {"jobs": "training jobs", "batches": "sweeps", "datasets": "datasets"}
+Handler = Callable[[argparse.Namespace], int]
 
 # --- commands -------------------------------------------------------------------------
 
@@ -48,30 +51,42 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_key(args: argparse.Namespace) -> int:
+def _needs_database(
+    command: str,
+) -> Callable[[Callable[[argparse.Namespace, Settings], int]], Handler]:
+    """A command that works on Deltaflow's database: refuse, with one line and exit 1, a
+    database that was never created (``missing_database``, checked before connecting) or
+    one that answers but is not ready (``unusable_database``)."""
+
+    def wrap(run: Callable[[argparse.Namespace, Settings], int]) -> Handler:
+        @functools.wraps(run)
+        def handler(args: argparse.Namespace) -> int:
+            settings = Settings.from_env()
+            missing = missing_database(settings)
+            if missing:
+                return _fail(command, missing)
+            try:
+                return run(args, settings)
+            except DBAPIError as error:
+                return _fail(command, unusable_database(settings, error))
+
+        return handler
+
+    return wrap
+
+
+@_needs_database("create-key")
+def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     """Print one new key for the tenant (created if needed), alone on stdout."""
-    settings = Settings.from_env()
-    missing = missing_database(settings)
-    if missing:
-        return _fail("create-key", missing)
-    try:
-        key = tenants.issue_key(settings, args.tenant, args.name, args.expires_in)
-    except DBAPIError as error:
-        return _fail("create-key", unusable_database(settings, error))
+    key = tenants.issue_key(settings, args.tenant, args.name, args.expires_in)
     sys.stdout.write(key + "\n")
     return 0
 
 
-def cmd_list_keys(args: argparse.Namespace) -> int:
+@_needs_database("list-keys")
+def cmd_list_keys(args: argparse.Namespace, settings: Settings) -> int:
     """Every key's prefix, tenant, name and times, as a table (the keys are not stored)."""
-    settings = Settings.from_env()
-    missing = missing_database(settings)
-    if missing:
-        return _fail("list-keys", missing)
-    try:
-        rows = tenants.keys(settings, args.tenant)
-    except DBAPIError as error:
-        return _fail("list-keys", unusable_database(settings, error))
+    rows = tenants.keys(settings, args.tenant)
     columns = ("prefix", "tenant", "name", "created", "expires", "last_used", "revoked")
     table = [[c.replace("_", " ") for c in columns]]
     table += [[_cell(row[c]) for c in columns] for row in rows]
@@ -82,17 +97,12 @@ def cmd_list_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_revoke_key(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    missing = missing_database(settings)
-    if missing:
-        return _fail("revoke-key", missing)
+@_needs_database("revoke-key")
+def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
     try:
         tenants.revoke_key(settings, args.prefix)
     except Problem as exc:
         return _fail("revoke-key", exc.detail)
-    except DBAPIError as error:
-        return _fail("revoke-key", unusable_database(settings, error))
     sys.stderr.write(
         f"revoked; every API process refuses it within {settings.auth_cache_seconds:g} s\n"
     )

@@ -149,41 +149,52 @@ def _client(settings: Settings) -> Celery:
     return app
 
 
-def send_train(settings: Settings, job_id: str, queue: str) -> bool:
-    """Publish one training message; return False (never raise) when the broker is down."""
-    # The request that sends the job names it in the worker's log lines (service.logs).
-    request_id = logs.current("request_id")
-    headers = {logs.REQUEST_ID_HEADER: request_id} if request_id else None
+def _send(
+    settings: Settings,
+    task: str,
+    id_arg: str,
+    queue: str,
+    failed: str,
+    headers: dict[str, str] | None = None,
+) -> bool:
+    """Publish one task message whose one argument is an id; when the broker is down, log
+    ``failed`` (a format of ``%(id)s`` and ``%(queue)s``) and return False, never raise:
+    the reaper (a job) or its relay (a delivery) sends it again later."""
     try:
         _client(settings).send_task(
-            TRAIN_TASK,
-            args=[job_id],
+            task,
+            args=[id_arg],
             queue=queue,
             headers=headers,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
-    except Exception:  # broker errors vary by transport; the reaper retries later
-        log.warning("dispatch failed job=%s queue=%s", job_id, queue, exc_info=True)
+    except Exception:  # broker errors vary by transport
+        log.warning(failed, {"id": id_arg, "queue": queue}, exc_info=True)
         return False
     return True
+
+
+def send_train(settings: Settings, job_id: str, queue: str) -> bool:
+    """Publish one training message; return False (never raise) when the broker is down."""
+    # The request that sends the job names it in the worker's log lines (service.logs).
+    request_id = logs.current("request_id")
+    headers = {logs.REQUEST_ID_HEADER: request_id} if request_id else None
+    return _send(
+        settings, TRAIN_TASK, job_id, queue, "dispatch failed job=%(id)s queue=%(queue)s", headers
+    )
 
 
 def send_delivery(settings: Settings, delivery_id: str) -> bool:
     """Publish one webhook delivery task; False (never raise) when the broker is down —
     the reaper's relay sends it again later."""
-    try:
-        _client(settings).send_task(
-            DELIVER_TASK,
-            args=[delivery_id],
-            queue=WEBHOOK_QUEUE,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
-        )
-    except Exception:  # broker errors vary by transport; the relay retries later
-        log.warning("webhook task not sent delivery=%s", delivery_id, exc_info=True)
-        return False
-    return True
+    return _send(
+        settings,
+        DELIVER_TASK,
+        delivery_id,
+        WEBHOOK_QUEUE,
+        "webhook task not sent delivery=%(id)s",
+    )
 
 
 def sender(settings: Settings) -> Sender:

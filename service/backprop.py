@@ -19,7 +19,7 @@ import numpy as np
 
 from service import budgets
 from service.config import Limits
-from service.problems import Invalid, PayloadTooLarge
+from service.problems import Invalid, Loc, PayloadTooLarge
 from service.schemas.backprop import GradientCheckRequest, TraceRequest
 from service.schemas.spec import InitWeights, parameter_count
 from service.validation import check_output_units, weight_arrays
@@ -27,8 +27,6 @@ from worker.nn.errors import SpecError
 from worker.nn.gradcheck import gradient_check
 from worker.nn.network import Network
 from worker.nn.trace import delta_norms, ng_trace
-
-Loc = list[str | int]
 
 
 @dataclass(frozen=True)

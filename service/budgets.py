@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.config import Limits, limit_env
-from service.problems import Invalid, PayloadTooLarge
+from service.problems import Invalid, Loc, PayloadTooLarge
 from service.schemas.spec import parameter_count
-
-Loc = Sequence[str | int]
 
 # Arrays a training step keeps per unit of a batch row: z, a, δ and the activation's
 # derivative (float64 or float32 each); the data (X, one-hot Y, the split copies)

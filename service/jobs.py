@@ -33,11 +33,11 @@ from service.cursors import paginate
 from service.db import first_row
 from service.dispatch import Dispatcher
 from service.models import Job
-from service.problems import Conflict, Invalid, NotFound, QuotaExceeded
+from service.problems import Conflict, Invalid, Loc, NotFound, QuotaExceeded
 from service.quotas import QuotaLimits
 from service.schemas.names import FINISHED, JobStatus, Queue
 from service.schemas.spec import JobSpec
-from service.validation import Loc, parse_spec, validate_spec
+from service.validation import parse_spec, validate_spec
 
 # --- creating ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from service import budgets, dataset_arrays, datasets, generators
 from service.config import Limits
 from service.dataset_arrays import DatasetArrays
 from service.models import Dataset
-from service.problems import Invalid, from_validation_error
+from service.problems import Invalid, Loc, from_validation_error
 from service.quotas import QuotaLimits
 from service.schemas.spec import (
     InitWeights,
@@ -33,8 +33,6 @@ from service.schemas.spec import (
     WbWeights,
     parameter_count,
 )
-
-Loc = Sequence[str | int]
 
 
 @dataclass(frozen=True)
@@ -168,11 +166,7 @@ def _check_validation_set(
             where, f"the validation set is {row.task}, the training set {training.task}"
         )
     if row.n_features != training.n_features:
-        raise Invalid.at(
-            where,
-            f"the validation set has {row.n_features} features, "
-            f"the training set {training.n_features}",
-        )
+        raise _unlike(where, "features", row.n_features, training.n_features)
     if training.task == "classification":
         known = {repr(c) for c in training.classes or []}
         unknown = [c for c in row.classes or [] if repr(c) not in known]
@@ -181,11 +175,14 @@ def _check_validation_set(
                 where, f"classes {unknown} of the validation set are not in the training set"
             )
     elif row.n_outputs != training.n_outputs:
-        raise Invalid.at(
-            where,
-            f"the validation set has {row.n_outputs} targets, "
-            f"the training set {training.n_outputs}",
-        )
+        raise _unlike(where, "targets", row.n_outputs, training.n_outputs)
+
+
+def _unlike(where: Loc, what: str, validation: int, training: int) -> Invalid:
+    """The validation set has another count of ``what`` (features, targets)."""
+    return Invalid.at(
+        where, f"the validation set has {validation} {what}, the training set {training}"
+    )
 
 
 def layer_sizes(spec: JobSpec, shape: DataShape) -> list[int]:

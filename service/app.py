@@ -15,12 +15,13 @@ from flask import Response, render_template_string
 from flask_openapi3 import Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
-from service import metrics
+from service import deadlines, metrics
 from service.api import (
     API_PREFIX,
     backprop,
     batches,
     datasets,
+    deadline,
     health,
     hostile,
     insight,
@@ -36,6 +37,7 @@ from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
 from service.api.tracing import init_app as trace_requests
 from service.config import Settings
 from service.db import make_engine, make_read_engine, make_sessionmaker
+from service.deadlines import statement_timeout_args
 from service.keycache import KeyCache
 
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -79,7 +81,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.config.update({k: v for k, v in overrides.items() if k not in SETTINGS_FIELDS})
     app.config.pop("settings", None)
 
-    engine = make_engine(settings.database_url)
+    url, timeout = settings.database_url, settings.request_timeout_seconds
+    engine = make_engine(url, connect_args=statement_timeout_args(url, timeout))
+    deadlines.watch(engine)
     reads = make_read_engine(engine)
     app.extensions[EXTENSION] = Context(
         settings=settings,
@@ -94,6 +98,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     metrics.init_app(app, reads, settings)
     trace_requests(app)
     hostile.init_app(app)
+    deadline.init_app(app, settings.request_timeout_seconds)
     ratelimit.init_app(app, settings)
     app.components_schemas.update(problem_components())
     app.register_api(health.bp)

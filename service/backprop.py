@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service import budgets
+from service import budgets, deadlines
 from service.config import Limits
 from service.problems import Invalid, Loc, PayloadTooLarge
 from service.schemas.backprop import GradientCheckRequest, TraceRequest
@@ -63,6 +63,7 @@ def check(body: GradientCheckRequest, limits: Limits) -> dict[str, Any]:
             l2=body.l2,
             epsilon=body.epsilon,
             threshold=body.threshold,
+            tick=deadlines.checker("in the gradient check"),
         )
     result = report.to_dict(include_gradients=body.include_gradients)
     _require_finite([report.numerical, report.analytic, report.worst.abs_diff], "the gradients")

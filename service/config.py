@@ -96,6 +96,11 @@ class Settings:
     soft_time_limit_seconds: float = 3600.0
     hard_time_limit_seconds: float = 3700.0
     broker_polling_interval: float = 0.1
+    # Every API request's deadline (service.deadlines): past it a request stops at its next
+    # check and answers 503, nothing stored; also each PostgreSQL statement's timeout. Above
+    # the largest upload (a 4e7-value CSV parses in ~32 s on a loaded 2-core VM) and below
+    # nginx's proxy_read_timeout (deploy/nginx.conf). 0 = none.
+    request_timeout_seconds: float = 120.0
     # API processes cache what an API key maps to this long: a revoked key stops working
     # within this time (service.keycache). 0 = look every key up on every request.
     auth_cache_seconds: float = 5.0

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from service import deadlines
 from service.config import Limits, limit_env
 from service.dataset_arrays import DatasetArrays, build_arrays, check_size
 from service.problems import Invalid, PayloadTooLarge
@@ -27,6 +28,7 @@ from service.problems import Invalid, PayloadTooLarge
 # Fixed zip timestamps make the packed bytes (and so the sha256) a function of the data only.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 NPZ_MAGIC = b"PK"
+CSV_CHECK_ROWS = 4096  # the request's deadline is checked this often while a CSV streams
 
 
 def read_upload(filename: str, data: bytes, task: str, limits: Limits) -> DatasetArrays:
@@ -65,6 +67,8 @@ def parse_csv(data: bytes, task: str, limits: Limits) -> DatasetArrays:
     line = 0
     try:
         for line, row in enumerate(csv.reader(text), start=1):
+            if line % CSV_CHECK_ROWS == 0:
+                deadlines.check("reading the CSV file")
             if not row or not any(cell.strip() for cell in row):
                 continue
             for cell in row:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service import datasets, generators
+from service import datasets, deadlines, generators
 from service.build import prepare
 from service.config import Limits
 from service.problems import Invalid, PayloadTooLarge
@@ -63,6 +63,7 @@ def range_test(
             min_lr=body.min_lr,
             max_lr=body.max_lr,
             steps=body.steps,
+            tick=deadlines.checker("in the learning-rate finder"),
         )
     except SpecError as exc:
         raise Invalid.at(["body"], str(exc)) from None

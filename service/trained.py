@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service import budgets
+from service import budgets, deadlines
 from service.config import Limits
 from service.jobs import get_job
 from service.models import Job, TrainedModel
@@ -165,6 +165,7 @@ def predict(trained: Trained, rows: list[list[float]], limits: Limits | None = N
     step = budgets.predict_chunk_rows(sizes, limits)
     output = np.empty((X.shape[0], sizes[-1]), dtype=np.float64)
     for start in range(0, X.shape[0], step):
+        deadlines.check("predicting")
         output[start : start + step] = net.forward(X[start : start + step])
     classes = meta.get("classes")
     if meta.get("task") == "classification" and classes:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from service.api.plumbing import EXTENSION
+from service.deadlines import DeadlineExceeded, is_statement_timeout
 from service.problems import (
     PROBLEM_MEDIA_TYPE,
     Conflict,
@@ -89,6 +91,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def on_database_error(error: DBAPIError) -> Response:
         _rollback()
+        if is_statement_timeout(error.orig):  # PostgreSQL's statement_timeout
+            seconds = current_app.extensions[EXTENSION].settings.request_timeout_seconds
+            log.warning("statement timeout path=%s", request.path)
+            return problem_response(DeadlineExceeded(seconds, "in one database statement"))
         if isinstance(error, OperationalError) or error.connection_invalidated:
             log.warning("database unavailable path=%s error=%s", request.path, error.orig)
             return problem_response(

@@ -27,7 +27,8 @@ _DESCRIPTIONS = {
     429: "Over the API key's rate limit (type rate-limited; Retry-After says when to retry) "
     "or, on a submit or upload, over a tenant quota (type quota-exceeded; quota names it)",
     500: "Unexpected error",
-    503: "The database (or broker) is unavailable; retry later",
+    503: "The database (or broker) is unavailable, or the request ran past its deadline "
+    "(DELTAFLOW_REQUEST_TIMEOUT_SECONDS); nothing was stored, retry later",
 }
 # Every authenticated operation can answer these (429: over the key's rate limit).
 COMMON = (401, 422, 429, 500, 503)

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
-from service.config import Limits
+from service.config import Limits, Settings
 from service.db import transaction
 from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
@@ -76,6 +77,9 @@ def test_the_nginx_config_caps_times_out_and_buffers():
     # The access log's format holds no user field: Basic credentials would be a key.
     assert "remote_user" not in NGINX_CONF.read_text().split("log_format", 1)[1].split(";")[0]
     assert found["access_log"] == ["/var/log/nginx/access.log deltaflow"]
+    # The API's own deadline answers first (503 problem+json), not nginx's read timeout.
+    assert int(found["proxy_read_timeout"][0].rstrip("s")) > Settings().request_timeout_seconds
+    assert "502 504 =503 @unavailable" in found["error_page"]
 
 
 # --- the real nginx ---------------------------------------------------------------------------
@@ -204,3 +208,20 @@ def test_nginx_holds_slow_clients_away_from_the_api(proxied):
         for trickler in tricklers:
             trickler.join(timeout=40)
     assert [t.status for t in tricklers] == [422] * 10
+
+
+@pytest.mark.integration
+def test_nginx_answers_problem_json_when_the_api_does_not(tmp_path):
+    """The API down (nginx's 502) is 503 problem+json with Retry-After, never nginx's HTML."""
+    nginx = Nginx(tmp_path / "nginx", upstream=free_port())  # nothing listens there
+    checked = nginx.check()
+    assert checked.returncode == 0, checked.stderr
+    nginx.start()
+    try:
+        answer = requests.get(f"http://127.0.0.1:{nginx.port}/api/v1/jobs", timeout=10)
+    finally:
+        nginx.stop()
+    assert answer.status_code == 503
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json()["type"] == "/problems/unavailable"

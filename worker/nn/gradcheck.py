@@ -12,6 +12,7 @@ numpy and the standard library only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,7 @@ def gradient_check(
     threshold: float = DEFAULT_THRESHOLD,
     max_parameters: int | None = None,
     rng: np.random.Generator | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> GradientCheckReport:
     """Compare ``net.gradients`` with centered differences of ``net.cost``.
 
@@ -128,6 +130,10 @@ def gradient_check(
         a large network slow; a sample still catches a wrong layer.
     rng : numpy.random.Generator, optional
         Needed only when sampling.
+    tick : callable, optional
+        Called before each parameter's two cost evaluations; it may raise to stop the
+        check (the API's request deadline, ``service.deadlines``). The network is intact
+        then: the perturbed entry was restored.
 
     Returns
     -------
@@ -146,6 +152,8 @@ def gradient_check(
             row, col = divmod(int(flat), n_cols)
             # Θ[row, 0] is the bias of unit `row`; Θ[row, col] is W[col - 1, row].
             param, index = (b, (row,)) if col == 0 else (W, (col - 1, row))
+            if tick is not None:
+                tick()
             numerical[layer][row, col] = _centered(net, X, Y, l2, epsilon, param, index)
 
     masks = [~np.isnan(n) for n in numerical]

@@ -24,6 +24,7 @@ on and never its validation split, e.g. ``trainer.X_train`` and ``trainer.Y_trai
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ def lr_range_test(
     steps: int = DEFAULT_STEPS,
     smoothing: float = SMOOTHING,
     stop_factor: float = STOP_FACTOR,
+    tick: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the range test; returns a JSON-ready dict.
 
@@ -68,6 +70,8 @@ def lr_range_test(
         learning rate, schedule, epochs and validation split are not
     min_lr, max_lr : the range, 0 < min_lr < max_lr
     steps : mini-batch steps, 2 ≤ steps ≤ MAX_STEPS
+    tick : called before each step; it may raise to stop the test (the API's request
+        deadline, ``service.deadlines``)
 
     Returns
     -------
@@ -97,6 +101,8 @@ def lr_range_test(
     average, best, stop_reason = 0.0, math.inf, "steps"
     with np.errstate(all="ignore"):  # a blow-up ends the test; it is not an error
         for step in range(steps):
+            if tick is not None:
+                tick()
             rate = min_lr * growth**step
             XT, YT = batches.next()
             loss = trial.loss_and_gradients_cols(XT, YT, config.l2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_openapi3 import APIBlueprint
-from flask_openapi3.models import MediaType, RequestBody, Schema
+from flask_openapi3.models import Link, MediaType, PathItem, RequestBody, Schema
 from flask_openapi3.utils import get_model_schema
 from pydantic import BaseModel
 
@@ -136,3 +136,37 @@ def document_body(
     path = (bp.url_prefix or "") + rule
     operation = getattr(bp.paths[path], method.lower())
     operation.requestBody = RequestBody(content=media, required=True)
+
+
+# OpenAPI links: what each create answers feeds the operations on what it created
+# (schemathesis' stateful tests follow them; a client generator can too). For each
+# producer (method, path, status): the path parameter each runtime expression fills.
+LINKS: dict[tuple[str, str, str], dict[str, str]] = {
+    ("post", "/datasets", "201"): {"dataset_id": "$response.body#/id"},
+    ("post", "/jobs", "202"): {"job_id": "$response.body#/id"},
+    ("post", "/batches", "202"): {
+        "batch_id": "$response.body#/id",
+        "job_id": "$response.body#/job_ids/0",  # the batch's first job
+    },
+    ("post", "/webhooks", "201"): {"webhook_id": "$response.body#/id"},
+}
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def add_links(paths: dict[str, PathItem], prefix: str) -> None:
+    """Link each producer's answer to every operation whose one path parameter it fills."""
+    for (method, path, status), expressions in LINKS.items():
+        response = getattr(paths[prefix + path], method).responses[status]
+        links: dict[str, Link] = {}
+        for item in paths.values():
+            for target_method in _METHODS:
+                target = getattr(item, target_method)
+                if target is None:
+                    continue
+                names = [p.name for p in target.parameters or [] if p.param_in == "path"]
+                if len(names) == 1 and names[0] in expressions:
+                    links[target.operationId] = Link(
+                        operationId=target.operationId,
+                        parameters={names[0]: expressions[names[0]]},
+                    )
+        response.links = links

@@ -7,6 +7,8 @@ Reading uploads is ``service.dataset_files``; validating arrays ``service.datase
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +21,7 @@ from service.cursors import paginate
 from service.dataset_arrays import DatasetArrays, build_arrays, infer_task
 from service.dataset_files import pack, sha256_hex, unpack
 from service.db import dialect_insert
-from service.models import Dataset, DatasetBlob, Job
+from service.models import Dataset, DatasetBlob, Job, new_id
 from service.problems import Conflict, NotFound
 from service.quotas import QuotaLimits
 from service.schemas.names import UNFINISHED
@@ -68,7 +70,65 @@ def store_inline(
     for existing in candidates:
         if _same_classes(existing.classes, arrays.classes):
             return existing
-    return _add(session, tenant_id, f"inline {digest[:12]}", arrays, data, digest, quota)
+    return _add_inline(session, tenant_id, arrays, data, digest, quota)
+
+
+def content_key(digest: str, task: str, classes: Sequence[Any] | None) -> str:
+    """What makes two inline datasets one: their bytes, task and classes, type for type
+    (``0`` is not ``"0"``, nor ``1`` ``True``: JSON writes each differently)."""
+    typed = json.dumps([digest, task, classes], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(typed.encode()).hexdigest()
+
+
+def _add_inline(
+    session: Session,
+    tenant_id: str,
+    arrays: DatasetArrays,
+    data: bytes,
+    digest: str,
+    quota: QuotaLimits | None,
+) -> Dataset:
+    """Insert the inline dataset unless a concurrent submit of the same data just did.
+
+    ``content_key`` is unique per tenant (migration 0013), and the insert does nothing on a
+    conflict: on PostgreSQL it waits for the other transaction, and once that committed
+    its row is read here and shared — two first submits at once store one dataset. Only a
+    dataset inserted here is admitted against ``quota`` (429, the caller rolls back)."""
+    if session.get(DatasetBlob, digest) is None:
+        _insert_blob_once(session, digest, data)
+    key = content_key(digest, arrays.task, arrays.classes)
+    values = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "created_at": utcnow(),
+        "name": f"inline {digest[:12]}",
+        "task": arrays.task,
+        "n_samples": arrays.n_samples,
+        "n_features": arrays.n_features,
+        "n_outputs": arrays.n_outputs,
+        "classes": arrays.classes,
+        "sha256": digest,
+        "size_bytes": len(data),
+        "content_key": key,
+    }
+    insert = dialect_insert(session)(Dataset).values(**values)
+    inserted = session.scalar(
+        insert.on_conflict_do_nothing(index_elements=["tenant_id", "content_key"]).returning(
+            Dataset.id
+        )
+    )
+    if inserted is None:
+        winner = session.scalar(
+            select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.content_key == key)
+        )
+        if winner is None:  # the other submit rolled back after all: nothing to share
+            raise Conflict("a concurrent request stored the same data and failed; retry")
+        return winner
+    if quota is not None:
+        quotas.admit_storage(session, tenant_id, quota, added=len(data))
+    dataset = session.get(Dataset, inserted)
+    assert dataset is not None  # noqa: S101  (inserted just now, in this transaction)
+    return dataset
 
 
 def _add(

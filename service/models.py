@@ -109,7 +109,12 @@ class DatasetBlob(Base):
 
 class Dataset(Owned, Base):
     __tablename__ = "datasets"
-    __table_args__ = (Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),
+        # One inline dataset per content and tenant (service.datasets.store_inline); uploads
+        # leave content_key NULL, and NULLs never conflict.
+        Index("uq_datasets_tenant_content", "tenant_id", "content_key", unique=True),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(20))  # classification | regression
@@ -119,6 +124,9 @@ class Dataset(Owned, Base):
     classes: Mapped[list[Any] | None] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(ForeignKey("dataset_blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # An inline dataset's bytes, task and classes (service.datasets.content_key); NULL for
+    # uploads, which may repeat the same data under other names.
+    content_key: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, {self.n_samples}x{self.n_features}, {self.task})"

@@ -11,16 +11,17 @@ epoch of every job. Kernel code: no Flask, no Celery, no worker imports.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
 from service import summaries
-from service.batches import SUMMARY_COLUMNS, batch_jobs
+from service.batches import SUMMARY_COLUMNS
 from service.models import Batch, CurvePoint, Job
 
 # The band's quantiles and the names of their series in the answer (p10 ... p90).
@@ -81,6 +82,46 @@ def epoch_grid(last_epoch: int, points: int) -> list[int]:
     return [int(e) for e in grid]
 
 
+def _band_jobs(session: Session, batch_id: str) -> list[Job]:
+    """The batch's jobs in batch order, as plain rows of the columns a band reads (what
+    ``default_metric``, ``best_job`` with ``reduce="last"`` and ``_job_ref`` use): at
+    1,000 jobs ~10 ms, where ORM objects with their summary rows take ~250 ms."""
+    rows = session.execute(
+        select(Job.id, Job.batch_index, Job.name, Job.status, Job.params, Job.epoch, Job.metrics)
+        .where(Job.batch_id == batch_id)
+        .order_by(Job.batch_index)
+    ).all()
+    return cast("list[Job]", rows)  # rows with Job's attribute names, read-only
+
+
+def _grid_values(
+    session: Session, batch_id: str, column: Any, grid: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every finite value of ``column`` at the ``grid``'s epochs across the batch's jobs,
+    sorted by epoch: (epochs, values). Which job a value is from does not matter to a
+    quantile, so it is not read; a grid of consecutive epochs reads each job's range in
+    one index scan instead of one lookup per epoch (~2x faster on SQLite)."""
+    if not grid:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    if grid[-1] - grid[0] + 1 == len(grid):
+        at_grid = CurvePoint.epoch.between(grid[0], grid[-1])
+    else:
+        at_grid = CurvePoint.epoch.in_(grid)
+    query = (
+        select(CurvePoint.epoch, column)
+        .join(Job, Job.id == CurvePoint.job_id)
+        .where(Job.batch_id == batch_id, at_grid, column.is_not(None))
+    )
+    # Streamed into an array through Core: no ORM layer and no list of 60,000 Row objects
+    # (a third of the CPU time of listing them first).
+    result = session.connection().execute(query)
+    pairs = np.fromiter(itertools.chain.from_iterable(result), dtype=float).reshape(-1, 2)
+    pairs = pairs[np.isfinite(pairs[:, 1])]
+    epochs, values = pairs[:, 0].astype(int), pairs[:, 1]
+    order = np.argsort(epochs, kind="stable")
+    return epochs[order], values[order]
+
+
 def band(
     session: Session,
     batch: Batch,
@@ -97,30 +138,21 @@ def band(
     status) and always holds the best succeeded job. No ``metric``: the summary's default
     (``summaries.default_metric``).
     """
-    jobs = batch_jobs(session, batch.id)
+    jobs = _band_jobs(session, batch.id)
     defaulted = metric is None
     metric, mode = summaries.check_metric(metric or summaries.default_metric(jobs), mode)
     grid = epoch_grid(max((job.epoch for job in jobs), default=0), points)
-    column = getattr(CurvePoint, metric)
-    values = np.full((len(jobs), len(grid)), np.nan)
-    if grid:
-        row_of = {job.id: i for i, job in enumerate(jobs)}
-        col_of = {epoch: j for j, epoch in enumerate(grid)}
-        query = (
-            select(CurvePoint.job_id, CurvePoint.epoch, column)
-            .join(Job, Job.id == CurvePoint.job_id)
-            .where(Job.batch_id == batch.id, CurvePoint.epoch.in_(grid), column.is_not(None))
-        )
-        for job_id, epoch, value in session.execute(query):
-            values[row_of[job_id], col_of[epoch]] = value
-    values[~np.isfinite(values)] = np.nan
-    counts = np.sum(~np.isnan(values), axis=0)
+    epochs, values = _grid_values(session, batch.id, getattr(CurvePoint, metric), grid)
+    # Per grid epoch (epochs sorted): how many jobs have a value and their quantiles.
+    counts = np.zeros(len(grid), dtype=int)
     series: dict[str, list[float | None]] = {key: [None] * len(grid) for key in QUANTILE_KEYS}
-    filled = np.flatnonzero(counts)
-    if filled.size:
-        quantiles = np.nanquantile(values[:, filled], QUANTILES, axis=0)
-        for key, row in zip(QUANTILE_KEYS, quantiles, strict=True):
-            for j, value in zip(filled, row, strict=True):
+    col = np.searchsorted(grid, epochs)
+    bounds = np.searchsorted(col, np.arange(len(grid) + 1))
+    for j in range(len(grid)):
+        at = values[bounds[j] : bounds[j + 1]]
+        counts[j] = at.size
+        if at.size:
+            for key, value in zip(QUANTILE_KEYS, np.quantile(at, QUANTILES), strict=True):
                 series[key][j] = _rounded(float(value))
     best = summaries.best_job(jobs, metric, mode)
     top = ranked(jobs, metric, mode, k)

@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 TENANT ?= default
 
-.PHONY: run key test test-fast lint format bench chromium nginx faketime promtool clean
+.PHONY: run key test test-fast lint format bench dashboard chromium nginx faketime promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,browser]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# The dashboard's front-end packages (package.json, pinned by package-lock.json) into
+# node_modules/: Plotly's cartesian bundle, which /vendor/plotly.min.js serves. Without npm
+# the dashboard serves the plotly Python package's full bundle (4.8 MB) and says so.
+NODE_STAMP := node_modules/.installed-$(shell sha256sum package-lock.json | cut -c1-12)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the dashboard will serve Plotly's full 4.8 MB bundle" >&2; fi
+
 ## run: install, start the embedded service (SQLite + filesystem broker) and a demo job
 ##      on http://$(HOST):$(PORT) (make run PORT=8123)
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/deltaflow up --demo --host $(HOST) --port $(PORT)
 
 ## key: print a new API key alone (make key TENANT=acme); the venv's deltaflow is not on PATH
@@ -26,7 +36,7 @@ key:
 	@$(BIN)/deltaflow create-key --tenant $(TENANT)
 
 ## test: install, check style and layering, run every test (starts PostgreSQL/Redis if needed)
-test: $(STAMP) chromium nginx faketime promtool lint
+test: $(STAMP) $(NODE_STAMP) chromium nginx faketime promtool lint
 	CI=$${CI:-} $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no services, no browser)
@@ -46,6 +56,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/engine.py
+
+## dashboard: the dashboard's front-end packages (npm ci; make run and make test do it)
+dashboard: $(NODE_STAMP)
 
 ## chromium: Debian's Chromium for the browser tests (Playwright cannot download one here)
 chromium:
@@ -75,4 +88,4 @@ promtool:
 	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb; }
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

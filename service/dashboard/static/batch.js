@@ -264,16 +264,22 @@ export function renderBatch(root, route) {
   }
 
   let earlyBand = null; // the first band, asked for beside the first summary
+  let earlyDraw = null; // a big sweep's first draw from it, not waiting for the summary
   let summaryAt = 0; // when the summary was last asked for (performance.now())
 
   async function tick() {
     let changed = false;
     if (!batch && !earlyBand) {
       // The first poll cannot know whether the sweep is big: ask for its band at once (a
-      // few kB), so a big sweep's chart does not wait for the summary to arrive first.
+      // few kB), so a big sweep's chart does not wait for the summary (every job's params
+      // and metrics: ~170 kB gzipped, seconds on a busy server at 1,000 jobs).
       earlyBand = api.getConditional(`${path}/band`, bandQuery(asked, asked ? mode : null), null)
         .catch(() => null);
+      earlyDraw = earlyBand.then(drawEarly).catch(() => null);
     }
+    // The first summary is asked for once the band is in: on a busy server the two share
+    // the CPU, and the band (then the best curves) is what a big sweep's chart waits for.
+    if (!batch && earlyBand) await earlyBand;
     const big = jobsOf().length > BIG_SWEEP;
     const fresh = big && performance.now() - summaryAt < BIG_SUMMARY_EVERY_MS;
     const summary = fresh ? { notModified: true }
@@ -306,33 +312,59 @@ export function renderBatch(root, route) {
     return added || changed || curves.truncated ? CHANGED : UNCHANGED;
   }
 
+  function makeSweepChart() {
+    if (sweepChart) return;
+    sweepChart = new SweepChart(plot, path, (id) => {
+      window.location.hash = `#/jobs/${encodeURIComponent(id)}`;
+    });
+    sweepChart.onToggle = () => {
+      sweepChart.render(jobLabel);
+      if (poller.running) poller.poke();
+      else poller.start();
+    };
+    chartTools.prepend(sweepChart.toggle, " ");
+  }
+
+  function describeBand() {
+    const band = sweepChart.band;
+    if (!band) return;
+    const shown = Math.min(TOP_K, band.ranked);
+    const rest = sweepChart.showAll ? "every job's line in grey" : "the rest as a band";
+    chartTitle.textContent = band.ranked
+      ? `Best ${shown} of ${band.jobs} jobs by ${metricLabel()}, ${rest}`
+      : `No job has a ${metricLabel()} yet`;
+    chartHint.textContent = "★ best job thick · hover names a job · click opens it";
+  }
+
+  /** The early band says the sweep is big: draw it (the band, then the best k's curves)
+   * while the summary is still on its way; bigTick then finds both loaded. */
+  async function drawEarly(answer) {
+    const band = answer?.data;
+    if (!band || band.jobs <= BIG_SWEEP || batch || !poller.running) return;
+    makeSweepChart();
+    metricKey = band.metric; // what the summary will say too: the same default
+    mode = band.mode;
+    metricSelect.value = metricKey;
+    await sweepChart.refresh(metricKey, mode, true, answer);
+    if (!poller.running || sweepChart.rendered) return;
+    describeBand();
+    sweepChart.render(jobLabel);
+  }
+
   /** A big sweep: the best k and the band (from the server), never every point. */
   async function bigTick(changed, growing) {
-    if (!sweepChart) {
-      sweepChart = new SweepChart(plot, path, (id) => {
-        window.location.hash = `#/jobs/${encodeURIComponent(id)}`;
-      });
-      sweepChart.onToggle = () => {
-        sweepChart.render(jobLabel);
-        if (poller.running) poller.poke();
-        else poller.start();
-      };
-      chartTools.prepend(sweepChart.toggle, " ");
-    }
+    if (earlyDraw) await earlyDraw; // its curve requests are not made twice
+    earlyDraw = null;
+    makeSweepChart();
     sweepChart.jobs = jobsOf();
     const running = growing || jobsOf().some((j) => !FINISHED.has(j.status));
     const result = await sweepChart.refresh(metricKey, mode, running, earlyBand);
     earlyBand = false; // taken (or not usable): later polls ask with the summary's metric
-    const band = sweepChart.band;
-    if (band) {
-      const shown = Math.min(TOP_K, band.ranked);
-      const rest = sweepChart.showAll ? "every job's line in grey" : "the rest as a band";
-      chartTitle.textContent = band.ranked
-        ? `Best ${shown} of ${band.jobs} jobs by ${metricLabel()}, ${rest}`
-        : `No job has a ${metricLabel()} yet`;
-      chartHint.textContent = "★ best job thick · hover names a job · click opens it";
+    describeBand();
+    // The summary names every job's line when they are all drawn; else the band suffices.
+    if (result.changed || !sweepChart.rendered || (changed && sweepChart.showAll)) {
+      sweepChart.render(jobLabel);
     }
-    if (result.changed || changed) sweepChart.render(jobLabel);
     plot.dataset.done = result.done ? "1" : "0"; // everything the chart shows is loaded
     if (result.done) return DONE;
     return result.changed || changed ? CHANGED : UNCHANGED;

@@ -45,6 +45,8 @@ export class SweepChart {
     this.open = open;
     this.band = null;
     this.bandEtag = null;
+    this.taken = null; // the prefetched band answer refresh took
+    this.rendered = false;
     this.bandQuery = "";
     this.curves = new Map(); // job id -> {series, nextSince, complete}
     this.showAll = false;
@@ -109,8 +111,10 @@ export class SweepChart {
     // the same metric, which it does unless the summary's default differs.
     const early = prefetched ? await prefetched : null;
     const usable = early?.data && early.data.metric === metric && early.data.mode === mode;
-    const answer = usable ? early
-      : await api.getConditional(`${this.path}/band`, query, this.bandEtag);
+    let answer;
+    if (usable && early === this.taken) answer = { notModified: true }; // drawn already
+    else if (usable) answer = this.taken = early;
+    else answer = await api.getConditional(`${this.path}/band`, query, this.bandEtag);
     if (!answer.notModified) {
       this.band = answer.data;
       this.bandEtag = answer.etag;
@@ -230,6 +234,7 @@ export class SweepChart {
     this.plot.dataset.band = hasBand ? "1" : "0";
     this.plot.dataset.best = bestId || "";
     const loss = metric.includes("loss");
+    this.rendered = true;
     draw(this.plot, traces, {
       hovermode: "closest",
       xaxis: { title: { text: "epoch" } },

@@ -19,8 +19,9 @@ NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 # draws) in ~1.5 MB, where the full bundle is 4.8 MB and takes seconds to parse on a busy
 # machine (docs/benchmarks.md, issue 20).
 CARTESIAN = NODE_MODULES / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js"
-# Text files at least this large go gzipped to a browser that accepts it (as API answers).
-GZIP_MIN_BYTES = 8192
+# Files at least this large go gzipped to a browser that accepts it: each is compressed
+# once per process, so even a module of a few kB is worth it (the page loads ~30).
+GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
 
 log = logging.getLogger(__name__)

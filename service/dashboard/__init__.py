@@ -74,10 +74,22 @@ def _send(path: Path, max_age: int) -> Response:
     return response.make_conditional(request)
 
 
+def _module_preloads() -> str:
+    """A Link header naming every module of the page: the browser asks for them all at once
+    instead of level by level as it finds each module's imports (five levels deep)."""
+    return ", ".join(
+        f"</static/{path.name}>; rel=modulepreload" for path in sorted(STATIC_DIR.glob("*.js"))
+    )
+
+
 def init_app(app: Flask) -> None:
+    preloads = _module_preloads()
+
     @app.get("/")
     def dashboard_index() -> Response:
-        return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+        response = send_from_directory(STATIC_DIR, "index.html", max_age=0)
+        response.headers["Link"] = preloads
+        return response
 
     def dashboard_static(filename: str) -> Response:
         path = safe_join(str(STATIC_DIR), filename)

@@ -79,3 +79,12 @@ def test_modules_go_gzipped_and_small_files_and_strays_do_not(client):
     small.close()
     for stray in ("/static/../app.py", "/static/nope.js", "/static/"):
         assert client.get(stray, headers=GZIP).status_code == 404
+
+
+def test_the_page_names_every_module_for_preloading(client):
+    response = client.get("/")
+    response.close()
+    links = response.headers["Link"].split(", ")
+    modules = sorted(path.name for path in dashboard.STATIC_DIR.glob("*.js"))
+    assert links == [f"</static/{name}>; rel=modulepreload" for name in modules]
+    assert "main.js" in modules

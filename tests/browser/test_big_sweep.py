@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from service import dashboard
+
 from .conftest import screenshot
 from .seeding import finish_running, seed_sweep
 from .specs import long_job
@@ -24,7 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SIZE = 1000
 TOP_K = 10
-API_BYTES_TARGET = 1_000_000
+# The target: under 1 MB fetched, the page's files and Plotly included.
+BYTES_TARGET = 1_000_000
 
 
 def _report(line: str) -> None:
@@ -107,7 +110,8 @@ def test_a_thousand_job_sweep_is_readable_and_light(page, server, seeded, valida
         f"{'with' if validation else 'without'} validation, ranked by {metric}): "
         f"first chart {first_chart_ms} ms after navigation start, "
         f"API {api_bytes / 1e3:.0f} kB in {len(traffic.urls('/api/v1/'))} requests, "
-        f"static {static_bytes / 1e6:.2f} MB, JS heap {heap:.1f} MB, legend {legend} entries, "
+        f"static {static_bytes / 1e6:.2f} MB, in all {(api_bytes + static_bytes) / 1e6:.2f} MB, "
+        f"JS heap {heap:.1f} MB, legend {legend} entries, "
         f"{sum(t['n'] for t in traces)} points drawn (seeded in {seeding:.1f} s)"
     )
     timings = page.evaluate(
@@ -139,8 +143,13 @@ def test_a_thousand_job_sweep_is_readable_and_light(page, server, seeded, valida
         assert "none has a validation loss; ranked by training loss" in ranking
     assert "Best 10 of 1000 jobs" in page.text_content("#batch-chart-title")
 
-    # Light: only what the chart shows — the band, k downsampled curves, one summary.
-    assert api_bytes < API_BYTES_TARGET, f"{api_bytes} bytes of API answers"
+    # Light: only what the chart shows — the band, k downsampled curves, one summary — and
+    # Plotly's cartesian bundle (npm ci), gzipped like the page's modules.
+    if dashboard.CARTESIAN.is_file() or os.environ.get("CI") == "true":
+        assert api_bytes + static_bytes < BYTES_TARGET, traffic.requests
+    else:
+        _report("*** npm ci has not run: the full Plotly bundle was served; bytes not checked ***")
+        assert api_bytes < BYTES_TARGET, f"{api_bytes} bytes of API answers"
     assert len(traffic.urls("/curve?")) == TOP_K
     assert traffic.urls("/batches/" + sweep.batch_id + "/curves") == []
     # The results table shows a page of rows, not a thousand.

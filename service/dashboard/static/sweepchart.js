@@ -240,7 +240,8 @@ export class SweepChart {
       xaxis: { title: { text: "epoch" } },
       yaxis: { title: { text: metric.replace("_", " ") }, type: loss ? "log" : "linear" },
       legend: { orientation: "v", x: 1.02, y: 1, traceorder: "normal" },
-      margin: { l: 56, r: 8, t: 12, b: 44 },
+      // The top margin holds Plotly's toolbar, which otherwise covers the legend's first entry.
+      margin: { l: 56, r: 8, t: 40, b: 44 },
     }).then(() => {
       if (!this.plot.dataset.drawnAt) this.plot.dataset.drawnAt = String(Math.round(performance.now()));
       this.wirePlotlyClick();

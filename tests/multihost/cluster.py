@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.faults.harness.procs import WorkerProcess
 from tests.faults.harness.stack import VENV_BIN, Stack
 from tests.faults.harness.waiting import wait_until
+from tests.support.netns import Host, Network
 from tests.support.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 
 from . import write_log
-from .netns import Host, Network
 
 START_SECONDS = 120.0  # generous: three workers and gunicorn start at once on 2 cores
 HTTP_SECONDS = 10.0

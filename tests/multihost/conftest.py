@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.fixtures import unavailable
+from tests.support.netns import NetnsUnavailable, check_support
 
 from .cluster import Cluster
-from .netns import NetnsUnavailable, check_support
 from .results import Row, markdown
 
 _ROWS: list[Row] = []

@@ -1,4 +1,4 @@
-"""Deltaflow on several hosts (network namespaces on one bridge, see ``netns.py``).
+"""Deltaflow on several hosts (network namespaces on one bridge, ``tests/support/netns.py``).
 
 1. A sweep spreads over the worker hosts.
 2. A host whose cable is pulled mid-job loses the job to another host once its lease
@@ -22,10 +22,10 @@ from tests.faults.harness.progress import job_row, wait_for_running_job
 from tests.faults.harness.specs import tiny_job
 from tests.faults.harness.verdict import settle
 from tests.faults.harness.waiting import wait_until
+from tests.support.netns import Host
 
 from . import write_log
 from .cluster import Claim, Cluster
-from .netns import Host
 from .results import Row
 
 pytestmark = [pytest.mark.integration, pytest.mark.multihost]

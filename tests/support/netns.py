@@ -1,9 +1,10 @@
 """Hosts made of Linux network namespaces on one bridge: a small data centre in a box.
 
-Every run builds its own bridge and namespaces, named after the run (and the pytest pid),
-on its own /24 of 10.77.0.0/16, so concurrent runs share nothing. The test process stays
-in the machine's namespace and reaches every host through the bridge's address (.254),
-as an operator's laptop on the same switch would.
+Every run builds its own bridge and namespaces, named after the run (and the pid of the
+process that builds them), on its own /24 of 10.77.0.0/16, so concurrent runs share
+nothing. The building process stays in the machine's namespace and reaches every host
+through the bridge's address (.254), as an operator's laptop on the same switch would.
+Used by the multi-host suite (``tests/multihost``) and ``benchmarks/hosts.py``.
 
 A host's processes run under ``ip netns exec`` inside a private UTS namespace carrying
 the host's name, so ``socket.gethostname()`` — which a worker writes into its lease

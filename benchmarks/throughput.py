@@ -148,13 +148,27 @@ def main() -> None:
             print(f"| {workers} | {e2e:.1f} | {post:.2f} | {raw:.1f} | {e2e / raw:.3f} |")
 
 
-def _start_workers(count: int, env: dict[str, str], log_dir: Path, app: str, queues: str) -> list:
-    """``count`` worker processes of one pool child each, started together, all ready."""
+def _start_workers(
+    count: int,
+    env: dict[str, str],
+    log_dir: Path,
+    app: str,
+    queues: str,
+    launchers: list[list[str]] | None = None,
+) -> list:
+    """``count`` worker processes of one pool child each, started together, all ready.
+
+    ``launchers[i]`` (if given) prefixes worker i's command and must exec it, e.g. ``ip
+    netns exec …`` to run it on a namespaced host (``benchmarks/hosts.py``)."""
     from tests.support.workers import WorkerProcess
 
+    if launchers is not None and len(launchers) != count:
+        raise ValueError(f"{count} workers but {len(launchers)} launchers")
     workers = []
     for index in range(count):
+        prefix = launchers[index] if launchers else []
         command = [
+            *prefix,
             sys.executable, "-m", "celery", "-A", app, "worker",
             "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
             "--queues", queues, "--hostname", f"bench{index}@%h",
@@ -167,7 +181,13 @@ def _start_workers(count: int, env: dict[str, str], log_dir: Path, app: str, que
 
 
 def measure_service(
-    url: str, broker: str, scratch: Path, workers: int, jobs: int, epochs: int
+    url: str,
+    broker: str,
+    scratch: Path,
+    workers: int,
+    jobs: int,
+    epochs: int,
+    launchers: list[list[str]] | None = None,
 ) -> tuple[float, float]:
     """Jobs/s from one batch POST of ``jobs`` tiny jobs to the last job's finished_at,
     and the seconds the POST itself took (validate, insert, commit, send every job)."""
@@ -195,7 +215,7 @@ def measure_service(
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     spec = {**TINY_JOB, "training": {**TINY_JOB["training"], "epochs": epochs}}
     procs = _start_workers(
-        workers, env, data_dir / "logs", "worker.celery_app", "interactive,batch"
+        workers, env, data_dir / "logs", "worker.celery_app", "interactive,batch", launchers
     )
     try:
         warm = _submit(client, [spec] * workers)
@@ -246,13 +266,24 @@ def _wait_succeeded(factory: Any, batch_id: str, count: int, timeout: float = 60
         time.sleep(0.02)
 
 
-def measure_noop(broker: str, scratch: Path, workers: int, count: int) -> float:
+def measure_noop(
+    broker: str,
+    scratch: Path,
+    workers: int,
+    count: int,
+    launchers: list[list[str]] | None = None,
+) -> float:
     """Tasks/s of ``count`` no-op messages, from the first send to the last INCR."""
     os.environ[BROKER_ENV] = broker
     env = {BROKER_ENV: broker, COUNTER_ENV: os.environ[COUNTER_ENV]}
     redis_client = _redis_for(os.environ[COUNTER_ENV])
     procs = _start_workers(
-        workers, env, scratch / f"noop-{workers}", "benchmarks.throughput:noop_app", NOOP_QUEUE
+        workers,
+        env,
+        scratch / f"noop-{workers}",
+        "benchmarks.throughput:noop_app",
+        NOOP_QUEUE,
+        launchers,
     )
     try:
         client_app = _noop_app()

@@ -32,7 +32,7 @@ from service.api import (
 )
 from service.api import webhooks as webhook_views
 from service.api.errors import register_error_handlers, validation_error_response
-from service.api.openapi import add_links, problem_components
+from service.api.openapi import add_links, document_unsupported_media_type, problem_components
 from service.api.plumbing import EXTENSION, SECURITY_SCHEMES, Context, close_db
 from service.api.tracing import init_app as trace_requests
 from service.config import Settings
@@ -118,6 +118,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     dashboard.init_app(app)
     _document_only_the_api(app)
     add_links(app.paths, API_PREFIX)
+    document_unsupported_media_type(app.paths)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_openapi3 import APIBlueprint
-from flask_openapi3.models import Link, MediaType, PathItem, RequestBody, Schema
+from flask_openapi3.models import Link, MediaType, PathItem, RequestBody, Response, Schema
 from flask_openapi3.utils import get_model_schema
 from pydantic import BaseModel
 
@@ -23,6 +23,7 @@ _DESCRIPTIONS = {
     404: "No such resource for this tenant",
     409: "The resource is in the wrong state",
     413: "The request body is over the size limit",
+    415: "The body is neither application/json nor multipart/form-data",
     422: "Wrong shape or values (with field locations)",
     429: "Over the API key's rate limit (type rate-limited; Retry-After says when to retry) "
     "or, on a submit or upload, over a tenant quota (type quota-exceeded; quota names it)",
@@ -170,3 +171,18 @@ def add_links(paths: dict[str, PathItem], prefix: str) -> None:
                         parameters={names[0]: expressions[names[0]]},
                     )
         response.links = links
+
+
+def document_unsupported_media_type(paths: dict[str, PathItem]) -> None:
+    """415 on every operation that takes a body: a body neither ``application/json`` nor
+    ``multipart/form-data`` is refused before the view (``plumbing.require_wellformed_json``)."""
+    for item in paths.values():
+        for method in ("put", "post", "patch"):
+            operation = getattr(item, method)
+            if operation is not None and "415" not in operation.responses:
+                operation.responses["415"] = Response(
+                    description=_DESCRIPTIONS[415],
+                    content={
+                        PROBLEM_MEDIA_TYPE: MediaType(schema=Schema.model_validate(PROBLEM_REF))
+                    },
+                )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 from urllib.parse import quote
 
 import pytest
@@ -232,6 +233,19 @@ def test_a_body_that_is_not_json_is_415(hostile, content_type):
     response = post_raw(client, auth, "/jobs", json.dumps(SPEC), content_type)
     assert_4xx(response, 415)
     assert stored() == before
+
+
+def test_every_operation_that_takes_a_body_answers_and_documents_415(client, auth):
+    """Each POST refuses a text/plain body with 415 before its view (an unknown id is never
+    looked up), and the OpenAPI document lists that 415 for the operation."""
+    paths = client.get(f"{API}/openapi.json").get_json()["paths"]
+    posts = [path for path, item in paths.items() if "post" in item]
+    assert len(posts) >= 12
+    for path in posts:
+        assert "415" in paths[path]["post"]["responses"], path
+        url = re.sub(r"\{[^}]+\}", "0" * 32, path)
+        response = client.post(url, data="{}", content_type="text/plain", headers=auth)
+        assert_4xx(response, 415)
 
 
 def test_a_json_body_over_its_limit_is_413_naming_it(settings, make_key):

@@ -28,7 +28,9 @@ from service.problems import Invalid, PayloadTooLarge
 # Fixed zip timestamps make the packed bytes (and so the sha256) a function of the data only.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 NPZ_MAGIC = b"PK"
-CSV_CHECK_ROWS = 4096  # the request's deadline is checked this often while a CSV streams
+# The request's deadline is checked every this many values while a CSV streams (a row
+# holds up to DELTAFLOW_MAX_DATASET_FEATURES of them, so rows alone would be too coarse).
+CSV_CHECK_VALUES = 1 << 18
 
 
 def read_upload(filename: str, data: bytes, task: str, limits: Limits) -> DatasetArrays:
@@ -65,10 +67,12 @@ def parse_csv(data: bytes, task: str, limits: Limits) -> DatasetArrays:
     header: list[str] | None = None
     target = n_features = 0
     line = 0
+    next_check = CSV_CHECK_VALUES
     try:
         for line, row in enumerate(csv.reader(text), start=1):
-            if line % CSV_CHECK_ROWS == 0:
+            if len(features) >= next_check:
                 deadlines.check("reading the CSV file")
+                next_check += CSV_CHECK_VALUES
             if not row or not any(cell.strip() for cell in row):
                 continue
             for cell in row:

@@ -3,15 +3,17 @@
 The API sets one per request (``DELTAFLOW_REQUEST_TIMEOUT_SECONDS``, ``service.api.deadline``)
 and checks it where a request can spend long: between the steps of the synchronous
 computations (each parameter of a gradient check, each step of the learning-rate finder,
-each chunk of a prediction, every few thousand rows of a CSV upload) and before every SQL
+each chunk of a prediction, every 262,144 values of a CSV upload) and before every SQL
 statement of the request's session. On PostgreSQL one statement is bounded by the same
 number of seconds (``statement_timeout``), so a lock wait cannot outlast it either.
 
 Nothing is committed after the deadline: a request past it raises ``DeadlineExceeded``
 before its next statement, its transaction is rolled back, and the answer is 503
-problem+json with ``Retry-After``. Work between two checks is bounded by the compute
-budgets (``service.budgets``: about a second of one core), not by this module — a thread
-cannot be stopped from outside.
+problem+json with ``Retry-After``. Once the request's session commits, the deadline is
+off for the rest of the request: what it stored is answered 2xx (a job's dispatch pass
+after its commit, say, is never cut short into a 503 that a client would retry). Work
+between two checks is bounded by the compute budgets (``service.budgets``: about a second
+of one core), not by this module — a thread cannot be stopped from outside.
 
 No Flask here: the kernel and the engine's callers use it; the deadline lives in a
 context variable, so each server thread has its own.
@@ -75,6 +77,12 @@ def check(doing: str = "") -> None:
         raise DeadlineExceeded(current.seconds, doing)
 
 
+def remaining() -> float | None:
+    """Seconds left before the current deadline (negative past it), or None without one."""
+    current = _current.get()
+    return None if current is None else current.expires - time.monotonic()
+
+
 def checker(doing: str) -> Any:
     """``check`` bound to what is being done, for loops that take a callback."""
 
@@ -84,12 +92,22 @@ def checker(doing: str) -> Any:
     return tick
 
 
+def disarm() -> None:
+    """No deadline for the rest of the current request (it committed)."""
+    _current.set(None)
+
+
 def watch(engine: Engine) -> None:
-    """Check the deadline before every statement ``engine`` runs for a request."""
+    """Check the deadline before every statement ``engine`` runs for a request, and drop
+    it once a transaction commits."""
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(*_args: Any) -> None:
         check("waiting for the database")
+
+    @event.listens_for(engine, "commit")
+    def _committed(*_args: Any) -> None:
+        disarm()
 
 
 def statement_timeout_args(url: str, seconds: float) -> dict[str, Any]:

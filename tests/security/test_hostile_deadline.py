@@ -20,8 +20,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from service import deadlines
 from service.app import create_app
-from service.db import transaction
+from service.db import make_engine, transaction
 from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
 from tests.support.hostile import assert_problem
@@ -206,3 +207,30 @@ def test_the_real_server_answers_503_problem_json_past_the_deadline(backend, slo
     assert server.process is not None
     assert server.process.poll() is None  # the server lives, and no worker was killed
     assert "WORKER TIMEOUT" not in server.log()
+
+
+# --- the deadline's own rules ----------------------------------------------------------------
+
+
+def test_a_statement_past_the_deadline_is_refused_and_a_commit_ends_the_deadline(tmp_path):
+    """Past the deadline the next statement raises (its transaction then rolls back); once
+    the request's session commits, the deadline is off, so what was stored is answered 2xx
+    (a job's dispatch pass after its commit is never cut into a 503 a client would retry)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    deadlines.watch(engine)
+    try:
+        with deadlines.deadline(1e-9):
+            with pytest.raises(deadlines.DeadlineExceeded), engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        with deadlines.deadline(3600):
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            left = deadlines.remaining()
+            assert left is not None
+            assert left > 0  # a read alone keeps it
+            with engine.begin() as connection:
+                connection.execute(text("CREATE TABLE t (x INTEGER)"))
+            assert deadlines.remaining() is None
+        assert deadlines.remaining() is None  # none outside a request
+    finally:
+        engine.dispose()

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from service import batches, curves, generators, summaries, trained
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.models import Job, Tenant, TrainedModel
+from service.models import Job, Tenant, TenantQuota, TrainedModel
 from service.schemas.batch import BatchSubmit
 from service.schemas.records import point_values
 from service.timeutil import utcnow
@@ -114,10 +114,17 @@ def seed_sweep(
     )
     classes = generators.generate(base["dataset"]).classes
     weights = trained.weights_npz(net)
+    held: tuple[bool, int | None] | None = None
     try:
         with factory() as session:
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
             assert tenant_id is not None, f"no tenant {tenant}"
+        # The system's dispatcher sends queued jobs to its worker: held for this tenant
+        # (running quota 0) until the runs are written, or the worker runs a job the seeding
+        # then writes too (UNIQUE trained_models.job_id, seen when the seeding's first write
+        # waited on the worker's while it claimed, trained and finished a tiny job).
+        held = _hold_dispatch(factory, tenant_id)
+        with factory() as session:
             batch, job_ids, _ = batches.submit_batch(session, tenant_id, body, settings.limits)
             batch_id = batch.id
         with transaction(factory) as session:
@@ -167,7 +174,33 @@ def seed_sweep(
                     )
         return Seeded(batch_id, list(job_ids), epochs, left_running, data_dir, validation)
     finally:
+        if held is not None:
+            _release_dispatch(factory, tenant_id, held)
         engine.dispose()
+
+
+def _hold_dispatch(factory, tenant_id: str) -> tuple[bool, int | None]:
+    """Set the tenant's running quota to 0; returns what to restore."""
+    with transaction(factory) as session:
+        quota = session.get(TenantQuota, tenant_id)
+        if quota is None:
+            session.add(TenantQuota(tenant_id=tenant_id, max_running_jobs=0))
+            return False, None
+        previous = quota.max_running_jobs
+        quota.max_running_jobs = 0
+        return True, previous
+
+
+def _release_dispatch(factory, tenant_id: str, held: tuple[bool, int | None]) -> None:
+    existed, previous = held
+    with transaction(factory) as session:
+        quota = session.get(TenantQuota, tenant_id)
+        if quota is None:
+            return
+        if existed:
+            quota.max_running_jobs = previous
+        else:
+            session.delete(quota)
 
 
 def _best(epochs: int, validation: bool) -> list[dict]:

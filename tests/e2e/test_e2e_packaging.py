@@ -96,6 +96,11 @@ def test_the_dockerfile_ships_everything_the_package_needs():
     assert re.search(r"pip install -e \.", text)  # migrations are read from the source tree
     cmd = re.search(r"^CMD (.+)$", text, re.MULTILINE).group(1)
     assert '"deltaflow"' in cmd
+    # The dashboard's Plotly bundle: npm installs it by the lock file in a build stage, and
+    # node_modules/ lands beside service/, where service.dashboard looks for it.
+    assert re.search(r"^COPY package\.json package-lock\.json \./$", text, re.MULTILINE)
+    assert re.search(r"^RUN npm ci\b", text, re.MULTILINE)
+    assert re.search(r"^COPY --from=\w+ \S+/node_modules \./node_modules$", text, re.MULTILINE)
 
 
 def test_the_readme_documents_every_setting_and_the_two_commands():

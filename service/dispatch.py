@@ -10,11 +10,11 @@ pass (``Dispatcher.run``):
    the write takes the database's write lock, on PostgreSQL the row lock, with a lock
    timeout). A pass that dies releases the lock with its transaction: there is nothing
    to take over, the next pass simply runs;
-2. counts the capacity — the slots that live workers report with their heartbeats
-   (``worker_heartbeats``, written by each worker's reaper), plus ``margin`` messages per
-   worker waiting in the broker so a freed slot starts its next job at once — and what
-   is in flight: jobs ``running``/``cancelling``, and jobs sent less than
-   ``resend_after_seconds`` ago and not claimed yet;
+2. counts (one grouped read) the capacity — the slots that live workers report with
+   their heartbeats (``worker_heartbeats``, written by each worker's reaper), plus
+   ``margin`` messages per worker waiting in the broker so a freed slot starts its next
+   job at once — and what is in flight: jobs ``running``/``cancelling``, and jobs sent
+   less than ``resend_after_seconds`` ago and not claimed yet;
 3. fills the free slots one at a time from the tenant with the fewest jobs in flight
    (below its ``max_running_jobs`` quota), ties going to the oldest waiting job; within a
    tenant, single jobs (queue ``interactive``) before batch jobs, oldest first. With a
@@ -108,6 +108,14 @@ def fair_order(
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """What a pass picked and the time it stamped on them (``dispatched_at``)."""
+
+    picks: list[Candidate]
+    stamp: datetime
+
+
+@dataclass(frozen=True)
 class Dispatcher:
     """Runs dispatch passes with one sender and one policy (``from_settings``)."""
 
@@ -133,70 +141,81 @@ class Dispatcher:
         outage: the jobs stay queued and a later pass (every reaper pass) sends them.
         ``now`` fixes the time (tests); by default it is the database's clock."""
         try:
-            picks, stamp = self._choose(session, now)
+            chosen = self.choose(session, now)
+            session.commit()  # releases the lock
         except DBAPIError:
             session.rollback()
             log.warning("dispatch pass failed (database unavailable?)", exc_info=True)
             return []
+        return self.send_chosen(session, chosen)
+
+    def send_chosen(self, session: Session, chosen: Chosen) -> list[str]:
+        """Send what a committed ``choose`` picked, in order; a failed send stops the loop
+        and gives the unsent jobs back (``dispatched_at`` cleared, in ``session``, which
+        is only used then). Returns the ids sent; never raises."""
         sent: list[str] = []
-        for job in picks:
+        for job in chosen.picks:
             if not self.send(job.id, job.queue):
                 break
             sent.append(job.id)
-        unsent = [job.id for job in picks[len(sent) :]]
+        unsent = [job.id for job in chosen.picks[len(sent) :]]
         if unsent:
             try:
-                lifecycle.undo_dispatch(session, unsent, stamp)
+                lifecycle.undo_dispatch(session, unsent, chosen.stamp)
                 session.commit()
             except DBAPIError:
                 session.rollback()  # they are sent again once their dispatch is stale
-            log.warning("dispatch sent %d of %d job(s); the rest wait", len(sent), len(picks))
+            log.warning(
+                "dispatch sent %d of %d job(s); the rest wait", len(sent), len(chosen.picks)
+            )
         return sent
 
     # --- the locked part ---------------------------------------------------------------
 
-    def _choose(self, session: Session, now: datetime | None) -> tuple[list[Candidate], datetime]:
-        """Lock, count, choose and record the picks (stamped ``now``, which is returned);
-        commits, which releases the lock. Few statements: a pass runs after every job, and
-        a tiny job is about a dozen statements of its own."""
+    def choose(self, session: Session, now: datetime | None = None) -> Chosen:
+        """Lock, count, choose and record the picks (stamped ``now``) in the caller's
+        transaction; its commit releases the lock, and only then may ``send_chosen`` send
+        them. A run's finish calls it inside its own transaction (one commit for both:
+        ``lifecycle.complete``). Few statements: a pass runs after every job, and a tiny
+        job is about a dozen statements of its own."""
         stamp = _lock(session)  # the database's clock, unless the caller fixed the time
         now = now or stamp
         stale = now - timedelta(seconds=self.resend_after_seconds)
-        slots, workers = session.execute(
-            select(
-                func.coalesce(func.sum(func.coalesce(WorkerHeartbeat.slots, 1)), 0), func.count()
-            ).where(WorkerHeartbeat.seen_at > now - timedelta(seconds=self.worker_ttl_seconds))
-        ).one()
-        capacity = int(slots) + self.margin * max(int(workers), 1)
+        alive = WorkerHeartbeat.seen_at > now - timedelta(seconds=self.worker_ttl_seconds)
+        slots = select(func.coalesce(func.sum(func.coalesce(WorkerHeartbeat.slots, 1)), 0))
+        workers = select(func.count()).select_from(WorkerHeartbeat)
         queued = Job.status == JobStatus.queued.value
         flying = or_(Job.status.in_(ACTIVE), and_(queued, Job.dispatched_at >= stale))
         due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
-        # Per tenant with unfinished jobs: in flight, waiting, and its own running quota.
+        # Per tenant with unfinished jobs: in flight, waiting, and its own running quota; on
+        # every row, the live workers' slots and their number (no tenant row: nothing to do).
         tenants = session.execute(
             select(
                 Job.tenant_id,
-                func.sum(case((flying, 1), else_=0)),
-                func.sum(case((due, 1), else_=0)),
-                TenantQuota.max_running_jobs,
+                func.sum(case((flying, 1), else_=0)).label("flying"),
+                func.sum(case((due, 1), else_=0)).label("waiting"),
+                TenantQuota.max_running_jobs.label("own"),
+                slots.where(alive).scalar_subquery().label("slots"),
+                workers.where(alive).scalar_subquery().label("workers"),
             )
             .outerjoin(TenantQuota, TenantQuota.tenant_id == Job.tenant_id)
             .where(Job.status.in_([JobStatus.queued.value, *ACTIVE]))
             .group_by(Job.tenant_id, TenantQuota.max_running_jobs)
         ).all()
-        in_flight = {tenant: int(count or 0) for tenant, count, _, _ in tenants}
-        caps = {
-            tenant: quotas.effective(own, self.max_running_jobs) for tenant, _, _, own in tenants
-        }
+        if not tenants:
+            return Chosen([], now)
+        capacity = int(tenants[0].slots) + self.margin * max(int(tenants[0].workers), 1)
+        in_flight = {row.tenant_id: int(row.flying or 0) for row in tenants}
+        caps = {row.tenant_id: quotas.effective(row.own, self.max_running_jobs) for row in tenants}
         free = capacity - sum(in_flight.values())
         room = {
-            tenant: _room(free, caps[tenant], in_flight[tenant])
-            for tenant, _, waiting, _ in tenants
-            if waiting
+            row.tenant_id: _room(free, caps[row.tenant_id], in_flight[row.tenant_id])
+            for row in tenants
+            if row.waiting
         }
         eligible = [tenant for tenant, places in room.items() if places > 0]
         if free <= 0 or not eligible:
-            session.commit()
-            return [], now
+            return Chosen([], now)
         # Each eligible tenant's next jobs, in its own order, in one statement.
         interactive_first = case((Job.queue == Queue.interactive.value, 0), else_=1)
         rank = (
@@ -220,8 +239,7 @@ class Dispatcher:
         picks = fair_order(heads, in_flight, caps, free)
         if picks:
             lifecycle.mark_dispatched(session, [job.id for job in picks], now=now)
-        session.commit()
-        return picks, now
+        return Chosen(picks, now)
 
 
 def _lock(session: Session) -> datetime:

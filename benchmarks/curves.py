@@ -4,7 +4,7 @@
         [--batch-epochs 1000] [--repeats 30]
 
 Starts PostgreSQL (a fresh database on 127.0.0.1:5432, or a throwaway server; removed
-afterwards), migrates it, writes curves with ``service.curves.insert_points`` as a run's
+afterwards), migrates it, writes curves with ``service.curve_store.insert_points`` as a run's
 flushes do (100 points each, so the stored levels are kept as in production), runs
 ``ANALYZE`` as autovacuum would, and then times, on one connection and in process:
 
@@ -58,7 +58,7 @@ def main() -> None:
 
     from sqlalchemy import select, text, update
 
-    from service import curves
+    from service import curve_store, curves
     from service.api.plumbing import dumps
     from service.config import Limits
     from service.db import make_engine, make_sessionmaker, transaction
@@ -106,7 +106,7 @@ def main() -> None:
                     ]
                     begin = time.perf_counter()
                     with transaction(factory) as session:
-                        curves.insert_points(session, job_id, points)
+                        curve_store.insert_points(session, job_id, points)
                         session.execute(update(Job).where(Job.id == job_id).values(epoch=last))
                     flushes.append(time.perf_counter() - begin)
             with engine.connect() as connection:

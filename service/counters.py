@@ -94,21 +94,26 @@ def observe_duration(
 ) -> None:
     """One finished run's wall time (started → finished) into the duration histogram:
     its bucket (not cumulative: ``totals`` readers cumulate), sum and count."""
+    add_many(session, duration_amounts(status, started_at, finished_at), shard_key=job_id)
+
+
+def duration_amounts(
+    status: str, started_at: datetime | None, finished_at: datetime
+) -> list[tuple[str, float, Mapping[str, str] | None]]:
+    """The histogram's three additions for one run (``add_many``'s rows; none for a job
+    cancelled while queued, which had no run to time). A finish that counts more (its
+    last epochs) adds them all in one statement."""
     started = as_utc(started_at)
     if started is None:  # cancelled while queued: no run to time
-        return
+        return []
     seconds = max(0.0, (as_utc(finished_at) - started).total_seconds())  # type: ignore[operator]
     bound = next((b for b in DURATION_BUCKETS if seconds <= b), None)
     le = "+Inf" if bound is None else repr(bound)
-    add_many(
-        session,
-        [
-            (DURATION + "_bucket", 1.0, {"status": status, "le": le}),
-            (DURATION + "_sum", seconds, {"status": status}),
-            (DURATION + "_count", 1.0, {"status": status}),
-        ],
-        shard_key=job_id,
-    )
+    return [
+        (DURATION + "_bucket", 1.0, {"status": status, "le": le}),
+        (DURATION + "_sum", seconds, {"status": status}),
+        (DURATION + "_count", 1.0, {"status": status}),
+    ]
 
 
 def totals(connection: Connection) -> dict[tuple[str, str], float]:

@@ -1,5 +1,5 @@
-"""Curves: the points a run writes, and the curves the API reads — of one job, or of
-every job of a batch at once.
+"""Curves: what the API reads — the curve of one job, or of every job of a batch at once.
+A run's writes (points and their stored levels) are ``service.curve_store``.
 
 A point is the one declaration of ``schemas.records``. Reads are primary-key range scans
 (``curve_points`` is keyed by (job_id, epoch)). Kernel code: no Flask, no Celery, no
@@ -13,13 +13,11 @@ from the answer shows every spike. A bucket yields at most ``2 + 2 × fields`` p
 ``max_points // (2 + 2 × fields)`` buckets keep the answer under the cap.
 
 **Stored levels.** The buckets are summarized without reading the points: ``curve_levels``
-holds, per block of ``LEVEL_BASE ** level`` epochs (8, 64, … 32,768), the block's first and
-last stored epochs and each number's minimum and maximum with their epochs. The flush that
-inserts points refreshes the blocks they fall in (bottom-up, each block from its children:
-one read and one upsert), and ``continue_from`` (a PBT exploit rewrites a trial's tail)
-drops and rebuilds the blocks after the copied epoch. A downsampled read covers its range
-with the coarsest blocks no wider than a bucket (and finer ones, then points, at the
-ragged ends), merges them into buckets, then reads only the chosen points.
+(written with the points, ``service.curve_store``) holds, per block of ``LEVEL_BASE **
+level`` epochs (8, 64, … 32,768), the block's first and last stored epochs and each
+number's minimum and maximum with their epochs. A downsampled read covers its range with
+the coarsest blocks no wider than a bucket (and finer ones, then points, at the ragged
+ends), merges them into buckets, then reads only the chosen points.
 """
 
 from __future__ import annotations
@@ -32,10 +30,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
-    case,
-    delete,
-    insert,
-    literal,
     or_,
     select,
     text,
@@ -46,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Limits
 from service.cursors import epochs_cursor, read_epochs_cursor
-from service.db import dialect_insert
+from service.curve_store import LEVEL_BASE, LEVELS, Unit, absorb, point_stats, stat_columns
 from service.models import Batch, CurvePoint, Job, curve_levels
 from service.problems import Invalid
 from service.schemas.names import FINISHED
@@ -54,161 +48,15 @@ from service.schemas.records import (
     CURVE_FIELDS,
     DEFAULT_CURVE_FIELDS,
     NUMERIC_FIELDS,
-    POINT_FIELDS,
-    point_values,
 )
 
 # Terms of one OR-chain (SQLite parses it as a tree of that depth) and bound parameters
 # per statement: batch reads are split into statements of at most these.
 OR_TERMS = 100
 BOUND_PARAMETERS = 5000
-# Stored levels: blocks of LEVEL_BASE ** level epochs, level 1..LEVELS (8 … 32,768).
-LEVEL_BASE = 8
-LEVELS = 5
-STATS = ("min", "min_epoch", "max", "max_epoch")
 BLOCK_SLACK = 1.5
 # A job's ETA uses the median wall time of this many most recent epochs.
 ETA_WINDOW = 50
-
-
-def insert_points(session: Session, job_id: str, points: Sequence[dict[str, Any]]) -> None:
-    """Insert a run's points; an epoch already stored is skipped (ON CONFLICT DO NOTHING):
-    a resumed run recomputes, bit for bit, the epochs after its checkpoint."""
-    if not points:
-        return
-    rows = [{"job_id": job_id, **point_values(p, POINT_FIELDS)} for p in points]
-    insert = dialect_insert(session)(CurvePoint)
-    # executemany with one cached statement: a multi-VALUES literal would be compiled
-    # afresh for every flush (it cost as much as training tiny nets).
-    session.execute(insert.on_conflict_do_nothing(index_elements=["job_id", "epoch"]), rows)
-    epochs = [int(p["epoch"]) for p in points]
-    refresh_levels(session, job_id, min(epochs), max(epochs))
-
-
-def continue_from(
-    session: Session, job_id: str, parent_id: str, last: int, epoch: int
-) -> dict[str, Any] | None:
-    """A trial that took another's checkpoint at ``epoch`` (a PBT exploit) goes on from it
-    with one point per epoch: its own points after ``epoch`` go, and if the parent was ahead
-    (``epoch > last``, its own last epoch), the parent's points fill the epochs between.
-    Returns the point at ``epoch``, the trial's metrics now."""
-    session.execute(delete(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch > epoch))
-    changed = min(last, epoch) + 1
-    session.execute(
-        delete(curve_levels).where(
-            curve_levels.c.job_id == job_id, curve_levels.c.last_epoch >= changed
-        )
-    )
-    if epoch > last:
-        columns = [c.name for c in CurvePoint.__table__.columns if c.name != "job_id"]
-        copied = select(literal(job_id), *(getattr(CurvePoint, c) for c in columns)).where(
-            CurvePoint.job_id == parent_id, CurvePoint.epoch > last, CurvePoint.epoch <= epoch
-        )
-        session.execute(insert(CurvePoint).from_select(["job_id", *columns], copied))
-    refresh_levels(session, job_id, changed, max(changed, epoch))
-    row = session.scalar(
-        select(CurvePoint).where(CurvePoint.job_id == job_id, CurvePoint.epoch == epoch)
-    )
-    return None if row is None else point_values(row)
-
-
-# --- stored levels -------------------------------------------------------------------------
-
-# A summary ("unit") of consecutive epochs, as a list: [first, last] then, per number in
-# ``fields`` order, [min, min_epoch, max, max_epoch] (None where the number is missing).
-Unit = list[Any]
-
-
-def _absorb(into: Unit, unit: Unit, nfields: int) -> None:
-    """Merge ``unit`` (later epochs) into ``into``; on a tie the earlier epoch stays."""
-    into[1] = unit[1]
-    for i in range(2, 2 + 4 * nfields, 4):
-        low = unit[i]
-        if low is not None:
-            if into[i] is None or low < into[i]:
-                into[i], into[i + 1] = low, unit[i + 1]
-            if into[i + 2] is None or unit[i + 2] > into[i + 2]:
-                into[i + 2], into[i + 3] = unit[i + 2], unit[i + 3]
-
-
-def _stat_columns(fields: Sequence[str]) -> list[Any]:
-    return [curve_levels.c[f"{name}_{stat}"] for name in fields for stat in STATS]
-
-
-def _point_stats(fields: Sequence[str]) -> list[Any]:
-    """A point's columns as a unit of one epoch: (value, epoch, value, epoch) per number,
-    the epochs null where the value is."""
-    out: list[Any] = []
-    for name in fields:
-        value = getattr(CurvePoint, name)
-        at = case((value.is_not(None), CurvePoint.epoch), else_=None)
-        out += [value, at, value, at]
-    return out
-
-
-def refresh_levels(session: Session, job_id: str, lo: int, hi: int) -> None:
-    """Recompute every stored block that holds an epoch in [lo, hi], each from its children
-    (points for level 1, blocks of the level below for the others): one read, one upsert.
-    Blocks only grow while a run appends; ``continue_from`` deletes the ones it rewrites."""
-    nfields = len(NUMERIC_FIELDS)
-    size = LEVEL_BASE
-    level, block = curve_levels.c.level, curve_levels.c.block
-    points = (
-        select(literal(0), CurvePoint.epoch, CurvePoint.epoch, CurvePoint.epoch)
-        .add_columns(*_point_stats(NUMERIC_FIELDS))
-        .where(
-            CurvePoint.job_id == job_id,
-            CurvePoint.epoch.between(lo // size * size, (hi // size + 1) * size - 1),
-        )
-    )
-    siblings = [
-        and_(
-            level == k,
-            block.between(
-                lo // LEVEL_BASE ** (k + 1) * LEVEL_BASE,
-                (hi // LEVEL_BASE ** (k + 1) + 1) * LEVEL_BASE - 1,
-            ),
-        )
-        for k in range(1, LEVELS)
-    ]
-    blocks = (
-        select(level, block, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
-        .add_columns(*_stat_columns(NUMERIC_FIELDS))
-        .where(curve_levels.c.job_id == job_id, or_(*siblings))
-    )
-    stored: dict[int, dict[int, Unit]] = defaultdict(dict)
-    children: list[Unit] = []
-    for row in session.connection().execute(union_all(points, blocks)).all():  # one read
-        if row[0] == 0:
-            children.append(list(row[2:]))
-        else:
-            stored[row[0]][row[1]] = list(row[2:])
-    children.sort(key=lambda unit: unit[0])
-    rows: list[dict[str, Any]] = []
-    names = ["first_epoch", "last_epoch", *(c.name for c in _stat_columns(NUMERIC_FIELDS))]
-    for k in range(1, LEVELS + 1):
-        size = LEVEL_BASE**k
-        computed: dict[int, Unit] = {}
-        for child in children:  # in epoch order
-            index = child[0] // size
-            if index in computed:
-                _absorb(computed[index], child, nfields)
-            else:
-                computed[index] = list(child)
-        rows += [
-            {"job_id": job_id, "level": k, "block": index, **dict(zip(names, unit, strict=True))}
-            for index, unit in computed.items()
-        ]
-        below = stored[k]
-        below.update(computed)
-        children = [below[index] for index in sorted(below)]
-    if rows:
-        upsert = dialect_insert(session)(curve_levels)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["job_id", "level", "block"],
-            set_={name: upsert.excluded[name] for name in names},
-        )
-        session.execute(upsert, rows)
 
 
 def _cover(lo: int, hi: int, top: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
@@ -296,7 +144,7 @@ def _m4_epochs(
         for unit in sorted(units[job_id], key=lambda u: u[0]):
             index = (unit[0] - window.lo) * buckets // span
             if current is not None and index == at:
-                _absorb(current, unit, nfields)
+                absorb(current, unit, nfields)
                 continue
             if current is not None:
                 keep.update(e for e in current[:2] + current[3::2] if e is not None)
@@ -337,13 +185,13 @@ def _units(
         if blocks:
             parts.append(
                 select(curve_levels.c.job_id, curve_levels.c.first_epoch, curve_levels.c.last_epoch)
-                .add_columns(*_stat_columns(numeric))
+                .add_columns(*stat_columns(numeric))
                 .where(or_(*blocks))
             )
         if spans:
             parts.append(
                 select(CurvePoint.job_id, epoch, epoch)
-                .add_columns(*_point_stats(numeric))
+                .add_columns(*point_stats(numeric))
                 .where(or_(*spans))
             )
         query = parts[0] if len(parts) == 1 else union_all(*parts)
@@ -368,7 +216,7 @@ def _units_postgresql(
     request cost ~0.7 ms per job of a batch), each piece a fenced LATERAL index range scan."""
     blocks = [(job_id, *piece) for job_id, plan in plans.items() for piece in plan[0]]
     spans = [(job_id, *piece) for job_id, plan in plans.items() for piece in plan[1]]
-    stats = "".join(f", l.{c.name}" for c in _stat_columns(numeric))
+    stats = "".join(f", l.{c.name}" for c in stat_columns(numeric))
     needed = ", ".join(["epoch", *(curve_points_column(f) for f in numeric)])
     values = ""
     for name in map(curve_points_column, numeric):

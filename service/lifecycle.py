@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, case, delete, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, case, delete, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import counters, curves, summaries, webhooks
+from service import counters, curve_store, summaries, webhooks
 from service.clock import after_or_db, db_now, now_or_db
 from service.db import dialect_insert, transaction
 from service.models import Batch, Checkpoint, Job, TrainedModel
@@ -159,10 +159,11 @@ def claim(
             Job.attempt - Job.releases < max_attempts,
         ),
     )
-    with transaction(factory) as session:
-        won = _update(
-            session,
-            and_(Job.id == job_id, claimable),
+    batch = _batch_column  # the job's batch: its spec, varied paths and growth
+    take = (
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(
             status=JobStatus.running.value,
             attempt=Job.attempt + 1,
             lease_owner=owner,
@@ -171,14 +172,25 @@ def claim(
             updated_at=now,
             version=Job.version + 1,
         )
-        if not won:
+        .returning(
+            Job.attempt,
+            Job.tenant_id,
+            Job.queue,
+            Job.spec,
+            Job.epochs,
+            Job.batch_id,
+            Job.batch_index,
+            batch(Batch.spec).label("batch_spec"),
+            batch(Batch.varied).label("varied"),
+            batch(Batch.growing).label("growing"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    with transaction(factory) as session:
+        # The claim and its read are one statement (the compare-and-set RETURNING the job).
+        row = session.execute(take).one_or_none()
+        if row is None:
             return None
-        row = session.execute(
-            select(
-                Job.attempt, Job.tenant_id, Job.queue, Job.spec, Job.epochs, Job.batch_id,
-                Job.batch_index, Batch.spec.label("batch_spec"), Batch.varied, Batch.growing,
-            ).outerjoin(Batch, Batch.id == Job.batch_id).where(Job.id == job_id)
-        ).one()  # fmt: skip
         # Only a run after another (resumed, released or exploited) can find a checkpoint.
         saved = None
         if row.attempt > 1:
@@ -204,6 +216,11 @@ def claim(
         batch_varied=row.varied,
         batch_growing=bool(row.growing),
     )
+
+
+def _batch_column(column: Any) -> Any:
+    """``column`` of the job's batch, as a scalar subquery of a statement on ``jobs``."""
+    return select(column).where(Batch.id == Job.batch_id).correlate(Job).scalar_subquery()
 
 
 def heartbeat(
@@ -236,7 +253,7 @@ def flush(
     """Persist curve points (and optionally the checkpoint they lead to) in one transaction.
 
     Points already stored (a resumed run recomputes the epochs after its checkpoint) are
-    skipped (``curves.insert_points``). ``jobs.epoch`` and ``jobs.metrics`` only move
+    skipped (``curve_store.insert_points``). ``jobs.epoch`` and ``jobs.metrics`` only move
     forward; the job's summary takes the new points (``summaries.record``). The write
     extends the lease, so a flush is also a heartbeat. ``decide`` (a scheduler's report,
     ``service.schedulers.reports``) runs last in the same transaction: the points, the
@@ -292,6 +309,17 @@ def finish_succeeded(
     return True
 
 
+@dataclass(frozen=True)
+class Completed:
+    """What ``complete`` wrote: the final status, whether the tenant has webhooks (so the
+    finish may have written deliveries to relay), and what the dispatch pass it ran in
+    the same transaction chose (None if it ran none)."""
+
+    status: str
+    webhooks: bool
+    chosen: Any = None
+
+
 def complete(
     factory: SessionFactory,
     job_id: str,
@@ -301,33 +329,68 @@ def complete(
     weights: bytes,
     meta: dict[str, Any],
     checkpointed: bool = True,
-) -> str | None:
+    first_write: bool = False,
+    dispatch: Callable[[Session], Any] | None = None,
+) -> Completed | None:
     """A run's last write, in one transaction: its last points, then ``succeeded`` with the
     model — or ``cancelled`` if a cancel was requested meanwhile (the points are kept).
-    ``checkpointed=False`` (no checkpoint was loaded or saved) skips deleting it.
+    ``checkpointed=False`` (no checkpoint was loaded or saved) skips deleting it;
+    ``first_write`` (the job's first run, which flushed nothing before) lets the job's
+    summary be inserted without reading it first. ``dispatch`` (a dispatch pass's
+    ``choose``) runs last, in the same transaction, so the freed slot is refilled with the
+    same commit; its answer is ``Completed.chosen``, for the caller to send after it.
 
-    Returns the status written, or None if the fence was lost. One commit where a flush
-    and a finish took two (a tiny job's bookkeeping is mostly commits).
+    Returns None if the fence was lost. One fenced UPDATE moves the job forward and
+    finishes it (returning what the finish's counters and webhook events need) and one
+    commit covers it all: a tiny job's bookkeeping is mostly statements and commits.
     """
     now = db_now()
+    last = points[-1] if points else None
+    values: dict[str, Any] = {
+        "status": case(
+            (Job.cancel_requested.is_(True), JobStatus.cancelled.value),
+            else_=JobStatus.succeeded.value,
+        ),
+        "error": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "finished_at": now,
+        "updated_at": now,
+        "version": Job.version + 1,
+    }
+    if last is not None:  # jobs.epoch and jobs.metrics only move forward
+        newer = Job.epoch < last["epoch"]
+        metrics = literal(point_values(last), Job.__table__.c.metrics.type)
+        values["epoch"] = case((newer, last["epoch"]), else_=Job.epoch)
+        values["metrics"] = case((newer, metrics), else_=Job.metrics)
+    finish = (
+        update(Job)
+        .where(fenced(job_id, attempt))
+        .values(**values)
+        .returning(*_ENDED_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
     with transaction(factory) as session:
         # The fenced write first: a run that lost its job writes nothing (not even points),
         # and from here this transaction holds the job's row.
-        if not _update(session, fenced(job_id, attempt), updated_at=now):
+        row = session.execute(finish).one_or_none()
+        if row is None:
             return None
-        if points:  # before the finish: its webhook event carries the last metrics
-            _write_points(session, job_id, points)
-        not_cancelled = and_(fenced(job_id, attempt), Job.cancel_requested.is_(False))
-        if _finish(session, job_id, attempt, JobStatus.succeeded, None, now, not_cancelled):
-            status = JobStatus.succeeded
+        status = JobStatus(row.status)
+        amounts = counters.duration_amounts(status.value, row.started_at, row.finished_at)
+        if points:
+            tenant = row.tenant_id
+            first = summaries.record(session, job_id, points, tenant_id=tenant, first=first_write)
+            curve_store.insert_points(session, job_id, points, first=first)
+            amounts.append((counters.EPOCHS, float(len(points)), None))
+        counters.add_many(session, amounts, shard_key=job_id)
+        subscribed = webhooks.job_ended(session, job_id, row)
+        if status == JobStatus.succeeded:
             session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
             if checkpointed:
                 session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
-        elif _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
-            status = JobStatus.cancelled
-        else:
-            return None
-    return status.value
+        chosen = dispatch(session) if dispatch is not None else None
+    return Completed(status.value, subscribed, chosen)
 
 
 def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:
@@ -383,7 +446,7 @@ def exploit(
 ) -> int | None:  # fmt: skip
     """PBT: the trial takes the parent's latest checkpoint (``adopted``) and its explored
     ``spec``, and goes back to ``queued`` to resume from it (a release, not a lost run);
-    its curve goes on from the copied epoch (``curves.continue_from``). Returns that epoch,
+    its curve goes on from the copied epoch (``curve_store.continue_from``). Returns that epoch,
     or None if the fence was lost or the parent has no checkpoint."""
     saved = session.execute(
         select(Checkpoint.epoch, Checkpoint.state).where(Checkpoint.job_id == parent_id)
@@ -399,7 +462,7 @@ def exploit(
         epoch=saved.epoch, updated_at=now, version=Job.version + 1, **moved,
     ):  # fmt: skip
         return None
-    point = curves.continue_from(session, job_id, parent_id, last, saved.epoch)
+    point = curve_store.continue_from(session, job_id, parent_id, last, saved.epoch)
     summaries.rebuild(session, job_id)
     _update(session, Job.id == job_id, metrics=point)
     _save_checkpoint(session, job_id, attempt, (saved.epoch, saved.state), now, adopted=True)
@@ -478,17 +541,20 @@ def _finish(
     return won
 
 
+# What a finish's counters and webhook events read of the job (as stored: ``finished_at``
+# may have been the database's clock).
+_ENDED_COLUMNS = (
+    Job.tenant_id, Job.name, Job.status, Job.batch_id, Job.error, Job.metrics,
+    Job.created_at, Job.started_at, Job.finished_at,
+)  # fmt: skip
+
+
 def _ended(session: Session, job_id: str, status: JobStatus) -> None:
     """What every change to a finished status does in its own transaction: the run's
     duration into ``deltaflow_job_duration_seconds`` (``service.counters``) and the
     webhook events it causes into the outbox (``service.webhooks``). Both times are read
     back as stored (``finished_at`` may have been the database's clock)."""
-    row = session.execute(
-        select(
-            Job.tenant_id, Job.name, Job.status, Job.batch_id, Job.error, Job.metrics,
-            Job.created_at, Job.started_at, Job.finished_at,
-        ).where(Job.id == job_id)
-    ).one()  # fmt: skip
+    row = session.execute(select(*_ENDED_COLUMNS).where(Job.id == job_id)).one()
     counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
     webhooks.job_ended(session, job_id, row)
 
@@ -499,7 +565,7 @@ def _write_points(session: Session, job_id: str, points: Sequence[dict[str, Any]
     last = points[-1]
     newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
     _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
-    curves.insert_points(session, job_id, points)
+    curve_store.insert_points(session, job_id, points)
     counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
     summaries.record(session, job_id, points)
 

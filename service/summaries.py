@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, insert, select, update
+from sqlalchemy import CursorResult, Float, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from service.db import dialect_insert
 from service.models import CurvePoint, Job, JobSummary, summary_column
 from service.problems import Invalid
 from service.schemas.names import FINISHED, METRICS, MODES, SUMMARY_STATS, JobStatus
@@ -56,15 +57,37 @@ def merge(row: Mapping[str, Any] | None, points: Iterable[Mapping[str, Any]]) ->
     return out
 
 
-def record(session: Session, job_id: str, points: Sequence[Mapping[str, Any]]) -> None:
+def record(
+    session: Session,
+    job_id: str,
+    points: Sequence[Mapping[str, Any]],
+    *,
+    tenant_id: str | None = None,
+    first: bool = False,
+) -> bool:
     """Merge a flush's points into the job's summary (call it in the flush's transaction,
-    after the fenced write that makes the run the job's only writer)."""
+    after the fenced write that makes the run the job's only writer).
+
+    ``first``: the caller knows of no earlier write of the job's curve (its first run's
+    only write), so the summary is inserted at once; if one exists after all, the insert
+    does nothing and the points are merged into it as usual. ``tenant_id`` spares the
+    read of the job's tenant for an insert. True if ``first`` held: this inserted the
+    job's first summary (every write of points writes the summary too)."""
     if not points:
-        return
+        return False
+    if first:
+        values = merge(None, points)
+        tenant_id = tenant_id or session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+        new = dialect_insert(session)(SUMMARY).values(job_id=job_id, tenant_id=tenant_id, **values)
+        inserted = session.execute(new.on_conflict_do_nothing(index_elements=["job_id"]))
+        assert isinstance(inserted, CursorResult)
+        if inserted.rowcount:
+            return True
     row = session.execute(
         select(SUMMARY).where(SUMMARY.c.job_id == job_id)
     ).mappings().one_or_none()  # fmt: skip
-    _save(session, job_id, row, merge(_values(row), points))
+    _save(session, job_id, row, merge(_values(row), points), tenant_id)
+    return False
 
 
 def rebuild(session: Session, job_id: str) -> None:
@@ -84,11 +107,13 @@ def _values(row: Any) -> dict[str, Any] | None:
     return None if row is None else {name: row[name] for name in ("epoch", *COLUMNS)}
 
 
-def _save(session: Session, job_id: str, row: Any, values: dict[str, Any]) -> None:
+def _save(
+    session: Session, job_id: str, row: Any, values: dict[str, Any], tenant_id: str | None = None
+) -> None:
     if row is not None:
         session.execute(update(SUMMARY).where(SUMMARY.c.job_id == job_id).values(**values))
         return
-    tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+    tenant_id = tenant_id or session.scalar(select(Job.tenant_id).where(Job.id == job_id))
     session.execute(insert(SUMMARY).values(job_id=job_id, tenant_id=tenant_id, **values))
 
 

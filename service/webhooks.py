@@ -165,14 +165,16 @@ def list_deliveries(
 # --- the outbox (inside the transaction of the change) --------------------------------------
 
 
-def job_ended(session: Session, job_id: str, row: Any) -> None:
-    """Outbox rows for a job that just reached a final status (``row``: its columns)."""
+def job_ended(session: Session, job_id: str, row: Any) -> bool:
+    """Outbox rows for a job that just reached a final status (``row``: its columns).
+    False when the tenant has no webhook, so no delivery can have been written (a run
+    then has nothing to relay)."""
     now = as_utc(row.finished_at) or utcnow()
     subscribed = session.execute(
         select(Webhook.id, Webhook.events).where(Webhook.tenant_id == row.tenant_id)
     ).all()
     if not subscribed:
-        return
+        return False
     event = JOB_EVENTS.get(row.status)
     targets = [w.id for w in subscribed if event in w.events]
     if event and targets:
@@ -191,6 +193,7 @@ def job_ended(session: Session, job_id: str, row: Any) -> None:
     batch_targets = [w.id for w in subscribed if BATCH_COMPLETED in w.events]
     if row.batch_id and batch_targets:
         _batch_completed(session, row.batch_id, batch_targets, now)
+    return True
 
 
 def _batch_completed(session: Session, batch_id: str, targets: list[str], now: datetime) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service import budgets, lifecycle, logs, schedulers
 from service.build import Prepared, prepare
+from service.dispatch import Chosen
 from service.lifecycle import Claim, Pulse
 from service.queue import dispatcher
 from service.schemas.records import point_from_stats
@@ -69,6 +70,16 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What one delivery did: its ``Outcome``, and whether its end may have written
+    webhook deliveries (only then does the task relay them at once; the reaper's relay
+    sends any it missed)."""
+
+    outcome: str
+    webhooks: bool = True
+
+
 def run_job(
     job_id: str,
     *,
@@ -76,6 +87,17 @@ def run_job(
     time_limit: StopFlag | None = None,
     rt: Runtime | None = None,
 ) -> str:
+    """Run one delivery of a training message; returns its ``Outcome`` (``run_delivery``)."""
+    return run_delivery(job_id, stop=stop, time_limit=time_limit, rt=rt).outcome
+
+
+def run_delivery(
+    job_id: str,
+    *,
+    stop: StopFlag | None = None,
+    time_limit: StopFlag | None = None,
+    rt: Runtime | None = None,
+) -> Ran:
     """Run one delivery of a training message.
 
     ``stop`` turns on at warm shutdown (checkpoint and release); ``time_limit`` when the
@@ -92,7 +114,7 @@ def run_job(
     )
     if claim is None:
         log.info("job=%s not claimable (duplicate delivery or finished); nothing to do", job_id)
-        return Outcome.skipped
+        return Ran(Outcome.skipped, webhooks=False)
     logs.bind(tenant=claim.tenant_id)
     log.info(
         "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
@@ -102,8 +124,13 @@ def run_job(
     # A TPE search makes its next trials as earlier ones end (other batches never grow).
     if claim.batch_growing and outcome not in (Outcome.released, Outcome.exploited):
         grow_search(rt, claim.batch_id, dispatch_after=False)
-    dispatch_next(rt)  # this slot is free (or the job is queued again): fill it fairly
-    return outcome
+    # This slot is free (or the job is queued again): fill it fairly. A succeeded run's
+    # finish chose in its own transaction; what it chose is sent now, after its commit.
+    if run.chosen is not None:
+        send_chosen(rt, run.chosen)
+    else:
+        dispatch_next(rt)
+    return Ran(outcome, webhooks=run.webhooks and outcome != Outcome.lost)
 
 
 def dispatch_next(rt: Runtime) -> list[str]:
@@ -112,6 +139,16 @@ def dispatch_next(rt: Runtime) -> list[str]:
         with rt.factory() as session:
             return dispatcher(rt.settings).run(session)
     except Exception:  # the reaper's pass sends it instead
+        log.warning("dispatch after the run failed", exc_info=True)
+        return []
+
+
+def send_chosen(rt: Runtime, chosen: Chosen) -> list[str]:
+    """Send what the pass inside a run's finish chose (committed with it); never raises."""
+    try:
+        with rt.factory() as session:  # used only to give back jobs whose send failed
+            return dispatcher(rt.settings).send_chosen(session, chosen)
+    except Exception:  # they are sent again once their dispatch is stale
         log.warning("dispatch after the run failed", exc_info=True)
         return []
 
@@ -170,6 +207,9 @@ class _Run:
     retry_at: float = 0.0  # monotonic time before which a failed flush is not retried
     reporting: schedulers.Reporting | None = None  # the batch's scheduler, if any
     checkpointed: bool = False  # this run saved a checkpoint (the finish deletes it)
+    flushed: bool = False  # this run wrote (or tried to write) points before its finish
+    chosen: Chosen | None = None  # what the dispatch pass in the finish's transaction chose
+    webhooks: bool = True  # the run's end may have written webhook deliveries
 
     def execute(self) -> str:
         keeper = LeaseKeeper(self.rt, self.claim)
@@ -273,9 +313,13 @@ class _Run:
             stop_reason=trainer.stop_reason,
             epochs_run=trainer.epoch,
         )
-        # The last points, the model and the finish: one transaction (lifecycle.complete).
-        status = self._final(
-            lambda: lifecycle.complete(
+
+        # The last points, the model, the finish and the next dispatch pass: one transaction
+        # (lifecycle.complete). A growing search's pass waits for its new trials (run_job).
+        # If that transaction fails, the finish is retried alone (the pass may be what
+        # failed; run_job then runs one of its own), patient with the database as always.
+        def finish(dispatch: Callable[[Any], Chosen] | None) -> lifecycle.Completed | None:
+            return lifecycle.complete(
                 rt.factory,
                 self.job_id,
                 claim.attempt,
@@ -283,12 +327,20 @@ class _Run:
                 weights=weights,
                 meta=meta,
                 checkpointed=claim.checkpoint is not None or self.checkpointed,
-            )  # fmt: skip
-        )
-        if status is None:
+                first_write=claim.attempt == 1 and not self.flushed,
+                dispatch=dispatch,
+            )
+
+        try:
+            done = finish(None if claim.batch_growing else dispatcher(rt.settings).choose)
+        except DBAPIError:
+            log.warning("job=%s finish failed; retrying it alone", self.job_id, exc_info=True)
+            done = self._final(lambda: finish(None))
+        if done is None:
             return self._lost()
         self.buffer = []
-        if status == Outcome.cancelled:
+        self.chosen, self.webhooks = done.chosen, done.webhooks
+        if done.status == Outcome.cancelled:
             log.info("job=%s cancelled", self.job_id)
             return Outcome.cancelled
         log.info("job=%s succeeded epochs=%d", self.job_id, trainer.epoch)
@@ -352,8 +404,9 @@ class _Run:
     def _flush(
         self, checkpoint: tuple[int, bytes] | None, decide: Callable[[Any], Any] | None = None
     ) -> Pulse:
+        self.flushed = True  # before the write: it may commit and still raise
         if checkpoint is not None:
-            self.checkpointed = True  # before the write: it may commit and still raise
+            self.checkpointed = True
         pulse = lifecycle.flush(
             self.rt.factory,
             self.job_id,

@@ -12,7 +12,7 @@ from service.queue import DELIVER_TASK, TRAIN_TASK
 from worker import shutdown
 from worker.celery_app import app
 from worker.reaper import relay_webhooks
-from worker.runner import run_job
+from worker.runner import run_delivery
 from worker.runtime import runtime
 from worker.timelimit import soft_limit_as_flag
 
@@ -42,12 +42,15 @@ def train(job_id: str) -> str:
         log.info("job=%s message given back: this worker is shutting down", job_id)
         raise Reject(SHUTTING_DOWN, requeue=True)
     with soft_limit_as_flag() as time_limit:
-        outcome = run_job(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)
-    try:
-        relay_webhooks(runtime())  # the run's events (if any) leave now, not at the next pass
-    except SQLAlchemyError:
-        log.warning("job=%s webhook relay failed; the reaper relays later", job_id, exc_info=True)
-    return outcome
+        ran = run_delivery(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)
+    if ran.webhooks:  # a tenant without webhooks has none to relay: no transaction for it
+        try:
+            relay_webhooks(runtime())  # the run's events leave now, not at the next pass
+        except SQLAlchemyError:
+            log.warning(
+                "job=%s webhook relay failed; the reaper relays later", job_id, exc_info=True
+            )
+    return ran.outcome
 
 
 @app.task(name=DELIVER_TASK, ignore_result=True)

@@ -42,7 +42,7 @@ def upgrade() -> None:
 
 
 def backfill(bind: Any) -> None:
-    """Every stored curve's levels, one job at a time (as service.curves.refresh_levels
+    """Every stored curve's levels, one job at a time (as service.curve_store.refresh_levels
     would write them for points flushed in one go)."""
     points = sa.table(
         "curve_points", sa.column("job_id"), sa.column("epoch"), *(sa.column(n) for n in NUMBERS)

@@ -3,7 +3,7 @@
 Running 1,000 real jobs on the browser tests' one worker would take minutes, so the batch
 is submitted through the kernel (``batches.submit_batch``: the jobs, params and origins
 exactly as ``POST /batches`` stores them, nothing sent to a worker), and each job's run is
-then written in one transaction: its curve with ``curves.insert_points`` (what a run's
+then written in one transaction: its curve with ``curve_store.insert_points`` (what a run's
 flush uses) and its end state on the job row. The curves are synthetic but shaped like
 training: a decay to a floor whose speed and height follow the sampled learning rate,
 noise, some runs ending early, a few diverging.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select, update
 
-from service import batches, curves, generators, summaries, trained
+from service import batches, curve_store, generators, summaries, trained
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job, Tenant, TenantQuota, TrainedModel
@@ -138,7 +138,7 @@ def seed_sweep(
                 if job_id in left_running:
                     _start(session, job_id, _best(epochs, validation)[: epochs // 2], now)
                     continue
-                curves.insert_points(session, job_id, points)
+                curve_store.insert_points(session, job_id, points)
                 summaries.record(session, job_id, points)  # as a run's flush does
                 error = (
                     {"type": "non_finite", "message": "the loss diverged", "epoch": len(points)}
@@ -217,7 +217,7 @@ def _best(epochs: int, validation: bool) -> list[dict]:
 
 
 def _start(session, job_id: str, points: list[dict], now) -> None:
-    curves.insert_points(session, job_id, points)
+    curve_store.insert_points(session, job_id, points)
     summaries.record(session, job_id, points)
     session.execute(
         update(Job)
@@ -244,7 +244,7 @@ def finish_running(seeded: Seeded) -> None:
             now = utcnow()
             points = _best(seeded.epochs, seeded.validation)
             for job_id in seeded.running:
-                curves.insert_points(session, job_id, points[seeded.epochs // 2 :])
+                curve_store.insert_points(session, job_id, points[seeded.epochs // 2 :])
                 summaries.record(session, job_id, points[seeded.epochs // 2 :])
                 session.execute(
                     update(Job)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from service import curves
+from service import curve_store
 from service.db import transaction
 from service.models import ApiKey, CurvePoint, Dataset, DatasetBlob, Job, Tenant, TrainedModel
 from service.timeutil import utcnow
@@ -112,7 +112,7 @@ def add_points(sessions):  # type: ignore[no-untyped-def]
             for epoch in epochs
         ]
         with transaction(sessions) as session:
-            curves.insert_points(session, job_id, points)  # with the stored levels
+            curve_store.insert_points(session, job_id, points)  # with the stored levels
             job = session.get(Job, job_id)
             job.epoch = max(job.epoch, epochs[-1])
             job.version += 1

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
-from service import curves
+from service import curve_store
 from service.db import transaction
 from service.models import CurvePoint, Job, curve_levels
 from service.schemas.records import DEFAULT_CURVE_FIELDS, NUMERIC_FIELDS
@@ -62,7 +62,7 @@ def curve_app(backend_app):
         for start in range(0, len(points), flush):  # as runs flush: a block at a time
             chunk = points[start : start + flush]
             with transaction(sessions) as session:
-                curves.insert_points(session, job_id, chunk)
+                curve_store.insert_points(session, job_id, chunk)
                 session.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.epoch < chunk[-1]["epoch"])
@@ -197,7 +197,7 @@ def rebuilt(session, job_id: str) -> list[tuple[Any, ...]]:
     last = session.scalar(select(CurvePoint.epoch).where(CurvePoint.job_id == job_id)
                           .order_by(CurvePoint.epoch.desc()).limit(1))  # fmt: skip
     if last is not None:
-        curves.refresh_levels(session, job_id, 1, last)
+        curve_store.refresh_levels(session, job_id, 1, last)
     fresh = levels_of(session, job_id)
     session.rollback()
     assert levels_of(session, job_id) == before
@@ -220,7 +220,7 @@ def test_levels_stay_right_through_resumes_and_pbt_continuations(curve_app):
     # then another's at 2050 (behind: its tail after 2050 goes).
     for epoch, last in ((4100, 900), (2050, 4100)):
         with transaction(sessions) as session:
-            curves.continue_from(session, child, parent, last, epoch)
+            curve_store.continue_from(session, child, parent, last, epoch)
         with sessions() as session:
             assert levels_of(session, child) == rebuilt(session, child)
             last_epoch = curve_levels.c.last_epoch

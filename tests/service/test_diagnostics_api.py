@@ -1,6 +1,6 @@
 """GET /api/v1/jobs/{id}/diagnostics over the Flask test client.
 
-Curve points are written as a worker's flush writes them (``curves.insert_points`` with
+Curve points are written as a worker's flush writes them (``curve_store.insert_points`` with
 ``EpochStats.to_point()`` of a real engine run, or hand-built points for the bounded
 read); real workers train the diverging and the healthy job in tests/e2e/test_insight_e2e.py.
 """
@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from service import curves
+from service import curve_store
 from service.app import create_app
 from service.build import prepare
 from service.datasets import spec_arrays
@@ -40,7 +40,7 @@ def train_in_process(sessions, job: dict, limits) -> None:
     run = prepare(job["spec"], spec_arrays(job["spec"]["dataset"], limits))
     points = [point_from_stats(stats) for stats in run.trainer.epochs()]
     with transaction(sessions) as session:
-        curves.insert_points(session, job["id"], points)
+        curve_store.insert_points(session, job["id"], points)
 
 
 def test_a_healthy_finished_job_has_no_warning_or_error(
@@ -170,7 +170,7 @@ def test_a_long_curve_is_read_within_the_limit_with_the_same_findings(backend_ap
     points = long_curve(3000, shape)
     context = app.extensions["deltaflow"]
     with transaction(context.sessions) as session:
-        curves.insert_points(session, job["id"], points)
+        curve_store.insert_points(session, job["id"], points)
     cap = 200
     with context.sessions() as session:
         read, stored = read_points(session, job["id"], cap)

@@ -76,7 +76,7 @@ def add_many(
         {"name": name, "labels": label_text(labels), "shard": shard, "value": float(amount)}
         for name, amount, labels in amounts
     ]
-    insert = dialect_insert(session)(MetricCount).values(rows)
+    insert = dialect_insert(session)(MetricCount.__table__).values(rows)
     session.execute(
         insert.on_conflict_do_update(
             index_elements=["name", "labels", "shard"],

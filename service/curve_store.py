@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, literal, or_, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db import dialect_insert
@@ -44,7 +45,7 @@ def insert_points(
     if not points:
         return
     rows = [{"job_id": job_id, **point_values(p, POINT_FIELDS)} for p in points]
-    insert = dialect_insert(session)(CurvePoint)
+    insert = dialect_insert(session)(CurvePoint.__table__)  # Core: no ORM bulk insert
     # executemany with one cached statement: a multi-VALUES literal would be compiled
     # afresh for every flush (it cost as much as training tiny nets).
     session.execute(insert.on_conflict_do_nothing(index_elements=["job_id", "epoch"]), rows)
@@ -183,7 +184,7 @@ def _upsert_levels(
     the ``stored`` blocks of each level they belong beside; one upsert."""
     nfields = len(NUMERIC_FIELDS)
     rows: list[dict[str, Any]] = []
-    names = ["first_epoch", "last_epoch", *(c.name for c in stat_columns(NUMERIC_FIELDS))]
+    names = _LEVEL_NAMES
     for k in range(1, LEVELS + 1):
         size = LEVEL_BASE**k
         computed: dict[int, Unit] = {}
@@ -201,9 +202,22 @@ def _upsert_levels(
         below.update(computed)
         children = [below[index] for index in sorted(below)]
     if rows:
-        upsert = dialect_insert(session)(curve_levels)
-        upsert = upsert.on_conflict_do_update(
+        session.execute(_levels_upsert(session.get_bind().dialect.name), rows)
+
+
+_LEVEL_NAMES = ["first_epoch", "last_epoch", *(c.name for c in stat_columns(NUMERIC_FIELDS))]
+_UPSERTS: dict[str, Any] = {}
+
+
+def _levels_upsert(dialect: str) -> Any:
+    """The levels' upsert, built once per dialect (building it, with a column per stat,
+    cost a noticeable part of a tiny job's flush)."""
+    upsert = _UPSERTS.get(dialect)
+    if upsert is None:
+        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = make(curve_levels)
+        upsert = _UPSERTS[dialect] = insert.on_conflict_do_update(
             index_elements=["job_id", "level", "block"],
-            set_={name: upsert.excluded[name] for name in names},
+            set_={name: insert.excluded[name] for name in _LEVEL_NAMES},
         )
-        session.execute(upsert, rows)
+    return upsert

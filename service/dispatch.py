@@ -41,9 +41,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -189,7 +189,8 @@ class Dispatcher:
         due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
         # Per tenant with unfinished jobs: in flight, waiting, and its own running quota; on
         # every row, the live workers' slots and their number (no tenant row: nothing to do).
-        tenants = session.execute(
+        db = session.connection()  # Core reads: no ORM execution path per statement
+        tenants = db.execute(
             select(
                 Job.tenant_id,
                 func.sum(case((flying, 1), else_=0)).label("flying"),
@@ -229,7 +230,7 @@ class Dispatcher:
             .subquery()
         )
         heads: dict[str, list[Candidate]] = {tenant: [] for tenant in eligible}
-        for row in session.execute(
+        for row in db.execute(
             select(ranked.c.id, ranked.c.tenant_id, ranked.c.queue, ranked.c.created_at)
             .where(ranked.c.rank <= free)
             .order_by(ranked.c.tenant_id, ranked.c.rank)
@@ -243,8 +244,9 @@ class Dispatcher:
 
 
 def _lock(session: Session) -> datetime:
-    """Start the pass's transaction by taking the dispatcher row (the first write, as in
-    every transaction here: see ``service.lifecycle``); returns the database's clock."""
+    """Take the dispatcher row: the first write of a pass's own transaction (as in every
+    transaction here: see ``service.lifecycle``), or the last of a run's finish, which
+    already holds its job's row (``lifecycle.complete``). Returns the database's clock."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             select(
@@ -254,7 +256,7 @@ def _lock(session: Session) -> datetime:
         )
     values = {"passes": DispatcherLock.passes + 1, "holder": _holder(), "pass_at": db_now()}
     statement = (
-        update(DispatcherLock)
+        update(cast(Table, DispatcherLock.__table__))  # Core: no ORM bulk-update path
         .where(DispatcherLock.id == LOCK_ROW)
         .values(**values)
         .returning(DispatcherLock.pass_at)

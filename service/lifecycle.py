@@ -20,9 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, case, delete, literal, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Result,
+    Table,
+    and_,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import counters, curve_store, summaries, webhooks
@@ -34,6 +46,10 @@ from service.schemas.records import point_values
 from service.timeutil import utcnow
 
 SessionFactory = sessionmaker[Session]
+# The run's writes are Core statements on the tables (no ORM bulk-update or unit-of-work
+# path: a tiny job's time is mostly its statements).
+JOBS = cast(Table, Job.__table__)
+MODELS = cast(Table, TrainedModel.__table__)
 JobError = dict[str, Any]  # jobs.error of a failed job: {type, message, epoch}
 
 
@@ -82,8 +98,8 @@ def rowcount(result: Result[Any]) -> int:
 
 def _update(session: Session, where: Any, **values: Any) -> bool:
     """``UPDATE jobs SET values WHERE where``; True if it matched the one job (it won)."""
-    statement = update(Job).where(where).values(**values)
-    return rowcount(session.execute(statement.execution_options(synchronize_session=False))) == 1
+    statement = update(JOBS).where(where).values(**values)  # Core: no ORM bulk-update path
+    return rowcount(session.execute(statement)) == 1
 
 
 # --- the API's side (the caller's session, no commit) -------------------------------------
@@ -161,7 +177,7 @@ def claim(
     )
     batch = _batch_column  # the job's batch: its spec, varied paths and growth
     take = (
-        update(Job)
+        update(JOBS)
         .where(Job.id == job_id, claimable)
         .values(
             status=JobStatus.running.value,
@@ -364,7 +380,7 @@ def complete(
         values["epoch"] = case((newer, last["epoch"]), else_=Job.epoch)
         values["metrics"] = case((newer, metrics), else_=Job.metrics)
     finish = (
-        update(Job)
+        update(JOBS)
         .where(fenced(job_id, attempt))
         .values(**values)
         .returning(*_ENDED_COLUMNS)
@@ -386,7 +402,8 @@ def complete(
         counters.add_many(session, amounts, shard_key=job_id)
         subscribed = webhooks.job_ended(session, job_id, row)
         if status == JobStatus.succeeded:
-            session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
+            model = {"job_id": job_id, "weights": weights, "meta": meta, "created_at": now}
+            session.execute(insert(MODELS).values(model))
             if checkpointed:
                 session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
         chosen = dispatch(session) if dispatch is not None else None

@@ -333,7 +333,7 @@ class _Run:
 
         try:
             done = finish(None if claim.batch_growing else dispatcher(rt.settings).choose)
-        except DBAPIError:
+        except Exception:  # a failed pass never fails the run (it rolled back with it)
             log.warning("job=%s finish failed; retrying it alone", self.job_id, exc_info=True)
             done = self._final(lambda: finish(None))
         if done is None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Float, case, cast, func, insert, select, update
+from sqlalchemy import Float, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.db import dialect_insert
@@ -79,9 +79,8 @@ def record(
         values = merge(None, points)
         tenant_id = tenant_id or session.scalar(select(Job.tenant_id).where(Job.id == job_id))
         new = dialect_insert(session)(SUMMARY).values(job_id=job_id, tenant_id=tenant_id, **values)
-        inserted = session.execute(new.on_conflict_do_nothing(index_elements=["job_id"]))
-        assert isinstance(inserted, CursorResult)
-        if inserted.rowcount:
+        new = new.on_conflict_do_nothing(index_elements=["job_id"]).returning(SUMMARY.c.job_id)
+        if session.execute(new).first() is not None:  # inserted (rowcount is -1 here on psycopg)
             return True
     row = session.execute(
         select(SUMMARY).where(SUMMARY.c.job_id == job_id)

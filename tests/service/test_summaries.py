@@ -8,12 +8,12 @@ import random
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 
-from service import lifecycle, summaries
+from service import curve_store, lifecycle, summaries
 from service.db import make_engine, transaction
 from service.migrate import alembic_config, upgrade
-from service.models import CurvePoint, Job, JobSummary, Tenant
+from service.models import CurvePoint, Job, JobSummary, Tenant, curve_levels
 from service.schemas.names import METRICS, SUMMARY_STATS
 from tests.service.conftest import SPIRALS_SPEC
 
@@ -92,6 +92,35 @@ def test_flushes_keep_the_summary_equal_to_the_curve_through_resumes(any_session
         done += size
         assert stored(factory, job_id) == truth(factory, job_id)
     assert stored(factory, job_id)["val_accuracy"] == dict.fromkeys(SUMMARY_STATS)
+
+
+@pytest.mark.parametrize("flushed_before", [False, True])
+def test_a_finish_that_believes_it_writes_first_keeps_the_summary_right(
+    any_sessions, flushed_before
+):
+    """``complete(first_write=True)`` inserts the summary and computes the stored levels
+    from its points without reading; if the job had points after all, the insert does
+    nothing and both are merged as usual."""
+    factory, rng = any_sessions, random.Random(7)
+    job_id = new_job(factory, epochs=20)
+    claim = lifecycle.claim(factory, job_id, "w", lease_seconds=60, max_attempts=9)
+    curve = [point(e, rng) for e in range(1, 21)]
+    if flushed_before:
+        assert lifecycle.flush(factory, job_id, claim.attempt, curve[:9], lease_seconds=60).alive
+    rest = curve[9:] if flushed_before else curve
+    done = lifecycle.complete(
+        factory, job_id, claim.attempt, rest, weights=b"w", meta={}, first_write=True
+    )
+    assert done is not None
+    assert done.status == "succeeded"
+    assert stored(factory, job_id) == truth(factory, job_id)
+    with factory() as session:
+        levels = select(curve_levels).where(curve_levels.c.job_id == job_id)
+        written = sorted(tuple(row) for row in session.execute(levels))
+        session.execute(delete(curve_levels).where(curve_levels.c.job_id == job_id))
+        curve_store.refresh_levels(session, job_id, 1, 20)  # from the stored points
+        assert sorted(tuple(row) for row in session.execute(levels)) == written
+        session.rollback()
 
 
 def test_a_stale_runs_flush_changes_no_summary(sessions):

@@ -263,7 +263,7 @@ def run_pbt(objective: Objective, seed: int) -> Ledger:
             epoch, blob = saved[parent.name]
             spec, perturbed = explored_spec(parent.spec, decision.perturbed)
             child = Run(run.name, run.index, spec, objective.data, blob)
-            # The curve goes on from the copied epoch (as curves.continue_from does).
+            # The curve goes on from the copied epoch (as curve_store.continue_from does).
             own = run.curve[:epoch]
             child.curve = own + parent.curve[len(own) : epoch]
             params[run.name] = {**params[parent.name], **perturbed}

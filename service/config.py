@@ -47,6 +47,11 @@ class Limits:
     lr_finder_work: int = 5_000_000_000
     # The curve points GET /jobs/{id}/diagnostics reads at most (service.diagnostics).
     diagnostics_points: int = 1_000
+    # GET /datasets/{id}/points (service.dataset_points): rows of one answer (the default
+    # and the cap of max_points) and its values, rows x columns (a wide dataset answers
+    # fewer rows).
+    dataset_points: int = 5_000
+    dataset_point_values: int = 200_000
     # Hostile input (docs/security.md): every reader budgets before it allocates.
     label_chars: int = 200  # characters of one class label (JSON, CSV, NPZ)
     csv_field_chars: int = 1_000  # characters of one CSV field

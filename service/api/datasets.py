@@ -5,17 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request, url_for
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service import dataset_files, datasets
+from service import dataset_files, dataset_points, datasets
 from service.api import plumbing
-from service.api.openapi import document_body, json_response, problems, register_models
-from service.api.plumbing import PageQuery, api_blueprint, no_content, respond
+from service.api.openapi import (
+    conditional_get,
+    document_body,
+    json_response,
+    problems,
+    register_models,
+)
+from service.api.plumbing import (
+    ConditionalHeaders,
+    PageQuery,
+    RequestModel,
+    api_blueprint,
+    no_content,
+    not_modified,
+    respond,
+)
 from service.config import Limits
 from service.dataset_arrays import DatasetArrays
 from service.problems import Invalid, from_validation_error
 from service.schemas.names import Task
-from service.schemas.responses.datasets import DatasetList, DatasetOut, dataset_dict
+from service.schemas.responses.datasets import (
+    DatasetList,
+    DatasetOut,
+    DatasetPointsOut,
+    dataset_dict,
+)
 from service.schemas.spec import Label, Matrix
 
 bp = api_blueprint("datasets", __name__, "/datasets", tag="datasets")
@@ -28,6 +47,23 @@ class DatasetPath(BaseModel):
 
 class DatasetListQuery(PageQuery):
     pass
+
+
+class PointsQuery(RequestModel):
+    """``?max_points=&columns=`` (the cap is a setting: checked by ``service.dataset_points``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_points: int | None = Field(
+        default=None,
+        description="At most this many rows (1 to DELTAFLOW_MAX_DATASET_POINTS, also the "
+        "default); fewer for a wide dataset (DELTAFLOW_MAX_DATASET_POINT_VALUES).",
+    )
+    columns: str | None = Field(
+        default=None,
+        max_length=30_000,
+        description="Comma list of feature indices to return, e.g. `0,1` (default: all).",
+    )
 
 
 class DatasetMeta(BaseModel):
@@ -133,6 +169,25 @@ def list_datasets(query: DatasetListQuery) -> Response:
 def get_dataset(path: DatasetPath) -> Response:
     dataset = datasets.get_dataset(plumbing.db(), plumbing.tenant_id(), path.dataset_id)
     return respond(dataset_dict(dataset))
+
+
+@bp.get(
+    "/<dataset_id>/points",
+    summary="A bounded, deterministic sample of a dataset's points, for plotting",
+    responses=conditional_get(
+        DatasetPointsOut, "The sampled points", "Changes with the ask (the data never changes)"
+    ),
+)
+def get_dataset_points(
+    path: DatasetPath, query: PointsQuery, header: ConditionalHeaders
+) -> Response:
+    session = plumbing.db()
+    dataset = datasets.get_dataset(session, plumbing.tenant_id(), path.dataset_id)
+    asked = dataset_points.ask(dataset, query.max_points, query.columns, plumbing.settings().limits)
+    tag = asked.tag(dataset)
+    return not_modified(tag) or respond(
+        dataset_points.dataset_points(session, dataset, asked), etag=tag
+    )
 
 
 @bp.delete(

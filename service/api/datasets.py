@@ -56,6 +56,7 @@ class PointsQuery(RequestModel):
 
     max_points: int | None = Field(
         default=None,
+        ge=1,
         description="At most this many rows (1 to DELTAFLOW_MAX_DATASET_POINTS, also the "
         "default); fewer for a wide dataset (DELTAFLOW_MAX_DATASET_POINT_VALUES).",
     )

@@ -30,6 +30,10 @@ def test_hostile_labels_show_as_text_in_the_boundary_chart(page, server):
     title = chart.locator(".cbtitle").text_content()
     assert "<a href=" in title or "<b>" in title, title  # shown literally
     assert chart.locator("a").count() == 0
+    # The training points are drawn again (GET /datasets/{id}/points), their labels escaped.
+    hover = chart.evaluate("el => el.data[1].hovertext")
+    assert len(hover) == len(spec["dataset"]["y"])
+    assert "class &lt;a href='https://evil.example/'&gt;click&lt;/a&gt;" in hover
     assert page.locator("main a[href^='https://evil']").count() == 0
     assert page.locator("main img[src='x'], main b").count() == 0
     assert page.text_content("#job-title") == spec["name"]

@@ -97,9 +97,11 @@ def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
     traces = page.eval_on_selector(
         "#boundary-chart", "el => el.data.map(t => t.type + ':' + (t.z ? t.z.length : t.x.length))"
     )
-    # Inline data is stored as a dataset the spec names (issue 11): the API does not expose
-    # a stored dataset's points, so only the boundary is drawn.
-    assert traces == ["heatmap:80"]
+    # Inline data is stored as a dataset the spec names (issue 11); its points come from
+    # GET /datasets/{id}/points and are drawn on the boundary again.
+    assert traces == ["heatmap:80", f"scatter:{len(spec['dataset']['X'])}"]
+    assert page.get_attribute("#boundary-chart", "data-points") == str(len(spec["dataset"]["X"]))
+    assert f"all {len(spec['dataset']['X'])} rows" in page.text_content("#boundary-note")
     assert page.get_attribute("#loss-chart", "data-points") == str(spec["training"]["epochs"])
     page.check("#log-scale")
     assert page.eval_on_selector("#loss-chart", "el => el.layout.yaxis.type") == "log"
@@ -113,6 +115,24 @@ def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
         page.click("#download-model")
     downloaded = json.loads(download_info.value.path().read_text())
     assert downloaded == server.api("GET", f"/jobs/{job['id']}/model").json()
+
+
+def test_a_stored_datasets_boundary_draws_a_fixed_sample_of_its_points(page, server):
+    # 3000 rows in three classes, one of them rare: more than the chart draws (2000).
+    X = [[(i % 60) / 20 - 1.5, (i // 60) / 20 - 1.25] for i in range(3000)]
+    y = ["rare" if i % 500 == 0 else ("left" if row[0] < 0 else "right") for i, row in enumerate(X)]
+    response = server.api("POST", "/datasets", json={"name": "grid", "X": X, "y": y})
+    assert response.status_code == 201, response.text
+    spec = quick_job("stored grid", epochs=3)
+    spec["dataset"] = {"id": response.json()["id"]}
+    job = server.submit_job(spec)
+    server.wait_job(job["id"], {"succeeded"})
+    page.goto(f"{server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#boundary-chart .main-svg")
+    assert page.get_attribute("#boundary-chart", "data-points") == "2000"
+    labels = page.eval_on_selector("#boundary-chart", "el => [...new Set(el.data[1].hovertext)]")
+    assert sorted(labels) == ["class left", "class rare", "class right"]
+    assert "a fixed sample of 2000 of its 3000 rows" in page.text_content("#boundary-note")
 
 
 def test_a_name_with_markup_is_shown_as_text(page, server):

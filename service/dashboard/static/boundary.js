@@ -1,10 +1,14 @@
 // The decision boundary of a finished job on a 2-D dataset: predictions over a grid
-// (POST /jobs/{id}/predict), with the training points on top when the spec holds them.
-import { api } from "./api.js";
+// (POST /jobs/{id}/predict), with the training points on top: a stored dataset's (inline
+// data is stored as one too) from GET /datasets/{id}/points, or an older spec's inline X.
+import { ApiError, api } from "./api.js";
 import { PALETTE, draw, plotlyText } from "./charts.js";
 import { h, replace } from "./dom.js";
 
 const GRID = 80;
+// Points drawn at most: a fixed, class-balanced sample of a larger dataset (the server's cap
+// is DELTAFLOW_MAX_DATASET_POINTS, 5000 by default).
+const MAX_POINTS = 2000;
 const TWO_D_GENERATORS = new Set(["xor", "circles", "moons", "spirals"]);
 // Where each built-in generator puts its points before noise (see service/generators.py).
 const GENERATOR_WINDOWS = {
@@ -31,18 +35,42 @@ async function inputDimension(dataset) {
   return null;
 }
 
+/** The job's training points, {X, y, total, sampled}, or null when none can be shown: a
+ * generated dataset, or a stored one that was deleted since. */
+async function trainingPoints(dataset) {
+  if (Array.isArray(dataset.X) && Array.isArray(dataset.y)) {
+    return { X: dataset.X, y: dataset.y, total: dataset.X.length, sampled: false };
+  }
+  if (!dataset.id) return null;
+  const path = `/datasets/${encodeURIComponent(dataset.id)}/points`;
+  try {
+    return await api.get(path, { max_points: MAX_POINTS, columns: "0,1" });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // An operator's cap below MAX_POINTS: ask for the server's default (its cap) instead.
+    if (error.status === 422) return api.get(path, { columns: "0,1" });
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
 function padded(low, high) {
   const span = high - low || 1;
   return [low - 0.15 * span, high + 0.15 * span];
 }
 
-/** The plotting window: the inline points' box, else the generator's known window widened
- * by its noise, else mean ± 3σ from the model's standardization, else ±2. */
-function window2d(dataset, model) {
-  if (Array.isArray(dataset.X)) {
+/** The plotting window: the training points' box, else the generator's known window
+ * widened by its noise, else mean ± 3σ from the model's standardization, else ±2. */
+function window2d(dataset, model, points) {
+  if (points?.X.length) {
     return [0, 1].map((axis) => {
-      const values = dataset.X.map((row) => row[axis]);
-      return padded(Math.min(...values), Math.max(...values));
+      let low = Infinity;
+      let high = -Infinity;
+      for (const row of points.X) {
+        low = Math.min(low, row[axis]);
+        high = Math.max(high, row[axis]);
+      }
+      return padded(low, high);
     });
   }
   const known = GENERATOR_WINDOWS[dataset.generator];
@@ -86,8 +114,9 @@ export async function renderBoundary(card, job) {
   replace(card, h("div", { class: "card-head" }, heading,
     h("span", { class: "muted small" }, `${GRID}×${GRID} grid, POST /predict`)), plot, note);
 
-  const model = await api.get(`/jobs/${encodeURIComponent(job.id)}/model`);
-  const [xRange, yRange] = window2d(dataset, model);
+  const [model, points] = await Promise.all([
+    api.get(`/jobs/${encodeURIComponent(job.id)}/model`), trainingPoints(dataset)]);
+  const [xRange, yRange] = window2d(dataset, model, points);
   const xs = linspace(xRange, GRID);
   const ys = linspace(yRange, GRID);
   const grid = [];
@@ -117,19 +146,27 @@ export async function renderBoundary(card, job) {
     showscale: Boolean(regression || binary), hoverinfo: "skip",
     colorbar: { title: { text: regression ? "prediction" : plotlyText(`P(class ${classes[1] ?? 1})`) }, thickness: 12 },
   }];
-  if (Array.isArray(dataset.X) && Array.isArray(dataset.y)) {
-    const colors = dataset.y.map((label) =>
-      regression ? (Array.isArray(label) ? label[0] : label) : PALETTE[classIndex(classes, label) % PALETTE.length]);
+  if (points?.X.length) {
+    const target = (label) => (Array.isArray(label) ? label[0] : label);
+    const colors = points.y.map((label) =>
+      regression ? target(label) : PALETTE[classIndex(classes, label) % PALETTE.length]);
     traces.push({
       type: "scatter", mode: "markers", name: "training data",
-      x: dataset.X.map((r) => r[0]), y: dataset.X.map((r) => r[1]),
+      x: points.X.map((r) => r[0]), y: points.X.map((r) => r[1]),
+      // Labels are user strings: escaped, so Plotly shows them as text, never as markup.
+      hovertext: points.y.map((label) => plotlyText(regression ? `target ${target(label)}` : `class ${label}`)),
+      hoverinfo: "text",
       marker: { color: colors, size: 7, line: { color: "#0f172a", width: 1 },
         colorscale: regression ? "Viridis" : undefined },
     });
-    note.textContent = "Background: the model's prediction at each grid point. Dots: the job's inline data.";
+    plot.dataset.points = String(points.X.length);
+    const shown = points.sampled
+      ? `a fixed sample of ${points.X.length} of its ${points.total} rows`
+      : `all ${points.total} rows`;
+    note.textContent = `Background: the model's prediction at each grid point. Dots: the job's dataset (${shown}, any validation split included).`;
   } else {
-    note.textContent = "Background: the model's prediction at each grid point. The API does not expose the "
-      + "points of generated or stored datasets, so only the boundary is drawn.";
+    const why = dataset.id ? "Its dataset was deleted" : "A generated dataset's points are not stored";
+    note.textContent = `Background: the model's prediction at each grid point. ${why}, so only the boundary is drawn.`;
   }
   if (!regression && !binary) {
     card.insertBefore(h("div", { class: "class-legend" }, classes.map((label, i) =>

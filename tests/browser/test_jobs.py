@@ -117,7 +117,7 @@ def test_finished_job_shows_boundary_and_downloads_its_model(page, server):
     assert downloaded == server.api("GET", f"/jobs/{job['id']}/model").json()
 
 
-def test_a_stored_datasets_boundary_draws_a_fixed_sample_of_its_points(page, server):
+def test_a_stored_datasets_boundary_draws_a_fixed_sample_of_its_points(page, server, problems):
     # 3000 rows in three classes, one of them rare: more than the chart draws (2000).
     X = [[(i % 60) / 20 - 1.5, (i // 60) / 20 - 1.25] for i in range(3000)]
     y = ["rare" if i % 500 == 0 else ("left" if row[0] < 0 else "right") for i, row in enumerate(X)]
@@ -133,6 +133,18 @@ def test_a_stored_datasets_boundary_draws_a_fixed_sample_of_its_points(page, ser
     labels = page.eval_on_selector("#boundary-chart", "el => [...new Set(el.data[1].hovertext)]")
     assert sorted(labels) == ["class left", "class rare", "class right"]
     assert "a fixed sample of 2000 of its 3000 rows" in page.text_content("#boundary-note")
+
+    # Deleted since (its job finished): the model still draws the boundary, alone.
+    assert server.api("DELETE", f"/datasets/{spec['dataset']['id']}").status_code == 204
+    page.reload()
+    page.wait_for_selector("#boundary-chart .main-svg")
+    assert page.eval_on_selector("#boundary-chart", "el => el.data.length") == 1
+    assert "Its dataset was deleted" in page.text_content("#boundary-note")
+    # The browser logs the two expected 404s (the dataset and its points) as console errors.
+    expected = f"/datasets/{spec['dataset']['id']}"
+    problems.console_errors[:] = [
+        e for e in problems.console_errors if not ("404" in e and expected in e)
+    ]
 
 
 def test_a_name_with_markup_is_shown_as_text(page, server):

@@ -21,7 +21,7 @@ const GENERATOR_WINDOWS = {
 };
 
 /** How many input features the job's data has, or null when it cannot be told. */
-async function inputDimension(dataset) {
+async function inputDimension(dataset, job) {
   if (Array.isArray(dataset.X)) return dataset.X[0]?.length ?? null;
   if (dataset.generator) {
     if (TWO_D_GENERATORS.has(dataset.generator)) return 2;
@@ -29,8 +29,15 @@ async function inputDimension(dataset) {
     return dataset.n_features ?? 2;
   }
   if (dataset.id) {
-    const stored = await api.get(`/datasets/${encodeURIComponent(dataset.id)}`);
-    return stored.n_features ?? null;
+    try {
+      const stored = await api.get(`/datasets/${encodeURIComponent(dataset.id)}`);
+      return stored.n_features ?? null;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      // Deleted since: the trained model still knows its input size.
+      const model = await api.get(`/jobs/${encodeURIComponent(job.id)}/model`);
+      return model.layer_sizes?.[0] ?? null;
+    }
   }
   return null;
 }
@@ -105,7 +112,7 @@ function discreteScale(k) {
 /** Fill `card` with the boundary chart for a succeeded job, or say why there is none. */
 export async function renderBoundary(card, job) {
   const dataset = job.spec?.dataset || {};
-  const dimension = await inputDimension(dataset);
+  const dimension = await inputDimension(dataset, job);
   if (dimension !== 2) return;
   card.hidden = false;
   const plot = h("div", { class: "chart chart-square", id: "boundary-chart" });

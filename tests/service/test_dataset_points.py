@@ -141,6 +141,8 @@ def test_the_points_of_an_inline_job_are_its_data(backend_app):
         ("columns=-1", ["query", "columns"]),
         ("columns=", ["query", "columns"]),
         ("columns=%EF%BC%91", ["query", "columns"]),  # a fullwidth digit one
+        ("columns=" + "9" * 5000, ["query", "columns"]),
+        ("max_points=" + "9" * 5000, ["query", "max_points"]),
         ("columns=" + "0," * 20_000, ["query", "columns"]),
         ("colour=red", ["query", "colour"]),
         ("columns=0%00", ["query", "columns"]),

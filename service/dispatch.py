@@ -47,7 +47,7 @@ from sqlalchemy import Table, and_, case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service import heartbeats, lifecycle, quotas
+from service import heartbeats, lifecycle, logs, quotas
 from service.clock import db_now
 from service.config import Settings
 from service.db import dialect_insert
@@ -75,6 +75,7 @@ class Candidate:
     tenant_id: str
     queue: str
     created_at: datetime
+    request_id: str | None = None  # the submitting request's, for the worker's log lines
 
 
 def fair_order(
@@ -155,8 +156,10 @@ class Dispatcher:
         is only used then). Returns the ids sent; never raises."""
         sent: list[str] = []
         for job in chosen.picks:
-            if not self.send(job.id, job.queue):
-                break
+            # Sent as part of the request that submitted it, whoever's pass this is.
+            with logs.bound(request_id=job.request_id):
+                if not self.send(job.id, job.queue):
+                    break
             sent.append(job.id)
         unsent = [job.id for job in chosen.picks[len(sent) :]]
         if unsent:
@@ -225,13 +228,19 @@ class Dispatcher:
             .label("rank")
         )
         ranked = (
-            select(Job.id, Job.tenant_id, Job.queue, Job.created_at, rank)
+            select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, rank)
             .where(due, Job.tenant_id.in_(eligible))
             .subquery()
         )
         heads: dict[str, list[Candidate]] = {tenant: [] for tenant in eligible}
         for row in db.execute(
-            select(ranked.c.id, ranked.c.tenant_id, ranked.c.queue, ranked.c.created_at)
+            select(
+                ranked.c.id,
+                ranked.c.tenant_id,
+                ranked.c.queue,
+                ranked.c.created_at,
+                ranked.c.request_id,
+            )
             .where(ranked.c.rank <= free)
             .order_by(ranked.c.tenant_id, ranked.c.rank)
         ):

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from service import idempotency, lifecycle, quotas, search
+from service import idempotency, lifecycle, logs, quotas, search
 from service.config import Limits
 from service.cursors import paginate
 from service.db import first_row
@@ -78,6 +78,7 @@ def create_job(
         epochs=canonical["training"]["epochs"],
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        request_id=logs.current("request_id"),
     )
     session.add(job)
     session.flush()

@@ -27,6 +27,8 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -60,6 +62,17 @@ def bind(**fields: str | None) -> None:
     """Set context fields for the rest of this thread's (or task's) work; None clears."""
     for name, value in fields.items():
         _VARS[name].set(value)
+
+
+@contextmanager
+def bound(**fields: str | None) -> Iterator[None]:
+    """Set context fields for the block only, then restore what was there."""
+    tokens = [(_VARS[name], _VARS[name].set(value)) for name, value in fields.items()]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 def clear() -> None:

@@ -184,6 +184,9 @@ class Job(Owned, Idempotent, Base):
     # Bumped on every write, so ETags change exactly when the representation does.
     version: Mapped[int] = mapped_column(Integer, default=1)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The submitting request's id: every send of the job carries it to the worker's log
+    # lines, whoever sends it (the API, another run's dispatch pass, the reaper).
+    request_id: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from service import logs
+from service.models import Job
 
 KEY = "dfk_abcdefgh" + "S3cretPartOfTheKey_-0123456789abcdefghijklm"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -71,3 +72,23 @@ def test_the_api_returns_and_assigns_request_ids(client, auth):
     assert given.headers["X-Request-ID"] == "mine-1"
     assigned = client.get("/healthz")
     assert len(assigned.headers["X-Request-ID"]) == 32
+
+
+def test_a_job_keeps_the_request_id_that_submitted_it(client, auth, factory, spec):
+    """Stored with the job, so whoever sends it later names that request in its message."""
+    answer = client.post("/api/v1/jobs", json=spec, headers={**auth, "X-Request-ID": "submit-7"})
+    assert answer.status_code == 202, answer.get_json()
+    with factory() as session:
+        job = session.get(Job, answer.get_json()["id"])
+        assert job is not None
+        assert job.request_id == "submit-7"
+
+
+def test_bound_sets_the_fields_for_the_block_only():
+    logs.bind(request_id="outer")
+    try:
+        with logs.bound(request_id="inner", job_id="j"):
+            assert (logs.current("request_id"), logs.current("job_id")) == ("inner", "j")
+        assert (logs.current("request_id"), logs.current("job_id")) == ("outer", None)
+    finally:
+        logs.clear()

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from service import heartbeats, lifecycle
+from service import heartbeats, lifecycle, logs
 from service.db import transaction
 from service.dispatch import Candidate, Dispatcher, fair_order
 from service.models import Job, Tenant, TenantQuota, WorkerHeartbeat
@@ -176,3 +176,25 @@ def test_concurrent_passes_never_send_a_job_twice(db):
     assert len(sent) == len(set(sent)) == 13
     assert set(sent) <= set(ids)
     assert sorted(tenant_names(db, sent)).count("t0") in (4, 5)  # spread over the tenants
+
+
+def test_each_send_names_the_request_that_submitted_the_job(db):
+    """Whoever's pass sends a job (the API's, another run's at its finish, the reaper's),
+    its message names the request that submitted it, never the sender's own."""
+    ids = [insert_job(db, tiny_spec(), tenant="b") for _ in range(2)]
+    with transaction(db) as session:
+        session.execute(update(Job).where(Job.id == ids[0]).values(request_id="submit-0"))
+    workers(db, 2)
+    seen = []
+
+    def send(job_id, queue):
+        seen.append((job_id, logs.current("request_id")))
+        return True
+
+    logs.bind(request_id="the-finishing-run")
+    try:
+        assert run(db, send, margin=0) == ids
+        assert logs.current("request_id") == "the-finishing-run"
+    finally:
+        logs.clear()
+    assert seen == [(ids[0], "submit-0"), (ids[1], None)]

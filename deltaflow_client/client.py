@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,19 @@ class Client:
 
     def dataset(self, dataset_id: str) -> dict[str, Any]:
         return self._json("GET", f"/datasets/{segment(dataset_id)}")
+
+    def dataset_points(
+        self, dataset_id: str, max_points: int | None = None, columns: Sequence[int] = ()
+    ) -> dict[str, Any]:
+        """A fixed sample of a stored dataset's rows for plotting, ``{X, y, total, sampled,
+        ...}``: at most ``max_points`` rows (the server's default and cap when None), every
+        class kept; ``columns`` picks feature indices (all when empty)."""
+        params: dict[str, Any] = {}
+        if max_points is not None:
+            params["max_points"] = max_points
+        if columns:
+            params["columns"] = ",".join(str(int(c)) for c in columns)
+        return self._json("GET", f"/datasets/{segment(dataset_id)}/points", params=params)
 
     def datasets(self, **query: Any) -> Iterator[dict[str, Any]]:
         return self._pages("/datasets", dict(query))

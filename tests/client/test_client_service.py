@@ -187,6 +187,13 @@ def test_datasets_from_csv_npz_and_arrays_train_and_predict(client, tmp_path):
         assert dataset["classes"] == [0, 1]
     assert from_lists["sha256"] == from_arrays["sha256"]  # the same values, the same blob
     assert client.dataset(from_csv["id"])["id"] == from_csv["id"]
+    sample = client.dataset_points(from_npz["id"], max_points=4, columns=[1])
+    assert (sample["total"], sample["sampled"], len(sample["X"])) == (16, True, 4)
+    assert all(len(row) == 1 for row in sample["X"])
+    assert set(sample["y"]) == {0, 1}  # every class kept
+    everything = client.dataset_points(from_lists["id"])
+    assert everything["X"] == XOR_X
+    assert everything["y"] == XOR_Y
 
     job = client.wait(
         client.submit_job(xor_job(from_csv["id"]))["id"], progress=False, timeout=WAIT

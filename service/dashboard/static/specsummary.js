@@ -11,7 +11,7 @@ function dataset(spec) {
   let source;
   if (spec.generator) source = `${spec.generator} (${spec.n_samples} samples, noise ${spec.noise}, seed ${spec.seed})`;
   else if (Array.isArray(spec.X)) source = `inline ${spec.X.length} × ${spec.X[0]?.length ?? 0}`;
-  else if (spec.inline) source = "inline (arrays on the job's own page)";
+  else if (spec.inline) source = `inline, stored once as dataset ${spec.id}`;
   else source = `stored ${spec.id}`;
   const options = [];
   if (spec.validation_split) options.push(`${Math.round(spec.validation_split * 100)}% validation`);

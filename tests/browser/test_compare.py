@@ -43,6 +43,18 @@ def test_parallel_coordinates_importance_and_what_differs(page, server, sweep):
     )
     assert values == {job["id"]: job["summary"]["val_loss"]["last"] for job in summary["jobs"]}
     assert len(page.locator(f"{plot} g.pc-axis").all()) == 3
+    # Coloured by rank on the metric (lowest loss brightest), not by value: evenly spread
+    # over the colour scale whatever outliers the sweep has.
+    drawn = page.locator(f"{plot} path.pc-line").evaluate_all(
+        "ls => ls.map(l => [l.dataset.jobId, l.getAttribute('stroke')])"
+    )
+    best_first = sorted(values, key=lambda job_id: values[job_id])
+    expected = page.evaluate(
+        "n => import('/static/parcoords.js').then("
+        "m => Array.from({length: n}, (_, r) => m.viridis((n - 1 - r) / (n - 1))))",
+        len(best_first),
+    )
+    assert dict(drawn) == dict(zip(best_first, expected, strict=True))
 
     # Importance: the bars in the API's order, the learning rate first.
     page.wait_for_function(

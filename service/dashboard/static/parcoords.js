@@ -1,5 +1,5 @@
 // A sweep's parallel coordinates: one axis per parameter whose values differ between the
-// jobs, and the chosen metric last; one line per job, coloured by the metric.
+// jobs, and the chosen metric last; one line per job, coloured by its rank on the metric.
 import { h } from "./dom.js";
 
 /** {path: [value per job]} of the parameters whose values differ between `jobs`. */
@@ -114,20 +114,22 @@ export function parcoordsPlot() {
       const y = (v) => (high === low ? (TOP + HEIGHT - BOTTOM) / 2 : HEIGHT - BOTTOM - ((v - low) / (high - low)) * (HEIGHT - BOTTOM - TOP));
       return { low, high, y };
     });
-    const [cLow, cHigh] = [Math.min(...colour), Math.max(...colour)];
-    const shade = (v) => {
-      const t = cHigh === cLow ? 0.5 : (v - cLow) / (cHigh - cLow);
-      return viridis(mode === "min" ? 1 - t : t); // the best jobs bright either way
-    };
     const lines = svg("g", { class: "pc-lines" });
     // Worst first, so the best lines are drawn on top.
-    const order = rated.map((_, i) => i).sort((a, b) => (mode === "min" ? colour[b] - colour[a] : colour[a] - colour[b]));
-    for (const i of order) {
+    const order = rated.map((_, i) => i).sort((a, b) => (mode === "min" ? colour[b] - colour[a] : colour[a] - colour[b]) || a - b);
+    // Coloured by rank, not by value: a few diverged runs would give every other line of a
+    // big sweep the same colour. The best is brightest either way. Many lines are drawn
+    // fainter (the best ten stay solid), so a thousand jobs read as densities.
+    const faint = Math.min(0.85, Math.max(0.12, 60 / rated.length));
+    order.forEach((i, rank) => {
+      const shade = viridis(rated.length > 1 ? rank / (rated.length - 1) : 1);
       const d = dimensions.map((dim, k) => `${k ? "L" : "M"}${(left + k * step).toFixed(1)},${scales[k].y(dim.values[i]).toFixed(1)}`).join("");
-      const line = svg("path", { d, class: "pc-line", stroke: shade(colour[i]), "data-job-id": rated[i].id, "data-value": colour[i] });
+      const best = rank >= rated.length - 10;
+      const line = svg("path", { d, class: "pc-line", stroke: shade, "stroke-opacity": best ? 1 : faint,
+        "data-job-id": rated[i].id, "data-value": colour[i], "data-rank": rated.length - 1 - rank });
       line.append(svg("title", {}, `${rated[i].name || rated[i].id}: ${tick(colour[i])}`));
       lines.append(line);
-    }
+    });
     root.append(lines);
     dimensions.forEach((dim, k) => {
       const x = left + k * step;

@@ -233,7 +233,12 @@ def idempotency_headers(name: str, repeat: str) -> type[BaseModel]:
     ``name`` must end in ``Headers``: a validation error then points at the header.
     """
     key = Field(
-        default=None, alias="Idempotency-Key", min_length=1, max_length=200, description=repeat
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x20-\x7e]+$",  # printable ASCII: it is stored, compared and logged
+        description=repeat,
     )
     return create_model(name, __base__=RequestModel, idempotency_key=(str | None, key))
 

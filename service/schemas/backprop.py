@@ -55,7 +55,11 @@ class TraceRequest(_BackpropRequest):
 
 class GradientCheckRequest(_BackpropRequest):
     epsilon: float = Field(
-        default=1e-4, gt=0.0, le=1.0, allow_inf_nan=False, description="Centered-difference ε."
+        default=1e-4,
+        ge=1e-10,  # below it, θ ± ε rounds to θ for weights of order one: no difference left
+        le=1.0,
+        allow_inf_nan=False,
+        description="Centered-difference ε (at least 1e-10).",
     )
     threshold: float = Field(
         default=1e-7, gt=0.0, le=1.0, allow_inf_nan=False, description="passed below this."

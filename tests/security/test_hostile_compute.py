@@ -87,6 +87,17 @@ def test_small_backprop_requests_still_answer(client, auth):
     assert client.post(API + "/backprop/trace", json=body, headers=auth).status_code == 200
 
 
+@pytest.mark.parametrize("epsilon", [5e-324, 1e-300, 9e-11])
+def test_a_gradient_check_epsilon_too_small_to_differ_is_a_422(client, auth, epsilon):
+    # θ ± ε == θ for weights of order one: the "numerical gradient" would be all zeros.
+    body = {**backprop_body([3], 4), "epsilon": epsilon}
+    response = client.post(API + "/backprop/gradient-check", json=body, headers=auth)
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert response.get_json()["errors"][0]["loc"] == ["body", "epsilon"]
+    body["epsilon"] = 1e-10
+    assert client.post(API + "/backprop/gradient-check", json=body, headers=auth).status_code == 200
+
+
 # --- predict ----------------------------------------------------------------------------
 
 

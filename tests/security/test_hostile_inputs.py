@@ -223,6 +223,18 @@ def test_nul_in_ids_and_queries_is_a_422(hostile):
     still_healthy(client, auth)
 
 
+@pytest.mark.parametrize("key", ["k\x01", "k\x7f", "clé", "new\x1bline"])
+def test_an_idempotency_key_is_printable_ascii(hostile, key):
+    # It is stored, compared and written to logs: control and non-ASCII characters are refused.
+    client, auth, stored = hostile
+    before = stored()
+    response = client.post(f"{API}/jobs", json=SPEC, headers={**auth, "Idempotency-Key": key})
+    assert_4xx(response, 422, ["header", "Idempotency-Key"])
+    assert stored() == before
+    fine = client.post(f"{API}/jobs", json=SPEC, headers={**auth, "Idempotency-Key": "a b-1"})
+    assert fine.status_code == 202, fine.get_data(as_text=True)[:300]
+
+
 # --- content types and sizes ------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
@@ -76,13 +77,25 @@ def add_many(
         {"name": name, "labels": label_text(labels), "shard": shard, "value": float(amount)}
         for name, amount, labels in amounts
     ]
-    insert = dialect_insert(session)(MetricCount.__table__).values(rows)
-    session.execute(
-        insert.on_conflict_do_update(
+    # executemany of one statement built once: a multi-VALUES literal cannot be cached,
+    # so SQLAlchemy compiled it afresh at every finish (its largest compile per tiny job).
+    session.execute(_upsert(session), rows)
+
+
+_UPSERTS: dict[Any, Any] = {}
+
+
+def _upsert(session: Session) -> Any:
+    """``metric_counts``' add-to-value upsert of one row, built once per dialect."""
+    make = dialect_insert(session)
+    upsert = _UPSERTS.get(make)
+    if upsert is None:
+        insert = make(MetricCount.__table__)
+        upsert = _UPSERTS[make] = insert.on_conflict_do_update(
             index_elements=["name", "labels", "shard"],
             set_={"value": MetricCount.value + insert.excluded.value},
         )
-    )
+    return upsert
 
 
 def observe_duration(

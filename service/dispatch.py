@@ -41,9 +41,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Integer, String, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -184,28 +185,12 @@ class Dispatcher:
         stamp = _lock(session)  # the database's clock, unless the caller fixed the time
         now = now or stamp
         stale = now - timedelta(seconds=self.resend_after_seconds)
-        alive = WorkerHeartbeat.seen_at > now - timedelta(seconds=self.worker_ttl_seconds)
-        slots = select(func.coalesce(func.sum(func.coalesce(WorkerHeartbeat.slots, 1)), 0))
-        workers = select(func.count()).select_from(WorkerHeartbeat)
-        queued = Job.status == JobStatus.queued.value
-        flying = or_(Job.status.in_(ACTIVE), and_(queued, Job.dispatched_at >= stale))
-        due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
+        alive_after = now - timedelta(seconds=self.worker_ttl_seconds)
+        read_tenants, read_heads = _reads()  # built once: a pass runs after every job
         # Per tenant with unfinished jobs: in flight, waiting, and its own running quota; on
         # every row, the live workers' slots and their number (no tenant row: nothing to do).
         db = session.connection()  # Core reads: no ORM execution path per statement
-        tenants = db.execute(
-            select(
-                Job.tenant_id,
-                func.sum(case((flying, 1), else_=0)).label("flying"),
-                func.sum(case((due, 1), else_=0)).label("waiting"),
-                TenantQuota.max_running_jobs.label("own"),
-                slots.where(alive).scalar_subquery().label("slots"),
-                workers.where(alive).scalar_subquery().label("workers"),
-            )
-            .outerjoin(TenantQuota, TenantQuota.tenant_id == Job.tenant_id)
-            .where(Job.status.in_([JobStatus.queued.value, *ACTIVE]))
-            .group_by(Job.tenant_id, TenantQuota.max_running_jobs)
-        ).all()
+        tenants = db.execute(read_tenants, {"stale": stale, "alive_after": alive_after}).all()
         if not tenants:
             return Chosen([], now)
         capacity = int(tenants[0].slots) + self.margin * max(int(tenants[0].workers), 1)
@@ -221,29 +206,8 @@ class Dispatcher:
         if free <= 0 or not eligible:
             return Chosen([], now)
         # Each eligible tenant's next jobs, in its own order, in one statement.
-        interactive_first = case((Job.queue == Queue.interactive.value, 0), else_=1)
-        rank = (
-            func.row_number()
-            .over(partition_by=Job.tenant_id, order_by=(interactive_first, Job.created_at, Job.id))
-            .label("rank")
-        )
-        ranked = (
-            select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, rank)
-            .where(due, Job.tenant_id.in_(eligible))
-            .subquery()
-        )
         heads: dict[str, list[Candidate]] = {tenant: [] for tenant in eligible}
-        for row in db.execute(
-            select(
-                ranked.c.id,
-                ranked.c.tenant_id,
-                ranked.c.queue,
-                ranked.c.created_at,
-                ranked.c.request_id,
-            )
-            .where(ranked.c.rank <= free)
-            .order_by(ranked.c.tenant_id, ranked.c.rank)
-        ):
+        for row in db.execute(read_heads, {"stale": stale, "eligible": eligible, "free": free}):
             if len(heads[row.tenant_id]) < room[row.tenant_id]:
                 heads[row.tenant_id].append(Candidate(*row))
         picks = fair_order(heads, in_flight, caps, free)
@@ -256,30 +220,94 @@ def _lock(session: Session) -> datetime:
     """Take the dispatcher row: the first write of a pass's own transaction (as in every
     transaction here: see ``service.lifecycle``), or the last of a run's finish, which
     already holds its job's row (``lifecycle.complete``). Returns the database's clock."""
+    set_timeouts, take = _lock_statements()
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(
-                func.set_config("lock_timeout", str(LOCK_TIMEOUT_MS), True),
-                func.set_config("idle_in_transaction_session_timeout", str(IDLE_TIMEOUT_MS), True),
-            )
-        )
-    values = {"passes": DispatcherLock.passes + 1, "holder": _holder(), "pass_at": db_now()}
-    statement = (
-        update(cast(Table, DispatcherLock.__table__))  # Core: no ORM bulk-update path
-        .where(DispatcherLock.id == LOCK_ROW)
-        .values(**values)
-        .returning(DispatcherLock.pass_at)
-    )
-    stamp = session.execute(statement).scalar_one_or_none()
+        session.execute(set_timeouts)
+    holder = {"lock_holder": _holder()}
+    stamp = session.execute(take, holder).scalar_one_or_none()
     if stamp is None:
         # A database made without the migration's row: make it once, then lock it.
         row = {"id": LOCK_ROW, "passes": 0}
         insert = dialect_insert(session)(DispatcherLock).values(**row).on_conflict_do_nothing()
         session.execute(insert)
-        stamp = session.execute(statement).scalar_one()
+        stamp = session.execute(take, holder).scalar_one()
     value = as_utc(stamp)
     assert value is not None
     return value
+
+
+@lru_cache(maxsize=1)
+def _reads() -> tuple[Any, Any]:
+    """A pass's two reads, built once with bound parameters (``stale``, ``alive_after``;
+    then ``eligible`` and ``free``): building them anew cost more CPU per tiny job than
+    anything else of the pass."""
+    stale = bindparam("stale", type_=Job.dispatched_at.type)
+    alive_after = bindparam("alive_after", type_=WorkerHeartbeat.seen_at.type)
+    alive = WorkerHeartbeat.seen_at > alive_after
+    slots = select(func.coalesce(func.sum(func.coalesce(WorkerHeartbeat.slots, 1)), 0))
+    workers = select(func.count()).select_from(WorkerHeartbeat)
+    queued = Job.status == JobStatus.queued.value
+    flying = or_(Job.status.in_(ACTIVE), and_(queued, Job.dispatched_at >= stale))
+    due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
+    tenants = (
+        select(
+            Job.tenant_id,
+            func.sum(case((flying, 1), else_=0)).label("flying"),
+            func.sum(case((due, 1), else_=0)).label("waiting"),
+            TenantQuota.max_running_jobs.label("own"),
+            slots.where(alive).scalar_subquery().label("slots"),
+            workers.where(alive).scalar_subquery().label("workers"),
+        )
+        .outerjoin(TenantQuota, TenantQuota.tenant_id == Job.tenant_id)
+        .where(Job.status.in_([JobStatus.queued.value, *ACTIVE]))
+        .group_by(Job.tenant_id, TenantQuota.max_running_jobs)
+    )
+    interactive_first = case((Job.queue == Queue.interactive.value, 0), else_=1)
+    rank = (
+        func.row_number()
+        .over(partition_by=Job.tenant_id, order_by=(interactive_first, Job.created_at, Job.id))
+        .label("rank")
+    )
+    ranked = (
+        select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, rank)
+        .where(
+            due, Job.tenant_id.in_(bindparam("eligible", type_=Job.tenant_id.type, expanding=True))
+        )
+        .subquery()
+    )
+    heads = (
+        select(
+            ranked.c.id,
+            ranked.c.tenant_id,
+            ranked.c.queue,
+            ranked.c.created_at,
+            ranked.c.request_id,
+        )
+        .where(ranked.c.rank <= bindparam("free", type_=Integer()))
+        .order_by(ranked.c.tenant_id, ranked.c.rank)
+    )
+    return tenants, heads
+
+
+@lru_cache(maxsize=1)
+def _lock_statements() -> tuple[Any, Any]:
+    """The lock's statements, built once: PostgreSQL's timeouts for this transaction, and
+    the UPDATE of the dispatcher row (``lock_holder`` bound) returning the database's clock."""
+    set_timeouts = select(
+        func.set_config("lock_timeout", str(LOCK_TIMEOUT_MS), True),
+        func.set_config("idle_in_transaction_session_timeout", str(IDLE_TIMEOUT_MS), True),
+    )
+    take = (
+        update(cast(Table, DispatcherLock.__table__))  # Core: no ORM bulk-update path
+        .where(DispatcherLock.id == LOCK_ROW)
+        .values(
+            passes=DispatcherLock.passes + 1,
+            holder=bindparam("lock_holder", type_=String()),
+            pass_at=db_now(),
+        )
+        .returning(DispatcherLock.pass_at)
+    )
+    return set_timeouts, take
 
 
 def _room(free: int, cap: int | None, in_flight: int) -> int:

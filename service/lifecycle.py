@@ -32,7 +32,6 @@ from sqlalchemy import (
     case,
     delete,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -379,34 +378,14 @@ def complete(
     """
     now = db_now()
     last = points[-1] if points else None
-    values: dict[str, Any] = {
-        "status": case(
-            (Job.cancel_requested.is_(True), JobStatus.cancelled.value),
-            else_=JobStatus.succeeded.value,
-        ),
-        "error": None,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "finished_at": now,
-        "updated_at": now,
-        "version": Job.version + 1,
-    }
-    if last is not None:  # jobs.epoch and jobs.metrics only move forward
-        newer = Job.epoch < last["epoch"]
-        metrics = literal(point_values(last), Job.__table__.c.metrics.type)
-        values["epoch"] = case((newer, last["epoch"]), else_=Job.epoch)
-        values["metrics"] = case((newer, metrics), else_=Job.metrics)
-    finish = (
-        update(JOBS)
-        .where(fenced(job_id, attempt))
-        .values(**values)
-        .returning(*_ENDED_COLUMNS)
-        .execution_options(synchronize_session=False)
-    )
+    finish = _finish_statement(last is not None)  # built once: job, attempt, point bound
+    fence = {"fence_job": job_id, "fence_attempt": attempt}
+    if last is not None:
+        fence |= {"last_epoch": last["epoch"], "last_metrics": point_values(last)}
     with transaction(factory) as session:
         # The fenced write first: a run that lost its job writes nothing (not even points),
         # and from here this transaction holds the job's row.
-        row = session.execute(finish).one_or_none()
+        row = session.execute(finish, fence).one_or_none()
         if row is None:
             return None
         status = JobStatus(row.status)
@@ -425,6 +404,44 @@ def complete(
                 session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
         chosen = dispatch(session) if dispatch is not None else None
     return Completed(status.value, subscribed, chosen)
+
+
+@lru_cache(maxsize=2)
+def _finish_statement(with_point: bool) -> Any:
+    """``complete``'s fenced UPDATE, built once (with or without a last point): the job
+    (``fence_job``, ``fence_attempt``) and its last point (``last_epoch``,
+    ``last_metrics``) are bound. Constructing it per finish cost CPU in every tiny job."""
+    now = db_now()
+    values: dict[str, Any] = {
+        "status": case(
+            (Job.cancel_requested.is_(True), JobStatus.cancelled.value),
+            else_=JobStatus.succeeded.value,
+        ),
+        "error": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "finished_at": now,
+        "updated_at": now,
+        "version": Job.version + 1,
+    }
+    if with_point:  # jobs.epoch and jobs.metrics only move forward
+        epoch = bindparam("last_epoch", type_=JOBS.c.epoch.type)
+        newer = Job.epoch < epoch
+        metrics = bindparam("last_metrics", type_=JOBS.c.metrics.type)
+        values["epoch"] = case((newer, epoch), else_=Job.epoch)
+        values["metrics"] = case((newer, metrics), else_=Job.metrics)
+    fence = and_(
+        Job.id == bindparam("fence_job", type_=Job.id.type),
+        Job.attempt == bindparam("fence_attempt", type_=JOBS.c.attempt.type),
+        Job.status.in_(ACTIVE),
+    )
+    return (
+        update(JOBS)
+        .where(fence)
+        .values(**values)
+        .returning(*_ENDED_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:

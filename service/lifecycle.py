@@ -132,9 +132,27 @@ def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime | No
     """Record that these jobs, if still queued, are being sent, in one UPDATE (a dispatch
     pass sends again the queued jobs whose dispatch is stale or missing). On the
     database's clock (a pass reads it once and passes it; ``service.clock``)."""
-    now = now_or_db(now)
-    where = and_(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value)
-    _update(session, where, dispatched_at=now, updated_at=now, version=Job.version + 1)
+    statement = _mark_statement(now is None)  # built once: a pass runs after every job
+    params: dict[str, Any] = {"dispatch_ids": list(job_ids)}
+    if now is not None:
+        params["dispatch_stamp"] = now
+    session.execute(statement, params)
+
+
+@lru_cache(maxsize=2)
+def _mark_statement(on_db_clock: bool) -> Any:
+    """``mark_dispatched``'s UPDATE (ids bound as ``dispatch_ids``; the time is the
+    database's clock or ``dispatch_stamp``)."""
+    stamp = (
+        db_now() if on_db_clock else bindparam("dispatch_stamp", type_=JOBS.c.dispatched_at.type)
+    )
+    ids = bindparam("dispatch_ids", type_=Job.id.type, expanding=True)
+    where = and_(Job.id.in_(ids), Job.status == JobStatus.queued.value)
+    return (
+        update(JOBS)
+        .where(where)
+        .values(dispatched_at=stamp, updated_at=stamp, version=Job.version + 1)
+    )
 
 
 def undo_dispatch(session: Session, job_ids: Sequence[str], stamp: datetime) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import webhook_delivery
@@ -165,14 +165,18 @@ def list_deliveries(
 # --- the outbox (inside the transaction of the change) --------------------------------------
 
 
+# A tenant's webhooks, read at every job's end: built once (tenant bound).
+_SUBSCRIBED = select(Webhook.id, Webhook.events).where(
+    Webhook.tenant_id == bindparam("webhook_tenant", type_=Webhook.tenant_id.type)
+)
+
+
 def job_ended(session: Session, job_id: str, row: Any) -> bool:
     """Outbox rows for a job that just reached a final status (``row``: its columns).
     False when the tenant has no webhook, so no delivery can have been written (a run
     then has nothing to relay)."""
     now = as_utc(row.finished_at) or utcnow()
-    subscribed = session.execute(
-        select(Webhook.id, Webhook.events).where(Webhook.tenant_id == row.tenant_id)
-    ).all()
+    subscribed = session.execute(_SUBSCRIBED, {"webhook_tenant": row.tenant_id}).all()
     if not subscribed:
         return False
     event = JOB_EVENTS.get(row.status)

@@ -204,13 +204,13 @@ def seed_curves_through_the_kernel(
     """Give each job ``plans[job_id]`` epochs of curve, written as a worker writes them.
 
     The only place where this benchmark uses the service's internals: the run-side kernel
-    (``service.lifecycle``) claims each queued job, flushes ``flush_every`` epochs per
-    transaction as a run does once a second, and finishes it succeeded (with an empty
-    model: nothing here reads it). Whatever the flush maintains besides the points
-    (versions, metrics, any stored summaries) is therefore maintained here too. Update
-    this function if the kernel's run-side signatures change.
+    (``service.job_claim``, ``job_progress``, ``job_finish``) claims each queued job,
+    flushes ``flush_every`` epochs per transaction as a run does once a second, and
+    finishes it succeeded (with an empty model: nothing here reads it). Whatever the flush
+    maintains besides the points (versions, metrics, any stored summaries) is therefore
+    maintained here too. Update this function if the kernel's run-side signatures change.
     """
-    from service import lifecycle
+    from service import job_claim, job_finish, job_progress
     from service.db import make_engine, make_sessionmaker
 
     engine = make_engine(database_url)
@@ -219,7 +219,7 @@ def seed_curves_through_the_kernel(
     layers = len(HIDDEN) + 1
     try:
         for job_id, epochs in plans.items():
-            claim = lifecycle.claim(
+            claim = job_claim.claim(
                 factory, job_id, "bench-seed", lease_seconds=3600, max_attempts=3
             )
             if claim is None:
@@ -230,10 +230,14 @@ def seed_curves_through_the_kernel(
                 points = [
                     synthetic_point(e, epochs, rng, layer_count) for e in range(first, last + 1)
                 ]
-                pulse = lifecycle.flush(factory, job_id, claim.attempt, points, lease_seconds=3600)
+                pulse = job_progress.flush(
+                    factory, job_id, claim.attempt, points, lease_seconds=3600
+                )
                 if not pulse.alive:
                     raise RuntimeError(f"job {job_id} lost its seeding claim")
-            if not lifecycle.finish_succeeded(factory, job_id, claim.attempt, weights=b"", meta={}):
+            if not job_finish.finish_succeeded(
+                factory, job_id, claim.attempt, weights=b"", meta={}
+            ):
                 raise RuntimeError(f"job {job_id} could not be finished")
     finally:
         engine.dispose()

@@ -12,7 +12,7 @@ one upsert; no read for a job's first points, whose blocks hold nothing else), a
 after the copied epoch.
 
 Kernel code: no Flask, no Celery, no worker imports. Call it inside the run's fenced
-transaction (``service.lifecycle``).
+transaction (``service.job_progress``, ``service.job_finish``).
 """
 
 from __future__ import annotations

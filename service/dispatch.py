@@ -48,7 +48,7 @@ from sqlalchemy import Integer, String, Table, and_, bindparam, case, func, or_,
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service import heartbeats, lifecycle, logs, quotas
+from service import heartbeats, job_transitions, logs, quotas
 from service.clock import db_now
 from service.config import Settings
 from service.db import dialect_insert
@@ -165,7 +165,7 @@ class Dispatcher:
         unsent = [job.id for job in chosen.picks[len(sent) :]]
         if unsent:
             try:
-                lifecycle.undo_dispatch(session, unsent, chosen.stamp)
+                job_transitions.undo_dispatch(session, unsent, chosen.stamp)
                 session.commit()
             except DBAPIError:
                 session.rollback()  # they are sent again once their dispatch is stale
@@ -180,7 +180,7 @@ class Dispatcher:
         """Lock, count, choose and record the picks (stamped ``now``) in the caller's
         transaction; its commit releases the lock, and only then may ``send_chosen`` send
         them. A run's finish calls it inside its own transaction (one commit for both:
-        ``lifecycle.complete``). Few statements: a pass runs after every job, and a tiny
+        ``job_finish.complete``). Few statements: a pass runs after every job, and a tiny
         job is about a dozen statements of its own."""
         stamp = _lock(session)  # the database's clock, unless the caller fixed the time
         now = now or stamp
@@ -212,14 +212,14 @@ class Dispatcher:
                 heads[row.tenant_id].append(Candidate(*row))
         picks = fair_order(heads, in_flight, caps, free)
         if picks:
-            lifecycle.mark_dispatched(session, [job.id for job in picks], now=now)
+            job_transitions.mark_dispatched(session, [job.id for job in picks], now=now)
         return Chosen(picks, now)
 
 
 def _lock(session: Session) -> datetime:
     """Take the dispatcher row: the first write of a pass's own transaction (as in every
-    transaction here: see ``service.lifecycle``), or the last of a run's finish, which
-    already holds its job's row (``lifecycle.complete``). Returns the database's clock."""
+    transaction here: see ``service.job_writes``), or the last of a run's finish, which
+    already holds its job's row (``job_finish.complete``). Returns the database's clock."""
     set_timeouts, take = _lock_statements()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(set_timeouts)

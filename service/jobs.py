@@ -3,7 +3,7 @@
 Functions take a session and return models or raise ``service.problems`` errors.
 ``create_job`` validates (``service.validation``), adds and flushes (a batch creates many
 jobs in one transaction); ``submit_job`` adds the Idempotency-Key handling, commits and
-dispatches. Writes to the job row are ``service.lifecycle``'s compare-and-sets.
+dispatches. Writes to the job row are ``service.job_transitions``' compare-and-sets.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from service import idempotency, lifecycle, logs, quotas, search
+from service import idempotency, job_transitions, logs, quotas, search
 from service.config import Limits
 from service.cursors import paginate
 from service.db import first_row
@@ -170,7 +170,7 @@ def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
             return job
         if status not in (JobStatus.queued, JobStatus.running):
             raise Conflict(f"job {job.id} is already {status}")
-        won = lifecycle.request_cancel(session, job.id, status)
+        won = job_transitions.request_cancel(session, job.id, status)
         session.commit()
         session.refresh(job)
         if won:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import lifecycle, tpe
+from service import job_writes, tpe
 from service.config import Limits
 from service.db import transaction
 from service.jobs import create_job
@@ -91,7 +91,7 @@ def grow(factory: sessionmaker[Session], batch_id: str, limits: Limits) -> list[
                 .values(growing=True)
                 .execution_options(synchronize_session=False)
             )
-            if not lifecycle.rowcount(locked):
+            if not job_writes.rowcount(locked):
                 return []
             batch = session.get(Batch, batch_id)
             assert batch is not None

@@ -1,7 +1,7 @@
 """Trained models: the one stored format, standardization, loading and prediction.
 
 The worker writes a model when a run succeeds (``weights_npz`` and ``model_meta``, stored
-by ``lifecycle.finish_succeeded``); the API reads it back (``get``), shows it
+by ``job_finish.finish_succeeded``); the API reads it back (``get``), shows it
 (``responses.trained_model``) and predicts with it. Both sides use this module, so the
 NPZ layout and the standardization are written once:
 

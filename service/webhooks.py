@@ -1,7 +1,7 @@
 """Webhooks per tenant: subscriptions, the outbox, and each delivery's attempts.
 
 - **Outbox.** When a job reaches a final status, ``job_ended`` (called by
-  ``service.lifecycle`` inside the very transaction of that change) inserts one
+  ``service.job_writes`` inside the very transaction of that change) inserts one
   ``webhook_deliveries`` row per subscribed webhook, with the exact body to send. So an
   event exists if and only if its change committed: none is lost when a process dies after
   the commit, none is sent for a change that rolled back. The last job of a batch to end

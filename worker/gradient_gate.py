@@ -1,7 +1,7 @@
 """The gradient check a job may ask for before training (``training.gradient_check: true``).
 
 The runner calls ``check_before_training`` once, before the first epoch of a fresh run,
-stores the report on the job (``service.lifecycle.record_gradient_check``, a fenced write,
+stores the report on the job (``service.job_progress.record_gradient_check``, a fenced write,
 so a stale run cannot overwrite it) and fails the job with ``gradient_check_failed`` when
 it did not pass.
 

@@ -11,8 +11,8 @@ import time
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from service import lifecycle
-from service.lifecycle import Claim
+from service import job_progress
+from service.job_claim import Claim
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class LeaseKeeper(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(self.interval):
             try:
-                pulse = lifecycle.heartbeat(
+                pulse = job_progress.heartbeat(
                     self.rt.factory,
                     self.claim.job_id,
                     self.claim.attempt,

@@ -28,10 +28,11 @@ from typing import Any, Protocol, TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import budgets, lifecycle, logs, schedulers
+from service import budgets, job_claim, job_finish, job_progress, logs, schedulers
 from service.build import Prepared, prepare
 from service.dispatch import Chosen
-from service.lifecycle import Claim, Pulse
+from service.job_claim import Claim
+from service.job_progress import Pulse
 from service.queue import dispatcher
 from service.schemas.records import point_from_stats
 from service.trained import model_meta, weights_npz
@@ -105,7 +106,7 @@ def run_delivery(
     """
     rt = rt or runtime()
     settings = rt.settings
-    claim = lifecycle.claim(
+    claim = job_claim.claim(
         rt.factory,
         job_id,
         rt.owner,
@@ -172,7 +173,7 @@ def check_gradients_before_training(prepared: Prepared, rt: Runtime, claim: Clai
         max_parameters=limits.gradcheck_parameters,
         seed=training.seed,
     )
-    if not lifecycle.record_gradient_check(rt.factory, claim.job_id, claim.attempt, report):
+    if not job_progress.record_gradient_check(rt.factory, claim.job_id, claim.attempt, report):
         raise _Stop(Outcome.lost)
     if not report["passed"]:
         raise GradientCheckFailed(gradient_gate.failure_message(report))
@@ -315,11 +316,11 @@ class _Run:
         )
 
         # The last points, the model, the finish and the next dispatch pass: one transaction
-        # (lifecycle.complete). A growing search's pass waits for its new trials (run_job).
+        # (job_finish.complete). A growing search's pass waits for its new trials (run_job).
         # If that transaction fails, the finish is retried alone (the pass may be what
         # failed; run_job then runs one of its own), patient with the database as always.
-        def finish(dispatch: Callable[[Any], Chosen] | None) -> lifecycle.Completed | None:
-            return lifecycle.complete(
+        def finish(dispatch: Callable[[Any], Chosen] | None) -> job_finish.Completed | None:
+            return job_finish.complete(
                 rt.factory,
                 self.job_id,
                 claim.attempt,
@@ -407,7 +408,7 @@ class _Run:
         self.flushed = True  # before the write: it may commit and still raise
         if checkpoint is not None:
             self.checkpointed = True
-        pulse = lifecycle.flush(
+        pulse = job_progress.flush(
             self.rt.factory,
             self.job_id,
             self.claim.attempt,
@@ -427,7 +428,9 @@ class _Run:
             raise _Stop(self._lost())
         if pulse.cancel_requested or self.keeper.cancel_requested:
             done = self._final(
-                lambda: lifecycle.finish_cancelled(self.rt.factory, self.job_id, self.claim.attempt)
+                lambda: job_finish.finish_cancelled(
+                    self.rt.factory, self.job_id, self.claim.attempt
+                )
             )
             log.info("job=%s cancelled", self.job_id)
             raise _Stop(Outcome.cancelled if done else Outcome.lost)
@@ -439,7 +442,7 @@ class _Run:
         if not pulse.alive:
             return self._lost()
         status = self._final(
-            lambda: lifecycle.release(self.rt.factory, self.job_id, self.claim.attempt)
+            lambda: job_finish.release(self.rt.factory, self.job_id, self.claim.attempt)
         )
         if status is None:
             return self._lost()
@@ -454,7 +457,9 @@ class _Run:
                 log.warning("job=%s could not flush the points before failing", self.job_id)
         error = {"type": kind, "message": message, "epoch": epoch}
         done = self._final(
-            lambda: lifecycle.finish_failed(self.rt.factory, self.job_id, self.claim.attempt, error)
+            lambda: job_finish.finish_failed(
+                self.rt.factory, self.job_id, self.claim.attempt, error
+            )
         )
         log.info("job=%s failed type=%s message=%s", self.job_id, kind, message)
         return Outcome.failed if done else Outcome.lost

@@ -3,12 +3,12 @@
 A run of a batch job with a scheduler asks ``reporting(factory, claim)`` once; at each epoch
 where ``due`` holds it flushes its points (and, for PBT, its checkpoint) with
 ``decide=reporting.at(epoch, attempt)``, so the points, the checkpoint, the decision and
-what the decision does commit in one transaction (``lifecycle.flush``):
+what the decision does commit in one transaction (``job_progress.flush``):
 
 - ``continue``: recorded; the run goes on.
-- ``stop``: the job ends ``cancelled`` (``lifecycle.stop_trial``); the run ends.
+- ``stop``: the job ends ``cancelled`` (``job_decisions.stop_trial``); the run ends.
 - ``exploit``: the job takes the parent's checkpoint and explored spec and is queued again
-  (``lifecycle.exploit``); the run ends and the job is dispatched to resume from there.
+  (``job_decisions.exploit``); the run ends and the job is dispatched to resume from there.
 
 Every decision is a ``trial_decisions`` row keyed by (job, generation, epoch). A report that
 finds one already — a run resumed from a checkpoint before an epoch it had reported —
@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import lifecycle
-from service.lifecycle import Claim
+from service import job_decisions
+from service.job_claim import Claim
 from service.models import Batch, Checkpoint, CurvePoint, Job, TrialDecision
 from service.problems import Invalid
 from service.schedulers.base import CONTINUE, Decision, Report, Scheduler, Sweep, Trial, sign
@@ -104,7 +104,7 @@ def report(session: Session, reporting: Reporting, epoch: int, attempt: int) -> 
     decision = reporting.scheduler.decide(config, Report(mine, epoch, generation), sweep)
     now = utcnow()
     if decision.action == "stop":
-        lifecycle.stop_trial(session, job_id, attempt, now)
+        job_decisions.stop_trial(session, job_id, attempt, now)
     elif decision.action == "exploit":
         decision = _exploit(session, reporting, decision, attempt, generation, me.origin, now)
     session.add(
@@ -146,7 +146,7 @@ def _exploit(
         "generation": generation + 1,
         "initial": first,
     }
-    copied = lifecycle.exploit(
+    copied = job_decisions.exploit(
         session, reporting.job_id, attempt, decision.parent, spec, params, new_origin, now
     )
     if copied is None:

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, cursors, curves, jobs, lifecycle, summaries
+from service import batches, cursors, curves, job_claim, job_finish, job_progress, jobs, summaries
 from service.config import Limits
 from service.models import Batch, CurvePoint, Job, Tenant
 from service.problems import Invalid, NotFound
@@ -222,11 +222,11 @@ def run_epochs(factory, job_id, attempt, first, last, loss=1.0):
         {"epoch": e, "train_loss": loss / e, "val_loss": loss / e + 0.1, "seconds": 0.01}
         for e in range(first, last + 1)
     ]
-    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+    assert job_progress.flush(factory, job_id, attempt, points, lease_seconds=60).alive
 
 
 def claim(factory, job_id):
-    claimed = lifecycle.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
+    claimed = job_claim.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
     assert claimed is not None
     return claimed.attempt
 
@@ -298,7 +298,7 @@ def test_summary_counts_progress_and_best_job(factory, session, tenants):
     for job_id, loss in zip(ids[:3], losses, strict=True):
         attempt = claim(factory, job_id)
         run_epochs(factory, job_id, attempt, 1, 30, loss=loss * 30)
-        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
+        assert job_finish.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
     attempt = claim(factory, ids[3])
     run_epochs(factory, ids[3], attempt, 1, 15, loss=0.01)  # better, but still running
     session.expire_all()
@@ -326,8 +326,8 @@ def test_without_a_validation_split_the_default_ranking_is_the_training_loss(
     for job_id, loss in zip(ids[:2], [0.6, 0.3], strict=True):
         attempt = claim(factory, job_id)
         points = [{"epoch": e, "train_loss": loss / e, "seconds": 0.01} for e in (1, 2)]
-        assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
-        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
+        assert job_progress.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+        assert job_finish.finish_succeeded(factory, job_id, attempt, weights=b"w", meta={})
     session.expire_all()
     summary = batches.summarize(session, batch, None, None)
     assert (summary["metric"], summary["mode"], summary["metric_defaulted"]) == (
@@ -349,14 +349,14 @@ def test_without_a_validation_split_the_default_ranking_is_the_training_loss(
 def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, session, tenants):
     batch, ids, _ = submit(session, tenants[0], name="cancel", base=BASE, grid=GRID)
     done = claim(factory, ids[0])
-    assert lifecycle.finish_succeeded(factory, ids[0], done, weights=b"w", meta={})
+    assert job_finish.finish_succeeded(factory, ids[0], done, weights=b"w", meta={})
     running = claim(factory, ids[1])
     result = batches.cancel_batch(session, tenants[0], batch.id)
     assert result["cancelled"] == ids[1:]
     statuses = [j.status for j in batches.batch_jobs(session, batch.id)]
     assert statuses == ["succeeded", "cancelling"] + ["cancelled"] * 4
     # The running job's next flush sees the request and the run ends cancelled.
-    pulse = lifecycle.flush(
+    pulse = job_progress.flush(
         factory,
         ids[1],
         running,
@@ -364,7 +364,7 @@ def test_cancel_stops_every_unfinished_job_and_leaves_finished_ones(factory, ses
         lease_seconds=60,
     )
     assert pulse.cancel_requested
-    assert lifecycle.finish_cancelled(factory, ids[1], running)
+    assert job_finish.finish_cancelled(factory, ids[1], running)
     session.expire_all()
     assert result["counts"]["cancelled"] == 4
     assert batches.cancel_batch(session, tenants[0], batch.id)["cancelled"] == []
@@ -413,7 +413,7 @@ def test_a_deleted_job_leaves_the_cursor_positions_of_the_others_intact(factory,
     attempts = {job_id: claim(factory, job_id) for job_id in ids[:3]}
     for job_id in ids[:3]:
         run_epochs(factory, job_id, attempts[job_id], 1, 3)
-    assert lifecycle.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
+    assert job_finish.finish_succeeded(factory, ids[1], attempts[ids[1]], weights=b"w", meta={})
     first = curves.batch_curves(session, batch, None, curves.CurveAsk(max_points=100), Limits())
     jobs.delete_job(session, tenants[0], ids[1])
     run_epochs(factory, ids[2], attempts[ids[2]], 4, 5)

@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from service import heartbeats, lifecycle
+from service import heartbeats, job_claim, job_finish, job_progress
 from service.app import create_app
 from service.models import Batch, Job
 from service.problems import PROBLEM_MEDIA_TYPE
@@ -240,7 +240,7 @@ def test_list_is_newest_first_and_paginated(client, env):
 
 def drive(factory, job_id, first, last, finish=False):
     """Play a run's writes through the run-side domain, as a worker does."""
-    claimed = lifecycle.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
+    claimed = job_claim.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
     attempt = claimed.attempt if claimed else None
     if attempt is None:  # already ours from an earlier call
         with factory() as session:
@@ -255,9 +255,9 @@ def drive(factory, job_id, first, last, finish=False):
         }
         for e in range(first, last + 1)
     ]
-    assert lifecycle.flush(factory, job_id, attempt, points, lease_seconds=60).alive
+    assert job_progress.flush(factory, job_id, attempt, points, lease_seconds=60).alive
     if finish:
-        assert lifecycle.finish_succeeded(factory, job_id, attempt, weights=b"", meta={})
+        assert job_finish.finish_succeeded(factory, job_id, attempt, weights=b"", meta={})
 
 
 def test_summary_best_job_metric_validation_and_etag(client, env):
@@ -387,13 +387,13 @@ def test_a_broker_outage_leaves_the_batch_queued_for_the_reaper(env, tmp_path):
 
 def drive_scaled(factory, job_id, last, scale):
     """A finished run whose losses are ``scale`` times the same curve (train 1/e, val 2/e)."""
-    claimed = lifecycle.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
+    claimed = job_claim.claim(factory, job_id, "test", lease_seconds=60, max_attempts=3)
     points = [
         {"epoch": e, "train_loss": scale / e, "val_loss": 2 * scale / e, "seconds": 0.01}
         for e in range(1, last + 1)
     ]
-    assert lifecycle.flush(factory, job_id, claimed.attempt, points, lease_seconds=60).alive
-    assert lifecycle.finish_succeeded(factory, job_id, claimed.attempt, weights=b"", meta={})
+    assert job_progress.flush(factory, job_id, claimed.attempt, points, lease_seconds=60).alive
+    assert job_finish.finish_succeeded(factory, job_id, claimed.attempt, weights=b"", meta={})
 
 
 def test_band_quantiles_best_k_and_the_nearest_job(client, env):
@@ -454,9 +454,9 @@ def test_band_of_a_batch_without_validation_ranks_by_training_loss(client, env, 
     body = {"name": "no val", "base": {**BASE, "dataset": {**BASE["dataset"]}}, "grid": GRID}
     del body["base"]["dataset"]["validation_split"]
     ids = post(client, body, auth(env)).get_json()["job_ids"]
-    claimed = lifecycle.claim(env[1], ids[0], "test", lease_seconds=60, max_attempts=3)
+    claimed = job_claim.claim(env[1], ids[0], "test", lease_seconds=60, max_attempts=3)
     points = [{"epoch": e, "train_loss": 1 / e, "seconds": 0.01} for e in (1, 2, 3)]
-    assert lifecycle.flush(env[1], ids[0], claimed.attempt, points, lease_seconds=60).alive
+    assert job_progress.flush(env[1], ids[0], claimed.attempt, points, lease_seconds=60).alive
     batch_id = client.get(f"/api/v1/jobs/{ids[0]}", headers=auth(env)).get_json()["batch_id"]
     got = client.get(f"/api/v1/batches/{batch_id}/band", headers=auth(env)).get_json()
     assert (got["metric"], got["metric_defaulted"], got["ranked"]) == ("train_loss", True, 1)

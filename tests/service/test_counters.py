@@ -8,7 +8,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from service import counters, heartbeats, lifecycle, recovery
+from service import counters, heartbeats, job_claim, job_finish, job_progress, recovery
 from service.db import transaction
 from service.metrics import render
 from service.models import Job
@@ -28,13 +28,13 @@ def samples(factory, settings) -> dict:
 def test_recoveries_epochs_and_durations_are_counted_with_their_change(factory, settings):
     lost = insert_job(factory, tiny_spec())
     ok = insert_job(factory, tiny_spec())
-    first = lifecycle.claim(factory, lost, "w:1", lease_seconds=60, max_attempts=3)
-    run = lifecycle.claim(factory, ok, "w:2", lease_seconds=60, max_attempts=3)
+    first = job_claim.claim(factory, lost, "w:1", lease_seconds=60, max_attempts=3)
+    run = job_claim.claim(factory, ok, "w:2", lease_seconds=60, max_attempts=3)
     assert first
     assert run
     points = [{"epoch": e, "train_loss": 1.0 / e, "seconds": 0.01} for e in (1, 2, 3)]
-    assert lifecycle.flush(factory, ok, run.attempt, points, lease_seconds=60).alive
-    assert lifecycle.finish_failed(factory, ok, run.attempt, {"type": "internal"})
+    assert job_progress.flush(factory, ok, run.attempt, points, lease_seconds=60).alive
+    assert job_finish.finish_failed(factory, ok, run.attempt, {"type": "internal"})
     # The first run's worker died: its lease expires and the reaper requeues the job.
     with transaction(factory) as session:
         past = utcnow() - timedelta(seconds=5)

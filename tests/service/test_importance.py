@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from service import lifecycle
+from service import job_claim, job_finish, job_progress
 from service.importance import importance, ranks
 
 # --- the method, on sweeps with a known answer ------------------------------------------------
@@ -116,14 +116,16 @@ def swept(client, auth, sessions):
     batch = client.get(f"/api/v1/batches/{answer.json['id']}", headers=auth).json
     for job in batch["jobs"]:
         lr, seed = job["params"]["training.optimizer.learning_rate"], job["params"]["training.seed"]
-        claim = lifecycle.claim(sessions, job["id"], "w", lease_seconds=60, max_attempts=3)
+        claim = job_claim.claim(sessions, job["id"], "w", lease_seconds=60, max_attempts=3)
         points = [
             {"epoch": e, "train_loss": v, "val_loss": v, "train_accuracy": 0.5, "seconds": 0.01}
             for e, v in enumerate(curve(lr, seed), start=1)
         ]
-        assert lifecycle.flush(sessions, job["id"], claim.attempt, points, lease_seconds=60).alive
+        assert job_progress.flush(
+            sessions, job["id"], claim.attempt, points, lease_seconds=60
+        ).alive
         if job["index"] != 11:  # the last one stays running: it does not count
-            assert lifecycle.finish_succeeded(
+            assert job_finish.finish_succeeded(
                 sessions, job["id"], claim.attempt, weights=b"", meta={}
             )
     return batch["id"]

@@ -1,5 +1,5 @@
 """Schedulers and searches on a real (SQLite) database, driven by the functions a run uses:
-``lifecycle.claim``, then ``lifecycle.flush`` with a scheduler's ``decide`` at a report
+``job_claim.claim``, then ``job_progress.flush`` with a scheduler's ``decide`` at a report
 epoch. The decisions, what they do to the jobs, and TPE trials made as others finish."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from service import batches, lifecycle, schedulers, searches
+from service import batches, job_claim, job_finish, job_progress, schedulers, searches
 from service.config import Limits
 from service.models import Checkpoint, CurvePoint, Job, TrialDecision
 from service.problems import Invalid
@@ -36,7 +36,7 @@ def submit(session, tenant, **body):
 
 
 def claim(factory, job_id):
-    claimed = lifecycle.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
+    claimed = job_claim.claim(factory, job_id, "test-worker", lease_seconds=60, max_attempts=3)
     assert claimed is not None
     return claimed
 
@@ -50,7 +50,7 @@ def report(factory, claimed, epochs, values, *, checkpoint=None):
         {"epoch": e, "train_loss": v, "val_loss": v, "train_accuracy": v, "seconds": 0.01}
         for e, v in zip(epochs, values, strict=True)
     ]
-    pulse = lifecycle.flush(
+    pulse = job_progress.flush(
         factory,
         claimed.job_id,
         claimed.attempt,
@@ -229,8 +229,8 @@ def tpe(trials=6, max_concurrent=2, seed=5, **extra):
 def finish(factory, job_id, value):
     claimed = claim(factory, job_id)
     point = {"epoch": 1, "train_loss": value, "val_loss": value, "seconds": 0.01}
-    assert lifecycle.flush(factory, job_id, claimed.attempt, [point], lease_seconds=60).alive
-    assert lifecycle.finish_failed(factory, job_id, claimed.attempt, {"type": "x"})
+    assert job_progress.flush(factory, job_id, claimed.attempt, [point], lease_seconds=60).alive
+    assert job_finish.finish_failed(factory, job_id, claimed.attempt, {"type": "x"})
 
 
 def trials_of(session, batch_id):

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import delete, select, text
 
-from service import curve_store, lifecycle, summaries
+from service import curve_store, job_claim, job_finish, job_progress, summaries
 from service.db import make_engine, transaction
 from service.migrate import alembic_config, upgrade
 from service.models import CurvePoint, Job, JobSummary, Tenant, curve_levels
@@ -78,17 +78,17 @@ def test_flushes_keep_the_summary_equal_to_the_curve_through_resumes(any_session
     factory, rng = any_sessions, random.Random(seed)
     job_id = new_job(factory)
     curve = [point(e, rng) for e in range(1, 61)]
-    claim = lifecycle.claim(factory, job_id, "w", lease_seconds=60, max_attempts=99)
+    claim = job_claim.claim(factory, job_id, "w", lease_seconds=60, max_attempts=99)
     done = 0
     while done < len(curve):
         if rng.random() < 0.3 and done:  # lost run: resume from an earlier checkpoint
             with transaction(factory) as session:
                 session.execute(text("UPDATE jobs SET status='queued' WHERE id=:i"), {"i": job_id})
-            claim = lifecycle.claim(factory, job_id, "w", lease_seconds=60, max_attempts=99)
+            claim = job_claim.claim(factory, job_id, "w", lease_seconds=60, max_attempts=99)
             done = rng.randrange(0, done)
         size = rng.randint(1, 7)
         chunk = curve[done : done + size]
-        assert lifecycle.flush(factory, job_id, claim.attempt, chunk, lease_seconds=60).alive
+        assert job_progress.flush(factory, job_id, claim.attempt, chunk, lease_seconds=60).alive
         done += size
         assert stored(factory, job_id) == truth(factory, job_id)
     assert stored(factory, job_id)["val_accuracy"] == dict.fromkeys(SUMMARY_STATS)
@@ -103,12 +103,12 @@ def test_a_finish_that_believes_it_writes_first_keeps_the_summary_right(
     nothing and both are merged as usual."""
     factory, rng = any_sessions, random.Random(7)
     job_id = new_job(factory, epochs=20)
-    claim = lifecycle.claim(factory, job_id, "w", lease_seconds=60, max_attempts=9)
+    claim = job_claim.claim(factory, job_id, "w", lease_seconds=60, max_attempts=9)
     curve = [point(e, rng) for e in range(1, 21)]
     if flushed_before:
-        assert lifecycle.flush(factory, job_id, claim.attempt, curve[:9], lease_seconds=60).alive
+        assert job_progress.flush(factory, job_id, claim.attempt, curve[:9], lease_seconds=60).alive
     rest = curve[9:] if flushed_before else curve
-    done = lifecycle.complete(
+    done = job_finish.complete(
         factory, job_id, claim.attempt, rest, weights=b"w", meta={}, first_write=True
     )
     assert done is not None
@@ -126,14 +126,14 @@ def test_a_finish_that_believes_it_writes_first_keeps_the_summary_right(
 def test_a_stale_runs_flush_changes_no_summary(sessions):
     job_id = new_job(sessions)
     rng = random.Random(5)
-    first = lifecycle.claim(sessions, job_id, "a", lease_seconds=60, max_attempts=9)
-    lifecycle.flush(sessions, job_id, first.attempt, [point(1, rng)], lease_seconds=60)
+    first = job_claim.claim(sessions, job_id, "a", lease_seconds=60, max_attempts=9)
+    job_progress.flush(sessions, job_id, first.attempt, [point(1, rng)], lease_seconds=60)
     before = stored(sessions, job_id)
     with transaction(sessions) as session:
         session.execute(text("UPDATE jobs SET status='queued' WHERE id=:i"), {"i": job_id})
-    lifecycle.claim(sessions, job_id, "b", lease_seconds=60, max_attempts=9)
+    job_claim.claim(sessions, job_id, "b", lease_seconds=60, max_attempts=9)
     stale = [{**point(2, rng), "train_loss": -1.0}]
-    assert not lifecycle.flush(sessions, job_id, first.attempt, stale, lease_seconds=60).alive
+    assert not job_progress.flush(sessions, job_id, first.attempt, stale, lease_seconds=60).alive
     assert stored(sessions, job_id) == before
 
 
@@ -218,7 +218,7 @@ def test_a_pbt_exploit_rebuilds_the_summary_from_the_curve_it_goes_on_from(sessi
     # The run resumes from the adopted checkpoint and goes on.
     again = claim(sessions, ids[1])
     start = 5 if parent_ahead else 3
-    lifecycle.flush(sessions, ids[1], again.attempt, [
+    job_progress.flush(sessions, ids[1], again.attempt, [
         {"epoch": start, "train_loss": 0.01, "val_loss": 0.01, "seconds": 0.1}
     ], lease_seconds=60)  # fmt: skip
     assert stored(sessions, ids[1]) == truth(sessions, ids[1])

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
-from service import lifecycle, webhooks
+from service import job_claim, job_finish, job_transitions, webhooks
 from service.app import create_app
 from service.models import Tenant, Webhook, WebhookDelivery
 from service.schemas.webhooks import WebhookCreate
@@ -94,18 +94,18 @@ def test_events_are_written_with_the_change_and_only_when_it_commits(
     hook = private_client.post(URL, json=body, headers=auth).get_json()
 
     done = insert_job(sessions, tiny_spec(), tenant="acme")
-    claim = lifecycle.claim(sessions, done, "w:1", lease_seconds=60, max_attempts=3)
+    claim = job_claim.claim(sessions, done, "w:1", lease_seconds=60, max_attempts=3)
     assert claim is not None
-    assert lifecycle.finish_succeeded(sessions, done, claim.attempt, weights=b"", meta={})
+    assert job_finish.finish_succeeded(sessions, done, claim.attempt, weights=b"", meta={})
 
     # A cancel that rolls back leaves no event; the same cancel committed leaves one.
     queued = insert_job(sessions, tiny_spec(), tenant="acme")
     with sessions() as session:
-        assert lifecycle.request_cancel(session, queued, "queued")
+        assert job_transitions.request_cancel(session, queued, "queued")
         session.rollback()
     assert [d.event for d in deliveries(sessions)] == ["job.succeeded"]
     with sessions() as session:
-        assert lifecycle.request_cancel(session, queued, "queued")
+        assert job_transitions.request_cancel(session, queued, "queued")
         session.commit()
     sent = deliveries(sessions, webhook_id=hook["id"])
     assert [d.event for d in sent] == ["job.succeeded", "job.cancelled"]
@@ -114,12 +114,12 @@ def test_events_are_written_with_the_change_and_only_when_it_commits(
 
     # A failed job: not subscribed, so no delivery. Another tenant's jobs: none either.
     failed = insert_job(sessions, tiny_spec(), tenant="acme")
-    claim = lifecycle.claim(sessions, failed, "w:1", lease_seconds=60, max_attempts=3)
+    claim = job_claim.claim(sessions, failed, "w:1", lease_seconds=60, max_attempts=3)
     assert claim is not None
-    assert lifecycle.finish_failed(sessions, failed, claim.attempt, {"type": "internal"})
+    assert job_finish.finish_failed(sessions, failed, claim.attempt, {"type": "internal"})
     elsewhere = insert_job(sessions, tiny_spec(), tenant="other")
     with sessions() as session:
-        assert lifecycle.request_cancel(session, elsewhere, "queued")
+        assert job_transitions.request_cancel(session, elsewhere, "queued")
         session.commit()
     assert len(deliveries(sessions)) == 2
 
@@ -137,15 +137,15 @@ def test_a_batch_completes_once_when_its_last_job_ends(private_client, make_key,
     batch = private_client.post("/api/v1/batches", json=body, headers=auth).get_json()
     first, second, third = batch["job_ids"]
     with sessions() as session:
-        assert lifecycle.request_cancel(session, first, "queued")
+        assert job_transitions.request_cancel(session, first, "queued")
         session.commit()
-    claim = lifecycle.claim(sessions, second, "w:1", lease_seconds=60, max_attempts=3)
+    claim = job_claim.claim(sessions, second, "w:1", lease_seconds=60, max_attempts=3)
     assert claim is not None
-    assert lifecycle.finish_failed(sessions, second, claim.attempt, {"type": "internal"})
+    assert job_finish.finish_failed(sessions, second, claim.attempt, {"type": "internal"})
     assert deliveries(sessions) == []  # one job still queued: not complete
-    claim = lifecycle.claim(sessions, third, "w:1", lease_seconds=60, max_attempts=3)
+    claim = job_claim.claim(sessions, third, "w:1", lease_seconds=60, max_attempts=3)
     assert claim is not None
-    assert lifecycle.finish_succeeded(sessions, third, claim.attempt, weights=b"", meta={})
+    assert job_finish.finish_succeeded(sessions, third, claim.attempt, weights=b"", meta={})
     (completed,) = deliveries(sessions, webhook_id=hook["id"])
     assert completed.event == "batch.completed"
     payload = json.loads(completed.body)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from service import lifecycle, recovery
+from service import job_claim, job_progress, recovery
 from service.clock import db_after, db_now, read_db_now
 from service.db import transaction
 from service.models import Job
@@ -32,7 +32,7 @@ def test_the_clock_expressions_order_as_times(backend):
 
 def test_a_claim_and_its_heartbeat_set_the_lease_from_the_database_clock(backend):
     job_id = insert_job(backend.factory, tiny_spec())
-    claim = lifecycle.claim(backend.factory, job_id, "a", lease_seconds=LEASE, max_attempts=3)
+    claim = job_claim.claim(backend.factory, job_id, "a", lease_seconds=LEASE, max_attempts=3)
     assert claim is not None
     with transaction(backend.factory) as session:
         lease = session.scalar(select(Job.lease_expires_at).where(Job.id == job_id))
@@ -43,7 +43,7 @@ def test_a_claim_and_its_heartbeat_set_the_lease_from_the_database_clock(backend
             ).where(Job.id == job_id)
         )
     assert ends_after  # written as the database's now + lease, not this host's
-    pulse = lifecycle.heartbeat(backend.factory, job_id, claim.attempt, lease_seconds=2 * LEASE)
+    pulse = job_progress.heartbeat(backend.factory, job_id, claim.attempt, lease_seconds=2 * LEASE)
     assert pulse.alive
     assert job_row(backend.factory, job_id).lease_expires_at > lease
 
@@ -54,7 +54,7 @@ def test_the_reaper_decides_on_the_database_clock(backend):
     live = insert_job(backend.factory, tiny_spec())
     dead = insert_job(backend.factory, tiny_spec())
     for job_id in (live, dead):
-        assert lifecycle.claim(backend.factory, job_id, "a", lease_seconds=LEASE, max_attempts=3)
+        assert job_claim.claim(backend.factory, job_id, "a", lease_seconds=LEASE, max_attempts=3)
     with transaction(backend.factory) as session:
         session.execute(
             Job.__table__.update().where(Job.id == dead).values(lease_expires_at=db_after(-1))

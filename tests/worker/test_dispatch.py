@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from service import heartbeats, lifecycle, logs
+from service import heartbeats, job_claim, logs
 from service.db import transaction
 from service.dispatch import Candidate, Dispatcher, fair_order
 from service.models import Job, Tenant, TenantQuota, WorkerHeartbeat
@@ -99,7 +99,7 @@ def test_a_second_tenant_gets_the_next_free_slot(db):
     workers(db, 1)
     broker = Broker()
     assert run(db, broker) == backlog[:2]
-    lifecycle.claim(db, backlog[0], "w", lease_seconds=60, max_attempts=3)
+    job_claim.claim(db, backlog[0], "w", lease_seconds=60, max_attempts=3)
     a_job = insert_job(db, tiny_spec(), tenant="a")
     assert run(db, broker) == []  # one running, one waiting in the broker: full
     with transaction(db) as session:  # the running job ends

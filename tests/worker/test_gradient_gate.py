@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db import make_engine, make_sessionmaker, transaction
-from service.lifecycle import record_gradient_check
+from service.job_progress import record_gradient_check
 from service.models import Base, Job, Tenant
 from worker.gradient_gate import (
     KINK_EPSILON,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from service import lifecycle, recovery
+from service import job_claim, job_finish, job_progress, recovery
 from service.db import transaction
 from service.models import Job
 from service.timeutil import utcnow
@@ -27,13 +27,13 @@ def point(epoch: int, loss: float = 1.0) -> dict:
 
 
 def claim(backend, job_id, owner="a", now=None):
-    return lifecycle.claim(
+    return job_claim.claim(
         backend.factory, job_id, owner, lease_seconds=LEASE, max_attempts=MAX_ATTEMPTS, now=now
     )
 
 
 def flush(backend, claimed, points, **kwargs):
-    return lifecycle.flush(
+    return job_progress.flush(
         backend.factory, claimed.job_id, claimed.attempt, points, lease_seconds=LEASE, **kwargs
     )
 
@@ -70,10 +70,12 @@ def test_an_expired_lease_is_reclaimed_and_the_old_run_is_fenced_off(backend):
     stale = flush(backend, old, [point(3)])
     assert not stale.alive
     assert curve_epochs(backend.factory, job_id) == [1, 2]
-    assert not lifecycle.finish_succeeded(
+    assert not job_finish.finish_succeeded(
         backend.factory, job_id, old.attempt, weights=b"x", meta={}
     )
-    assert not lifecycle.heartbeat(backend.factory, job_id, old.attempt, lease_seconds=LEASE).alive
+    assert not job_progress.heartbeat(
+        backend.factory, job_id, old.attempt, lease_seconds=LEASE
+    ).alive
     assert flush(backend, new, [point(3)]).alive
     assert job_row(backend.factory, job_id).lease_owner == "b"
 
@@ -110,10 +112,10 @@ def test_a_pending_cancel_is_reported_by_flush_and_heartbeat(backend):
     assert not flush(backend, run, [point(1)]).cancel_requested
     set_job(backend, job_id, status="cancelling", cancel_requested=True)
     assert flush(backend, run, [point(2)]).cancel_requested
-    assert lifecycle.heartbeat(
+    assert job_progress.heartbeat(
         backend.factory, job_id, run.attempt, lease_seconds=LEASE
     ).cancel_requested
-    assert lifecycle.finish_cancelled(backend.factory, job_id, run.attempt)
+    assert job_finish.finish_cancelled(backend.factory, job_id, run.attempt)
     job = job_row(backend.factory, job_id)
     assert (job.status, job.lease_owner, job.lease_expires_at) == ("cancelled", None, None)
 
@@ -122,10 +124,10 @@ def test_success_stores_the_model_and_drops_the_checkpoint(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
     flush(backend, run, [point(1)], checkpoint=(1, b"s"))
-    assert lifecycle.finish_succeeded(
+    assert job_finish.finish_succeeded(
         backend.factory, job_id, run.attempt, weights=b"npz", meta={"k": 1}
     )
-    assert not lifecycle.finish_failed(backend.factory, job_id, run.attempt, {"type": "internal"})
+    assert not job_finish.finish_failed(backend.factory, job_id, run.attempt, {"type": "internal"})
     job = job_row(backend.factory, job_id)
     assert job.status == "succeeded"
     assert job.finished_at is not None
@@ -136,7 +138,7 @@ def test_success_stores_the_model_and_drops_the_checkpoint(backend):
 def test_release_puts_the_job_back_in_the_queue(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
-    assert lifecycle.release(backend.factory, job_id, run.attempt) == "queued"
+    assert job_finish.release(backend.factory, job_id, run.attempt) == "queued"
     job = job_row(backend.factory, job_id)
     assert (job.status, job.lease_owner, job.lease_expires_at) == ("queued", None, None)
     assert job.dispatched_at is None  # the next dispatch pass sends it at once
@@ -147,7 +149,7 @@ def test_release_of_a_cancelling_job_cancels_it(backend):
     job_id = insert_job(backend.factory, tiny_spec())
     run = claim(backend, job_id)
     set_job(backend, job_id, status="cancelling", cancel_requested=True)
-    assert lifecycle.release(backend.factory, job_id, run.attempt) == "cancelled"
+    assert job_finish.release(backend.factory, job_id, run.attempt) == "cancelled"
 
 
 def test_the_sweep_requeues_expired_runs_once(backend):
@@ -207,7 +209,7 @@ def test_warm_shutdown_releases_do_not_count_toward_max_attempts(backend):
     now = utcnow()
     for _ in range(MAX_ATTEMPTS + 1):
         run = claim(backend, job_id, now=now)
-        assert lifecycle.release(backend.factory, job_id, run.attempt, now=now) == "queued"
+        assert job_finish.release(backend.factory, job_id, run.attempt, now=now) == "queued"
     for lost in range(1, MAX_ATTEMPTS + 1):
         assert claim(backend, job_id, now=now) is not None
         now += timedelta(seconds=LEASE + 1)

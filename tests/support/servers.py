@@ -48,6 +48,31 @@ PG_USER = "postgres"
 REDIS_PORT = 6379
 REDIS_LOCK_PREFIX = "deltaflow:test-db-lock:"
 REDIS_LOCK_SECONDS = 3 * 3600
+# Take a lock over only if it still holds the dead run's token (compare-and-set).
+_TAKE_OVER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0"
+)
+
+
+def _owner_is_gone(token: bytes | None) -> bool:
+    """A lock taken by a run on this host whose process no longer exists (it was killed
+    before its teardown): its database may be reused at once, not after the lock's hours."""
+    if token is None:
+        return False
+    host, _, rest = token.decode(errors="replace").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 RABBITMQ_PORT = 5672
 RABBITMQ_START_SECONDS = 90.0
 STARTUP_SECONDS = 30.0
@@ -365,11 +390,21 @@ class Redis:
         databases = int(locks.config_get("databases").get("databases", 16))
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         for number in range(1, databases):
-            if locks.set(f"{REDIS_LOCK_PREFIX}{number}", token, nx=True, ex=REDIS_LOCK_SECONDS):
+            key = f"{REDIS_LOCK_PREFIX}{number}"
+            if locks.set(key, token, nx=True, ex=REDIS_LOCK_SECONDS) or self._take_over(
+                locks, key, token
+            ):
                 self.client(number).flushdb()
                 self.held.add(number)
                 return number
         raise ServerUnavailable("every Redis test database is claimed by another run")
+
+    @staticmethod
+    def _take_over(locks: redis.Redis, key: str, token: str) -> bool:
+        held = locks.get(key)
+        if not _owner_is_gone(held):
+            return False
+        return bool(locks.eval(_TAKE_OVER, 1, key, held, token, REDIS_LOCK_SECONDS))
 
     def release_database(self, number: int) -> None:
         self.client(number).flushdb()

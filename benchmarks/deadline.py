@@ -29,27 +29,7 @@ from service.dataset_files import parse_csv  # noqa: E402
 from service.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.tenants import create_tenant_key  # noqa: E402
-
-SLOW_LIMITS = {"gradcheck_parameters": 20_000, "gradcheck_work": 10**11}
-
-
-def gradient_check_body() -> dict:
-    width, n_in, m = 100, 20, 256
-    return {
-        "network": {
-            "layers": [{"units": width, "activation": "tanh"}] * 2,
-            "output": {"activation": "softmax"},
-            "loss": "cross_entropy",
-        },
-        "X": [[(i * 7 + j) % 11 / 10 for j in range(n_in)] for i in range(m)],
-        "y": [i % 2 for i in range(m)],
-    }
-
-
-def csv_bytes(rows: int, features: int) -> bytes:
-    header = ",".join(f"x{i}" for i in range(features)) + ",target\n"
-    row = ",".join(f"{(i % 9) / 8:.4f}" for i in range(features))
-    return (header + (row + ",a\n") * (rows // 2) + (row + ",b\n") * (rows - rows // 2)).encode()
+from tests.support.hostile import SLOW_LIMITS, slow_csv, slow_gradient_check  # noqa: E402
 
 
 def multipart(csv: bytes, boundary: str = "deadline") -> bytes:
@@ -72,7 +52,7 @@ def main() -> None:
     with transaction(make_sessionmaker(engine)) as session:
         auth = {"Authorization": f"Bearer {create_tenant_key(session, 'bench')}"}
     engine.dispose()
-    upload = multipart(csv_bytes(200_000, 40))
+    upload = multipart(slow_csv(200_000, 40))
     for seconds in (float(s) for s in args.deadlines.split(",")):
         base = Settings.from_env(
             env={}, data_dir=folder, database_url=url, request_timeout_seconds=seconds
@@ -82,7 +62,7 @@ def main() -> None:
         client = app.test_client()
         started = time.perf_counter()
         check = client.post(
-            "/api/v1/backprop/gradient-check", json=gradient_check_body(), headers=auth
+            "/api/v1/backprop/gradient-check", json=slow_gradient_check(), headers=auth
         )
         check_seconds = time.perf_counter() - started
         started = time.perf_counter()
@@ -100,7 +80,7 @@ def main() -> None:
         )
         app.extensions["deltaflow"].engine.dispose()
     rows, features = 100_000, 20
-    data = csv_bytes(rows, features)
+    data = slow_csv(rows, features)
     started = time.perf_counter()
     parse_csv(data, "classification", Limits())
     took = time.perf_counter() - started

@@ -25,7 +25,6 @@ Kernel code: no Flask, no Celery.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from service.db import dialect_insert, transaction
 from service.models import Batch, Job, Webhook, WebhookAttempt, WebhookDelivery, new_message_id
 from service.problems import Invalid, NotFound
 from service.schemas.names import UNFINISHED, WEBHOOK_TEST_EVENT, JobStatus
+from service.schemas.responses.wire import finite
 from service.schemas.webhooks import WebhookCreate
 from service.timeutil import as_utc, iso, utcnow
 
@@ -231,7 +231,7 @@ def _insert(
     data: dict[str, Any],
     now: datetime,
 ) -> None:
-    payload = {"type": event, "timestamp": iso(now), "data": _finite(data)}
+    payload = {"type": event, "timestamp": iso(now), "data": finite(data)}
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
     rows = [
         {
@@ -249,16 +249,6 @@ def _insert(
     ]
     insert = dialect_insert(session)(WebhookDelivery)
     session.execute(insert.on_conflict_do_nothing(index_elements=["webhook_id", "event_key"]), rows)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 # --- delivering (the Celery task's side) ---------------------------------------------------

@@ -25,38 +25,13 @@ from service.app import create_app
 from service.db import make_engine, transaction
 from service.tenants import create_tenant_key
 from tests.support.apiserver import ApiServer
-from tests.support.hostile import assert_problem
+from tests.support.hostile import SLOW_LIMITS, assert_problem, slow_csv, slow_gradient_check
 
 API = "/api/v1"
 DEADLINE_SECONDS = 1.0
-# A gradient check of 12,402 parameters over 256 examples: 2 x P x m x (P + layers) = 7.9e10
-# multiply-adds: 74 s here at load average 8 (benchmarks/deadline.py --deadlines 120), so many
-# times the deadline even on a fast, idle machine.
-# Its budgets are raised for the test so that the deadline, not a 413, stops it.
-SLOW_LIMITS = {"gradcheck_parameters": 20_000, "gradcheck_work": 10**11}
-# 200,000 rows x 40 features (the row limit): ~6 s to parse here, several times the deadline.
-SLOW_CSV_ROWS, SLOW_CSV_FEATURES = 200_000, 40
-
-
-def slow_gradient_check() -> dict:
-    width, n_in, m = 100, 20, 256
-    return {
-        "network": {
-            "layers": [{"units": width, "activation": "tanh"}] * 2,
-            "output": {"activation": "softmax"},
-            "loss": "cross_entropy",
-        },
-        "X": [[(i * 7 + j) % 11 / 10 for j in range(n_in)] for i in range(m)],
-        "y": [i % 2 for i in range(m)],
-    }
-
-
-def slow_csv() -> bytes:
-    header = ",".join(f"x{i}" for i in range(SLOW_CSV_FEATURES)) + ",target\n"
-    row = ",".join(f"{(i % 9) / 8:.4f}" for i in range(SLOW_CSV_FEATURES))
-    return (
-        header + (row + ",a\n") * (SLOW_CSV_ROWS // 2) + (row + ",b\n") * (SLOW_CSV_ROWS // 2)
-    ).encode()
+# The slow requests (tests/support/hostile.py): a gradient check of 7.9e10 multiply-adds
+# (74 s here at load average 8, benchmarks/deadline.py --deadlines 120) and a CSV upload of
+# 200,000 rows (~6 s to parse): many times the deadline even on a fast, idle machine.
 
 
 def assert_timed_out(response) -> dict:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
-"""What the hostile-tenant tests and ``benchmarks/hostile.py`` send: hand-built NPZ archives
-(headers that lie, members that inflate), an inline-data job, and the problem+json check."""
+"""What the hostile-tenant tests and ``benchmarks/hostile.py``/``deadline.py`` send:
+hand-built NPZ archives (headers that lie, members that inflate), an inline-data job,
+requests that run far past a deadline, and the problem+json check."""
 
 from __future__ import annotations
 
@@ -68,3 +69,31 @@ def assert_problem(response: Any, status: int, loc: list | None = None) -> dict:
     if loc is not None:
         assert body["errors"][0]["loc"] == loc, body
     return body
+
+
+# --- requests many times longer than a test's deadline ------------------------------------
+
+# The gradient check's budgets, raised so that the deadline, not a 413, stops it.
+SLOW_LIMITS = {"gradcheck_parameters": 20_000, "gradcheck_work": 10**11}
+
+
+def slow_gradient_check() -> dict[str, Any]:
+    """12,402 parameters over 256 examples: 2 x P x m x (P + layers) = 7.9e10 multiply-adds
+    (74 s at load average 8 here)."""
+    width, n_in, m = 100, 20, 256
+    return {
+        "network": {
+            "layers": [{"units": width, "activation": "tanh"}] * 2,
+            "output": {"activation": "softmax"},
+            "loss": "cross_entropy",
+        },
+        "X": [[(i * 7 + j) % 11 / 10 for j in range(n_in)] for i in range(m)],
+        "y": [i % 2 for i in range(m)],
+    }
+
+
+def slow_csv(rows: int = 200_000, features: int = 40) -> bytes:
+    """A two-class CSV; at the 200,000-row limit, ~6 s to parse here."""
+    header = ",".join(f"x{i}" for i in range(features)) + ",target\n"
+    row = ",".join(f"{(i % 9) / 8:.4f}" for i in range(features))
+    return (header + (row + ",a\n") * (rows // 2) + (row + ",b\n") * (rows - rows // 2)).encode()

@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import curve_store, summaries
-from service.job_writes import _finish, _save_checkpoint, _update, fenced
+from service.job_writes import fenced, finish_job, save_checkpoint, write_job
 from service.models import Checkpoint, Job
 from service.schemas.names import JobStatus
 
 
 def stop_trial(session: Session, job_id: str, attempt: int, now: datetime) -> bool:
     """A scheduler stopped the run's trial: it ends ``cancelled`` (fenced)."""
-    return _finish(session, job_id, attempt, JobStatus.cancelled, None, now)
+    return finish_job(session, job_id, attempt, JobStatus.cancelled, None, now)
 
 
 def exploit(
@@ -42,7 +42,7 @@ def exploit(
         return None
     origin = {**origin, "epoch": saved.epoch}
     moved = {"spec": spec, "params": params, "origin": origin, "epochs": spec["training"]["epochs"]}
-    if not _update(
+    if not write_job(
         session, fenced(job_id, attempt), status=JobStatus.queued.value,
         releases=Job.releases + 1, lease_owner=None, lease_expires_at=None, dispatched_at=None,
         epoch=saved.epoch, updated_at=now, version=Job.version + 1, **moved,
@@ -50,6 +50,6 @@ def exploit(
         return None
     point = curve_store.continue_from(session, job_id, parent_id, last, saved.epoch)
     summaries.rebuild(session, job_id)
-    _update(session, Job.id == job_id, metrics=point)
-    _save_checkpoint(session, job_id, attempt, (saved.epoch, saved.state), now, adopted=True)
+    write_job(session, Job.id == job_id, metrics=point)
+    save_checkpoint(session, job_id, attempt, (saved.epoch, saved.state), now, adopted=True)
     return int(saved.epoch)

@@ -22,13 +22,13 @@ from service import counters, curve_store, summaries, webhooks
 from service.clock import db_now, now_or_db
 from service.db import transaction
 from service.job_writes import (
-    _ENDED_COLUMNS,
+    ENDED_COLUMNS,
     JOBS,
     MODELS,
     JobError,
     SessionFactory,
-    _finish,
-    _update,
+    finish_job,
+    write_job,
 )
 from service.models import Checkpoint, Job, TrainedModel
 from service.schemas.names import ACTIVE, JobStatus
@@ -47,7 +47,7 @@ def finish_succeeded(
     """Store the trained model and mark the job succeeded; False if the fence was lost."""
     now = now_or_db(now)
     with transaction(factory) as session:
-        if not _finish(session, job_id, attempt, JobStatus.succeeded, None, now):
+        if not finish_job(session, job_id, attempt, JobStatus.succeeded, None, now):
             return False
         session.add(TrainedModel(job_id=job_id, weights=weights, meta=meta, created_at=now))
         session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
@@ -152,7 +152,7 @@ def _finish_statement(with_point: bool) -> Any:
         update(JOBS)
         .where(fence)
         .values(**values)
-        .returning(*_ENDED_COLUMNS)
+        .returning(*ENDED_COLUMNS)
         .execution_options(synchronize_session=False)
     )
 
@@ -160,12 +160,12 @@ def _finish_statement(with_point: bool) -> Any:
 def finish_failed(factory: SessionFactory, job_id: str, attempt: int, error: JobError) -> bool:
     """Mark the job failed with a problem-detail ``error`` ({type, message, epoch})."""
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.failed, error, db_now())
+        return finish_job(session, job_id, attempt, JobStatus.failed, error, db_now())
 
 
 def finish_cancelled(factory: SessionFactory, job_id: str, attempt: int) -> bool:
     with transaction(factory) as session:
-        return _finish(session, job_id, attempt, JobStatus.cancelled, None, db_now())
+        return finish_job(session, job_id, attempt, JobStatus.cancelled, None, db_now())
 
 
 def release(
@@ -178,7 +178,7 @@ def release(
     """
     now = now_or_db(now)
     with transaction(factory) as session:
-        requeued = _update(
+        requeued = write_job(
             session,
             and_(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.running.value),
             status=JobStatus.queued.value,
@@ -191,6 +191,6 @@ def release(
         )
         if requeued:
             return JobStatus.queued.value
-        if _finish(session, job_id, attempt, JobStatus.cancelled, None, now):
+        if finish_job(session, job_id, attempt, JobStatus.cancelled, None, now):
             return JobStatus.cancelled.value
     return None

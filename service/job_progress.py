@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service import counters, curve_store, summaries
 from service.clock import after_or_db, db_now, now_or_db
 from service.db import transaction
-from service.job_writes import SessionFactory, _save_checkpoint, _update, fenced
+from service.job_writes import SessionFactory, fenced, save_checkpoint, write_job
 from service.models import Job
 from service.schemas.records import point_values
 
@@ -45,7 +45,7 @@ def heartbeat(
     """Extend the lease of a run that is still the owner; report a pending cancel."""
     with transaction(factory) as session:
         lease = after_or_db(now, lease_seconds)
-        if not _update(session, fenced(job_id, attempt), lease_expires_at=lease):
+        if not write_job(session, fenced(job_id, attempt), lease_expires_at=lease):
             return Pulse(alive=False)
         return Pulse(alive=True, cancel_requested=_cancel_requested(session, job_id))
 
@@ -76,12 +76,12 @@ def flush(
     now = now_or_db(now)
     with transaction(factory) as session:
         values = {"lease_expires_at": lease, "updated_at": now, "version": Job.version + 1}
-        if not _update(session, fenced(job_id, attempt), **values):
+        if not write_job(session, fenced(job_id, attempt), **values):
             return Pulse(alive=False)
         if points:
             _write_points(session, job_id, points)
         if checkpoint is not None:
-            _save_checkpoint(session, job_id, attempt, checkpoint, now)
+            save_checkpoint(session, job_id, attempt, checkpoint, now)
         cancel = _cancel_requested(session, job_id)
         return Pulse(True, cancel, decide(session) if decide is not None else None)
 
@@ -92,7 +92,7 @@ def record_gradient_check(
     """Save the pre-training gradient check's report on the job; False if the run lost it."""
     now = db_now()
     with transaction(factory) as session:
-        return _update(
+        return write_job(
             session,
             fenced(job_id, attempt),
             gradient_check=report,
@@ -106,7 +106,7 @@ def _write_points(session: Session, job_id: str, points: Sequence[dict[str, Any]
     ``jobs.metrics`` (forward only), the epochs counter and the job's summary."""
     last = points[-1]
     newer = and_(Job.id == job_id, Job.epoch < last["epoch"])
-    _update(session, newer, epoch=last["epoch"], metrics=point_values(last))
+    write_job(session, newer, epoch=last["epoch"], metrics=point_values(last))
     curve_store.insert_points(session, job_id, points)
     counters.add(session, counters.EPOCHS, len(points), shard_key=job_id)
     summaries.record(session, job_id, points)

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, update
 from sqlalchemy.orm import Session
 
 from service.clock import db_now
-from service.job_writes import JOBS, _ended, _update
+from service.job_writes import JOBS, record_ended, write_job
 from service.models import Job
 from service.schemas.names import JobStatus
 from service.timeutil import utcnow
@@ -26,7 +26,7 @@ from service.timeutil import utcnow
 def compare_and_set(session: Session, job_id: str, expected: Iterable[str], **values: Any) -> bool:
     """Set ``values`` only if the job's status is one of ``expected``; True if this call won."""
     where = and_(Job.id == job_id, Job.status.in_([str(s) for s in expected]))
-    return _update(session, where, version=Job.version + 1, updated_at=utcnow(), **values)
+    return write_job(session, where, version=Job.version + 1, updated_at=utcnow(), **values)
 
 
 def request_cancel(session: Session, job_id: str, status: str) -> bool:
@@ -41,7 +41,7 @@ def request_cancel(session: Session, job_id: str, status: str) -> bool:
         ended = {"status": JobStatus.cancelling.value}
     won = compare_and_set(session, job_id, [status], cancel_requested=True, **ended)
     if won and status == JobStatus.queued:
-        _ended(session, job_id, JobStatus.cancelled)
+        record_ended(session, job_id, JobStatus.cancelled)
     return won
 
 
@@ -79,4 +79,4 @@ def undo_dispatch(session: Session, job_ids: Sequence[str], stamp: datetime) -> 
         Job.status == JobStatus.queued.value,
         Job.dispatched_at == stamp,
     )
-    _update(session, where, dispatched_at=None)
+    write_job(session, where, dispatched_at=None)

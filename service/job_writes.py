@@ -57,13 +57,13 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
-def _update(session: Session, where: Any, **values: Any) -> bool:
+def write_job(session: Session, where: Any, **values: Any) -> bool:
     """``UPDATE jobs SET values WHERE where``; True if it matched the one job (it won)."""
     statement = update(JOBS).where(where).values(**values)  # Core: no ORM bulk-update path
     return rowcount(session.execute(statement)) == 1
 
 
-def _finish(
+def finish_job(
     session: Session,
     job_id: str,
     attempt: int,
@@ -72,7 +72,7 @@ def _finish(
     now: Any,  # a datetime, or the database's clock (service.clock)
     where: Any = None,  # the fence, or a narrower condition
 ) -> bool:
-    won = _update(
+    won = write_job(
         session,
         fenced(job_id, attempt) if where is None else where,
         status=status.value,
@@ -84,29 +84,29 @@ def _finish(
         version=Job.version + 1,
     )
     if won:
-        _ended(session, job_id, status)
+        record_ended(session, job_id, status)
     return won
 
 
 # What a finish's counters and webhook events read of the job (as stored: ``finished_at``
 # may have been the database's clock).
-_ENDED_COLUMNS = (
+ENDED_COLUMNS = (
     Job.tenant_id, Job.name, Job.status, Job.batch_id, Job.error, Job.metrics,
     Job.created_at, Job.started_at, Job.finished_at,
 )  # fmt: skip
 
 
-def _ended(session: Session, job_id: str, status: JobStatus) -> None:
+def record_ended(session: Session, job_id: str, status: JobStatus) -> None:
     """What every change to a finished status does in its own transaction: the run's
     duration into ``deltaflow_job_duration_seconds`` (``service.counters``) and the
     webhook events it causes into the outbox (``service.webhooks``). Both times are read
     back as stored (``finished_at`` may have been the database's clock)."""
-    row = session.execute(select(*_ENDED_COLUMNS).where(Job.id == job_id)).one()
+    row = session.execute(select(*ENDED_COLUMNS).where(Job.id == job_id)).one()
     counters.observe_duration(session, job_id, status.value, row.started_at, row.finished_at)
     webhooks.job_ended(session, job_id, row)
 
 
-def _save_checkpoint(
+def save_checkpoint(
     session: Session,
     job_id: str,
     attempt: int,

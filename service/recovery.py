@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import counters
 from service.clock import read_db_now
 from service.db import transaction
-from service.job_writes import SessionFactory, _ended, _update
+from service.job_writes import SessionFactory, record_ended, write_job
 from service.models import Job
 from service.schemas.names import ACTIVE, JobStatus
 
@@ -102,10 +102,10 @@ def recover_expired(factory: SessionFactory, row: Any, max_attempts: int, now: d
         values = {**common, "status": JobStatus.queued.value, "dispatched_at": None}
         outcome = "requeued"
     with transaction(factory) as session:
-        won = _update(session, still_expired, **values, version=Job.version + 1)
+        won = write_job(session, still_expired, **values, version=Job.version + 1)
         if won:
             labels = {"outcome": outcome}
             counters.add(session, counters.RECOVERED, labels=labels, shard_key=row.id)
             if outcome != "requeued":
-                _ended(session, row.id, JobStatus(values["status"]))
+                record_ended(session, row.id, JobStatus(values["status"]))
     return outcome if won else ""

@@ -16,7 +16,7 @@ from service.db import make_engine
 from service.models import Job
 from worker.runtime import end_stuck_transactions
 
-from .harness.progress import job_row, owner_pid, wait_for_running_job
+from .harness.progress import job_row, owner_pid, summary, wait_for_running_job
 from .harness.specs import EPOCHS, tiny_job
 from .harness.verdict import settle
 from .harness.waiting import wait_until
@@ -30,12 +30,15 @@ def test_frozen_worker_cannot_write_after_losing_its_lease(pg_stack, record_tall
     job_id = stack.api.submit(tiny_job("stale", seed=0, epochs=3 * EPOCHS, variant=2))
     job = wait_for_running_job(stack.factory, [job_id], min_epoch=30, timeout=60)
     (frozen,) = [w for w in workers if owner_pid(job) in w.pool_children()]
+    (successor,) = [w for w in workers if w is not frozen]
     frozen.pause()
     try:
         wait_until(
             lambda: job_row(stack.factory, job_id).attempt >= 2,
             60,
             "the successor to claim the job",
+            # Where it stuck, if it does: the job's row and what the live worker did.
+            describe=lambda: f"{summary(stack.factory, [job_id])}\n{successor.log_tail(60)}",
         )
     finally:
         frozen.resume()

@@ -54,6 +54,22 @@ def backprop_work(sizes: Sequence[int], m: int, kind: str) -> int:
     return 2 * one_pass
 
 
+# An epoch's fixed cost (Python and numpy calls around the arithmetic), as multiply-adds:
+# about what a tiny network's epoch takes beyond its arithmetic here.
+EPOCH_OVERHEAD_WORK = 100_000
+
+
+def run_work(sizes: Sequence[int], n_train: int, epochs: int, gradient_check: bool) -> int:
+    """A training run's estimated work in multiply-adds: each epoch a forward and a backward
+    pass over the training rows plus the epoch's fixed cost, and the gradient check's
+    passes if asked. Stored on the job (``jobs.work``): jobs at most
+    ``DELTAFLOW_GROUP_WORK`` are tiny and share their messages (``service.dispatch``)."""
+    work = epochs * (backprop_work(sizes, n_train, "trace") + EPOCH_OVERHEAD_WORK)
+    if gradient_check:
+        work += backprop_work(sizes, n_train, "gradcheck")
+    return work
+
+
 def check_backprop(sizes: Sequence[int], m: int, kind: str, limits: Limits) -> None:
     limit = f"{kind}_work"
     work = backprop_work(sizes, m, kind)

@@ -63,7 +63,7 @@ def create_job(
     is stored as a content-addressed dataset the spec names (``validation.validate_spec``);
     a new one is counted against ``quota``'s storage (429).
     """
-    canonical, dataset_id = validate_spec(
+    canonical, dataset_id, work = validate_spec(
         session, tenant_id, spec, limits or Limits(), loc, store_inline=True, quota=quota
     )
     job = Job(
@@ -79,6 +79,7 @@ def create_job(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         request_id=logs.current("request_id"),
+        work=work,
     )
     session.add(job)
     session.flush()

@@ -35,7 +35,7 @@ def range_test(
     if not body.min_lr < body.max_lr:
         raise Invalid.at(["body", "max_lr"], f"max_lr must be above min_lr ({body.min_lr:g})")
     _within(body.steps, limits.lr_finder_steps, "lr_finder_steps", ["body", "steps"], "steps")
-    canonical, dataset_id = validate_spec(session, tenant_id, body.spec(), limits)
+    canonical, dataset_id, _work = validate_spec(session, tenant_id, body.spec(), limits)
     spec = canonical["dataset"]
     loc: list[str | int] = ["body", "dataset"]
     if dataset_id is not None:

@@ -187,6 +187,11 @@ class Job(Owned, Idempotent, Base):
     # The submitting request's id: every send of the job carries it to the worker's log
     # lines, whoever sends it (the API, another run's dispatch pass, the reaper).
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # Estimated engine work at submission (service.budgets.run_work); a job at most
+    # DELTAFLOW_GROUP_WORK shares its message with other tiny jobs (service.dispatch), and
+    # ``dispatch_group`` names that message (a pass counts a group as one slot).
+    work: Mapped[int | None] = mapped_column(BigInteger)
+    dispatch_group: Mapped[str | None] = mapped_column(String(36))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import ValidationError
@@ -54,6 +54,15 @@ def parse_spec(spec: JobSpec | Mapping[str, Any], loc: Loc = ("body",)) -> JobSp
         raise from_validation_error(error, prefix=loc) from None
 
 
+class Validated(NamedTuple):
+    """A checked job spec: canonical (defaults filled in), its stored dataset's id, and
+    the run's estimated work (``budgets.run_work``)."""
+
+    canonical: dict[str, Any]
+    dataset_id: str | None
+    work: int
+
+
 def validate_spec(
     session: Session,
     tenant_id: str,
@@ -63,10 +72,11 @@ def validate_spec(
     *,
     store_inline: bool = False,
     quota: QuotaLimits | None = None,
-) -> tuple[dict[str, Any], str | None]:
+) -> Validated:
     """Check a job spec against its dataset and the limits.
 
-    Returns the canonical spec (defaults filled in, JSON-ready) and the stored dataset's id.
+    Returns the canonical spec (defaults filled in, JSON-ready), the stored dataset's id
+    and the run's estimated work (``budgets.run_work``).
     Raises ``Invalid`` (422) with the location of the first problem.
 
     With ``store_inline`` (a job being created), inline X and y are stored once every check
@@ -80,14 +90,14 @@ def validate_spec(
         session, tenant_id, model, limits, [*loc, "dataset"]
     )
     _check_network(model, shape, limits, [*loc, "network"])
-    _check_training(model, shape, limits, [*loc, "training"])
+    work = _check_training(model, shape, limits, [*loc, "training"])
     canonical = model.model_dump(mode="json")
     if store_inline and arrays is not None:
         stored = datasets.store_inline(session, tenant_id, arrays, quota)
         dataset_dict = inline_reference(dataset_dict, stored.id)
         dataset_id = stored.id
     canonical["dataset"] = dataset_dict
-    return canonical, dataset_id
+    return Validated(canonical, dataset_id, work)
 
 
 def inline_reference(inline: Mapping[str, Any], dataset_id: str) -> dict[str, Any]:
@@ -271,7 +281,8 @@ def _shaped(rows: list[list[float]], shape: tuple[int, int], loc: Loc, name: str
     return array
 
 
-def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> None:
+def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[str | int]) -> int:
+    """The training section's checks; returns the run's estimated work (``run_work``)."""
     training = spec.training
     if training.epochs > limits.epochs:
         raise Invalid.at([*loc, "epochs"], f"at most {limits.epochs} epochs")
@@ -293,3 +304,5 @@ def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[s
                 f"the gradient check allows at most {limits.gradcheck_parameters} parameters "
                 f"(this network has {n_params})",
             )
+    sizes = layer_sizes(spec, shape)
+    return budgets.run_work(sizes, n_train, training.epochs, training.gradient_check)

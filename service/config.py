@@ -124,6 +124,11 @@ class Settings:
     # Fair dispatch (service.dispatch, docs/fairness.md): messages waiting in the broker per
     # live worker process beyond its slots, so a freed slot starts its next job at once.
     dispatch_margin: int = 1
+    # Tiny jobs (estimated work at most ``group_work`` multiply-adds: service.budgets) go up
+    # to ``group_jobs`` to a message, claimed and finished together by one worker slot: a
+    # tiny job's bookkeeping (a message, two commits) is most of its cost. 1 = one each.
+    group_jobs: int = 8
+    group_work: int = 2_000_000
     # Per-tenant quotas (service.quotas); ``deltaflow set-quota`` overrides. None = unlimited.
     quota_max_queued_jobs: int | None = None
     quota_max_running_jobs: int | None = None

@@ -25,6 +25,9 @@ from service.db import dialect_insert
 from service.models import MetricCount
 from service.timeutil import as_utc
 
+# One addition to a counter: its name, the amount and its labels (``add_many``'s rows).
+Amount = tuple[str, float, Mapping[str, str] | None]
+
 SHARDS = 8
 EPOCHS = "epochs"
 RECOVERED = "jobs_recovered"
@@ -127,6 +130,17 @@ def duration_amounts(
         (DURATION + "_sum", seconds, {"status": status}),
         (DURATION + "_count", 1.0, {"status": status}),
     ]
+
+
+def summed(amounts: Sequence[Amount]) -> list[Amount]:
+    """``amounts`` with the rows of one counter (name and labels) added up, for one
+    ``add_many`` of several runs (a group's finish)."""
+    total: dict[tuple[str, str], Amount] = {}
+    for name, amount, labels in amounts:
+        key = (name, label_text(labels))
+        _, before, _ = total.get(key, (name, 0.0, labels))
+        total[key] = (name, before + amount, labels)
+    return list(total.values())
 
 
 def totals(connection: Connection) -> dict[tuple[str, str], float]:

@@ -58,8 +58,9 @@ from service.timeutil import as_utc
 
 log = logging.getLogger(__name__)
 
-# ``send(job_id, queue) -> bool``: publish one training message; False when it failed.
-Sender = Callable[[str, str], bool]
+# ``send(job_ids, queue) -> bool``: publish one training message for these jobs (one, or a
+# group of tiny ones); False when it failed.
+Sender = Callable[[list[str], str], bool]
 
 LOCK_ROW = 1
 # PostgreSQL: how long a pass waits for another's lock, and how long a pass frozen inside
@@ -77,6 +78,7 @@ class Candidate:
     queue: str
     created_at: datetime
     request_id: str | None = None  # the submitting request's, for the worker's log lines
+    work: int | None = None  # estimated at submission (service.budgets.run_work)
 
 
 def fair_order(
@@ -109,12 +111,40 @@ def fair_order(
     return picks
 
 
+def pack(
+    picks: Sequence[Candidate], slots: int, group_jobs: int, group_work: int
+) -> list[list[Candidate]]:
+    """The messages of a pass: ``picks`` (in fair order) into at most ``slots`` messages,
+    each one job or up to ``group_jobs`` tiny jobs (work at most ``group_work``) of one
+    tenant and queue — a group takes one worker slot and is claimed, run and finished
+    together, so a tiny job's bookkeeping is shared. Picks that fit no message wait."""
+    messages: list[list[Candidate]] = []
+    open_groups: dict[tuple[str, str], list[Candidate]] = {}
+    for job in picks:
+        tiny = group_jobs > 1 and job.work is not None and job.work <= group_work
+        group = open_groups.get((job.tenant_id, job.queue)) if tiny else None
+        if group is not None and len(group) < group_jobs:
+            group.append(job)
+            continue
+        if len(messages) >= slots:
+            continue
+        messages.append([job])
+        if tiny:
+            open_groups[(job.tenant_id, job.queue)] = messages[-1]
+    return messages
+
+
 @dataclass(frozen=True)
 class Chosen:
-    """What a pass picked and the time it stamped on them (``dispatched_at``)."""
+    """What a pass picked, as the messages to send, and the time it stamped on them
+    (``dispatched_at``)."""
 
-    picks: list[Candidate]
+    messages: list[list[Candidate]]
     stamp: datetime
+
+    @property
+    def picks(self) -> list[Candidate]:
+        return [job for message in self.messages for job in message]
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,8 @@ class Dispatcher:
     resend_after_seconds: float = 30.0
     worker_ttl_seconds: float = 16.0
     max_running_jobs: int | None = None  # the default running quota (DELTAFLOW_QUOTA_...)
+    group_jobs: int = 1  # tiny jobs per message (``pack``); 1 = each job alone
+    group_work: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, send: Sender) -> Dispatcher:
@@ -135,6 +167,8 @@ class Dispatcher:
             resend_after_seconds=settings.requeue_after_seconds,
             worker_ttl_seconds=heartbeats.alive_window(settings.reaper_interval_seconds),
             max_running_jobs=settings.quota_max_running_jobs,
+            group_jobs=settings.group_jobs,
+            group_work=settings.group_work,
         )
 
     def run(self, session: Session, now: datetime | None = None) -> list[str]:
@@ -156,12 +190,12 @@ class Dispatcher:
         and gives the unsent jobs back (``dispatched_at`` cleared, in ``session``, which
         is only used then). Returns the ids sent; never raises."""
         sent: list[str] = []
-        for job in chosen.picks:
+        for message in chosen.messages:
             # Sent as part of the request that submitted it, whoever's pass this is.
-            with logs.bound(request_id=job.request_id):
-                if not self.send(job.id, job.queue):
+            with logs.bound(request_id=message[0].request_id):
+                if not self.send([job.id for job in message], message[0].queue):
                     break
-            sent.append(job.id)
+            sent.extend(job.id for job in message)
         unsent = [job.id for job in chosen.picks[len(sent) :]]
         if unsent:
             try:
@@ -196,9 +230,11 @@ class Dispatcher:
         capacity = int(tenants[0].slots) + self.margin * max(int(tenants[0].workers), 1)
         in_flight = {row.tenant_id: int(row.flying or 0) for row in tenants}
         caps = {row.tenant_id: quotas.effective(row.own, self.max_running_jobs) for row in tenants}
-        free = capacity - sum(in_flight.values())
+        # Slots in use: a group of tiny jobs (one message) takes one, however many it holds.
+        free = capacity - sum(int(row.busy or 0) for row in tenants)
+        wanted = free * max(self.group_jobs, 1)  # jobs the free slots may take
         room = {
-            row.tenant_id: _room(free, caps[row.tenant_id], in_flight[row.tenant_id])
+            row.tenant_id: _room(wanted, caps[row.tenant_id], in_flight[row.tenant_id])
             for row in tenants
             if row.waiting
         }
@@ -207,13 +243,18 @@ class Dispatcher:
             return Chosen([], now)
         # Each eligible tenant's next jobs, in its own order, in one statement.
         heads: dict[str, list[Candidate]] = {tenant: [] for tenant in eligible}
-        for row in db.execute(read_heads, {"stale": stale, "eligible": eligible, "free": free}):
+        for row in db.execute(read_heads, {"stale": stale, "eligible": eligible, "free": wanted}):
             if len(heads[row.tenant_id]) < room[row.tenant_id]:
                 heads[row.tenant_id].append(Candidate(*row))
-        picks = fair_order(heads, in_flight, caps, free)
-        if picks:
-            job_transitions.mark_dispatched(session, [job.id for job in picks], now=now)
-        return Chosen(picks, now)
+        picks = fair_order(heads, in_flight, caps, wanted)
+        messages = pack(picks, free, self.group_jobs, self.group_work)
+        singles = [message[0].id for message in messages if len(message) == 1]
+        if singles:
+            job_transitions.mark_dispatched(session, singles, now=now)
+        for group in (message for message in messages if len(message) > 1):
+            ids = [job.id for job in group]
+            job_transitions.mark_dispatched(session, ids, now=now, group=ids[0])
+        return Chosen(messages, now)
 
 
 def _lock(session: Session) -> datetime:
@@ -249,10 +290,12 @@ def _reads() -> tuple[Any, Any]:
     queued = Job.status == JobStatus.queued.value
     flying = or_(Job.status.in_(ACTIVE), and_(queued, Job.dispatched_at >= stale))
     due = and_(queued, or_(Job.dispatched_at.is_(None), Job.dispatched_at < stale))
+    slot = func.coalesce(Job.dispatch_group, Job.id)  # a group of tiny jobs is one slot
     tenants = (
         select(
             Job.tenant_id,
             func.sum(case((flying, 1), else_=0)).label("flying"),
+            func.count(case((flying, slot)).distinct()).label("busy"),
             func.sum(case((due, 1), else_=0)).label("waiting"),
             TenantQuota.max_running_jobs.label("own"),
             slots.where(alive).scalar_subquery().label("slots"),
@@ -269,7 +312,7 @@ def _reads() -> tuple[Any, Any]:
         .label("rank")
     )
     ranked = (
-        select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, rank)
+        select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, Job.work, rank)
         .where(
             due, Job.tenant_id.in_(bindparam("eligible", type_=Job.tenant_id.type, expanding=True))
         )
@@ -282,6 +325,7 @@ def _reads() -> tuple[Any, Any]:
             ranked.c.queue,
             ranked.c.created_at,
             ranked.c.request_id,
+            ranked.c.work,
         )
         .where(ranked.c.rank <= bindparam("free", type_=Integer()))
         .order_by(ranked.c.tenant_id, ranked.c.rank)

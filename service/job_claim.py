@@ -43,6 +43,7 @@ class Claim:
     batch_spec: dict[str, Any] | None = field(default=None, repr=False)
     batch_varied: list[Any] | None = field(default=None, repr=False)
     batch_growing: bool = False
+    request_id: str | None = None  # the submitting request's, for the run's log lines
 
 
 def claim(
@@ -65,22 +66,53 @@ def claim(
         take = _take_on_db_clock(lease_seconds, max_attempts)
     else:
         take = _take(now + timedelta(seconds=lease_seconds), now, max_attempts)
-    who = {"claim_job": job_id, "claim_owner": owner}
+    who = {"claim_jobs": [job_id], "claim_owner": owner}
     with transaction(factory) as session:
         # The claim and its read are one statement (the compare-and-set RETURNING the job).
         row = session.execute(take, who).one_or_none()
         if row is None:
             return None
-        # Only a run after another (resumed, released or exploited) can find a checkpoint.
-        saved = None
-        if row.attempt > 1:
-            saved = session.execute(
-                select(Checkpoint.epoch, Checkpoint.state, Checkpoint.adopted).where(
-                    Checkpoint.job_id == job_id
-                )
-            ).one_or_none()
+        saved = _checkpoints(session, [row])
+    return _claim(row, owner, saved.get(job_id))
+
+
+def claim_many(
+    factory: SessionFactory,
+    job_ids: list[str],
+    owner: str,
+    *,
+    lease_seconds: float,
+    max_attempts: int,
+) -> list[Claim]:
+    """``claim`` for the jobs of one message (a group of tiny jobs: ``service.dispatch``),
+    in one statement and one commit; the ones taken, in the order given."""
+    take = _take_on_db_clock(lease_seconds, max_attempts)
+    who = {"claim_jobs": list(job_ids), "claim_owner": owner}
+    with transaction(factory) as session:
+        rows = session.execute(take, who).all()
+        saved = _checkpoints(session, rows)
+    order = {job_id: index for index, job_id in enumerate(job_ids)}
+    rows = sorted(rows, key=lambda row: order[row.id])
+    return [_claim(row, owner, saved.get(row.id)) for row in rows]
+
+
+def _checkpoints(session: Any, rows: Any) -> dict[str, Any]:
+    """The checkpoints of the claimed jobs that may have one: only a run after another
+    (resumed, released or exploited) can find one, so a first claim reads nothing."""
+    later = [row.id for row in rows if row.attempt > 1]
+    if not later:
+        return {}
+    found = session.execute(
+        select(Checkpoint.job_id, Checkpoint.epoch, Checkpoint.state, Checkpoint.adopted).where(
+            Checkpoint.job_id.in_(later)
+        )
+    )
+    return {saved.job_id: saved for saved in found}
+
+
+def _claim(row: Any, owner: str, saved: Any) -> Claim:
     return Claim(
-        job_id=job_id,
+        job_id=row.id,
         attempt=row.attempt,
         owner=owner,
         tenant_id=row.tenant_id,
@@ -95,6 +127,7 @@ def claim(
         batch_spec=row.batch_spec,
         batch_varied=row.varied,
         batch_growing=bool(row.growing),
+        request_id=row.request_id,
     )
 
 
@@ -106,8 +139,8 @@ def _take_on_db_clock(lease_seconds: float, max_attempts: int) -> Any:
 
 
 def _take(lease_end: Any, now: Any, max_attempts: int) -> Any:
-    """The claim's compare-and-set (job id and owner bound: ``claim_job``, ``claim_owner``),
-    returning the job and its batch's columns."""
+    """The claim's compare-and-set (job ids and owner bound: ``claim_jobs``, a list, and
+    ``claim_owner``), returning each job taken and its batch's columns."""
     claimable = or_(
         Job.status == JobStatus.queued.value,
         and_(
@@ -119,7 +152,7 @@ def _take(lease_end: Any, now: Any, max_attempts: int) -> Any:
     batch = _batch_column  # the job's batch: its spec, varied paths and growth
     return (
         update(JOBS)
-        .where(Job.id == bindparam("claim_job", type_=Job.id.type), claimable)
+        .where(Job.id.in_(bindparam("claim_jobs", type_=Job.id.type, expanding=True)), claimable)
         .values(
             status=JobStatus.running.value,
             attempt=Job.attempt + 1,
@@ -130,6 +163,7 @@ def _take(lease_end: Any, now: Any, max_attempts: int) -> Any:
             version=Job.version + 1,
         )
         .returning(
+            Job.id,
             Job.attempt,
             Job.tenant_id,
             Job.queue,
@@ -137,6 +171,7 @@ def _take(lease_end: Any, now: Any, max_attempts: int) -> Any:
             Job.epochs,
             Job.batch_id,
             Job.batch_index,
+            Job.request_id,
             batch(Batch.spec).label("batch_spec"),
             batch(Batch.varied).label("varied"),
             batch(Batch.growing).label("growing"),

@@ -89,34 +89,89 @@ def complete(
     finishes it (returning what the finish's counters and webhook events need) and one
     commit covers it all: a tiny job's bookkeeping is mostly statements and commits.
     """
-    now = db_now()
-    last = points[-1] if points else None
+    run = Finishing(job_id, attempt, points, weights, meta, checkpointed, first_write)
+    return complete_many(factory, [run], dispatch=dispatch)[0]
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """One run's end as ``complete`` takes it (its arguments, kept for a group's finish)."""
+
+    job_id: str
+    attempt: int
+    points: Sequence[dict[str, Any]]
+    weights: bytes
+    meta: dict[str, Any]
+    checkpointed: bool = True
+    first_write: bool = False
+
+
+def complete_many(
+    factory: SessionFactory,
+    runs: Sequence[Finishing],
+    *,
+    dispatch: Callable[[Session], Any] | None = None,
+) -> list[Completed | None]:
+    """``complete`` for the runs of one group of tiny jobs (``service.dispatch.pack``), in
+    one transaction and one commit; the dispatch pass, if any, runs once, last, with its
+    answer on every ``Completed``. None for a run whose fence was lost (it wrote nothing;
+    the others are unaffected). What every run writes alike is written once for the
+    group: the counters, the tenant's webhook lookup, the models, the checkpoint delete."""
+    with transaction(factory) as session:
+        ended = [(run, _end(session, run)) for run in runs]
+        rows = [(run, row) for run, row in ended if row is not None]
+        amounts: list[Any] = []
+        for run, row in rows:
+            amounts += _write_curve(session, run, row)
+        counters.add_many(session, counters.summed(amounts), shard_key=runs[0].job_id)
+        hooks: dict[str, Any] = {}  # the tenant's webhooks, read once per tenant
+        subscribed = {
+            run.job_id: webhooks.job_ended(session, run.job_id, row, hooks) for run, row in rows
+        }
+        succeeded = [run for run, row in rows if row.status == JobStatus.succeeded.value]
+        if succeeded:
+            models = [{"job_id": r.job_id, "weights": r.weights, "meta": r.meta} for r in succeeded]
+            session.execute(_insert_models(), models)
+        stale = [run.job_id for run in succeeded if run.checkpointed]
+        if stale:
+            session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(stale)))
+        chosen = dispatch(session) if dispatch is not None else None
+    return [
+        Completed(row.status, subscribed[run.job_id], chosen) if row is not None else None
+        for run, row in ended
+    ]
+
+
+def _end(session: Session, run: Finishing) -> Any:
+    """The run's fenced finish (``succeeded``, or ``cancelled`` if asked meanwhile) with its
+    last point; the job's ended columns, or None if the fence was lost. A run that lost
+    its job writes nothing (not even points); from here the transaction holds its row."""
+    last = run.points[-1] if run.points else None
     finish = _finish_statement(last is not None)  # built once: job, attempt, point bound
-    fence = {"fence_job": job_id, "fence_attempt": attempt}
+    fence = {"fence_job": run.job_id, "fence_attempt": run.attempt}
     if last is not None:
         fence |= {"last_epoch": last["epoch"], "last_metrics": point_values(last)}
-    with transaction(factory) as session:
-        # The fenced write first: a run that lost its job writes nothing (not even points),
-        # and from here this transaction holds the job's row.
-        row = session.execute(finish, fence).one_or_none()
-        if row is None:
-            return None
-        status = JobStatus(row.status)
-        amounts = counters.duration_amounts(status.value, row.started_at, row.finished_at)
-        if points:
-            tenant = row.tenant_id
-            first = summaries.record(session, job_id, points, tenant_id=tenant, first=first_write)
-            curve_store.insert_points(session, job_id, points, first=first)
-            amounts.append((counters.EPOCHS, float(len(points)), None))
-        counters.add_many(session, amounts, shard_key=job_id)
-        subscribed = webhooks.job_ended(session, job_id, row)
-        if status == JobStatus.succeeded:
-            model = {"job_id": job_id, "weights": weights, "meta": meta, "created_at": now}
-            session.execute(insert(MODELS).values(model))
-            if checkpointed:
-                session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
-        chosen = dispatch(session) if dispatch is not None else None
-    return Completed(status.value, subscribed, chosen)
+    return session.execute(finish, fence).one_or_none()
+
+
+def _write_curve(session: Session, run: Finishing, row: Any) -> list[Any]:
+    """The run's last points (summary, points, curve levels); returns its counter rows."""
+    amounts: list[Any] = counters.duration_amounts(row.status, row.started_at, row.finished_at)
+    if run.points:
+        job_id, points = run.job_id, run.points
+        first = summaries.record(
+            session, job_id, points, tenant_id=row.tenant_id, first=run.first_write
+        )
+        curve_store.insert_points(session, job_id, points, first=first)
+        amounts.append((counters.EPOCHS, float(len(points)), None))
+    return amounts
+
+
+@lru_cache(maxsize=1)
+def _insert_models() -> Any:
+    """The trained models' INSERT (several rows: an executemany), stamped on the
+    database's clock; built once."""
+    return insert(MODELS).values(created_at=db_now())
 
 
 @lru_cache(maxsize=2)

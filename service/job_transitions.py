@@ -45,12 +45,18 @@ def request_cancel(session: Session, job_id: str, status: str) -> bool:
     return won
 
 
-def mark_dispatched(session: Session, job_ids: Sequence[str], now: datetime | None = None) -> None:
+def mark_dispatched(
+    session: Session,
+    job_ids: Sequence[str],
+    now: datetime | None = None,
+    group: str | None = None,
+) -> None:
     """Record that these jobs, if still queued, are being sent, in one UPDATE (a dispatch
-    pass sends again the queued jobs whose dispatch is stale or missing). On the
-    database's clock (a pass reads it once and passes it; ``service.clock``)."""
+    pass sends again the queued jobs whose dispatch is stale or missing), in the message
+    ``group`` names (tiny jobs sent together; None: each alone). On the database's clock
+    (a pass reads it once and passes it; ``service.clock``)."""
     statement = _mark_statement(now is None)  # built once: a pass runs after every job
-    params: dict[str, Any] = {"dispatch_ids": list(job_ids)}
+    params: dict[str, Any] = {"dispatch_ids": list(job_ids), "dispatch_group": group}
     if now is not None:
         params["dispatch_stamp"] = now
     session.execute(statement, params)
@@ -68,7 +74,12 @@ def _mark_statement(on_db_clock: bool) -> Any:
     return (
         update(JOBS)
         .where(where)
-        .values(dispatched_at=stamp, updated_at=stamp, version=Job.version + 1)
+        .values(
+            dispatched_at=stamp,
+            dispatch_group=bindparam("dispatch_group", type_=Job.dispatch_group.type),
+            updated_at=stamp,
+            version=Job.version + 1,
+        )
     )
 
 

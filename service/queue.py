@@ -152,36 +152,43 @@ def _client(settings: Settings) -> Celery:
 def _send(
     settings: Settings,
     task: str,
-    id_arg: str,
+    ids: list[str],
     queue: str,
     failed: str,
     headers: dict[str, str] | None = None,
 ) -> bool:
-    """Publish one task message whose one argument is an id; when the broker is down, log
+    """Publish one task message whose arguments are ids; when the broker is down, log
     ``failed`` (a format of ``%(id)s`` and ``%(queue)s``) and return False, never raise:
     the reaper (a job) or its relay (a delivery) sends it again later."""
     try:
         _client(settings).send_task(
             task,
-            args=[id_arg],
+            args=ids,
             queue=queue,
             headers=headers,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
     except Exception:  # broker errors vary by transport
-        log.warning(failed, {"id": id_arg, "queue": queue}, exc_info=True)
+        log.warning(failed, {"id": ",".join(ids), "queue": queue}, exc_info=True)
         return False
     return True
 
 
 def send_train(settings: Settings, job_id: str, queue: str) -> bool:
-    """Publish one training message; return False (never raise) when the broker is down."""
+    """Publish one training message for one job; False (never raise) when the broker is down."""
+    return send_jobs(settings, [job_id], queue)
+
+
+def send_jobs(settings: Settings, job_ids: list[str], queue: str) -> bool:
+    """Publish one training message for these jobs (one, or a group of tiny ones that one
+    worker slot runs: ``service.dispatch.pack``); False (never raise) when the broker is
+    down."""
     # The request that sends the job names it in the worker's log lines (service.logs).
     request_id = logs.current("request_id")
     headers = {logs.REQUEST_ID_HEADER: request_id} if request_id else None
     return _send(
-        settings, TRAIN_TASK, job_id, queue, "dispatch failed job=%(id)s queue=%(queue)s", headers
+        settings, TRAIN_TASK, job_ids, queue, "dispatch failed job=%(id)s queue=%(queue)s", headers
     )
 
 
@@ -191,15 +198,15 @@ def send_delivery(settings: Settings, delivery_id: str) -> bool:
     return _send(
         settings,
         DELIVER_TASK,
-        delivery_id,
+        [delivery_id],
         WEBHOOK_QUEUE,
         "webhook task not sent delivery=%(id)s",
     )
 
 
 def sender(settings: Settings) -> Sender:
-    """``send(job_id, queue)`` for ``service.dispatch``, bound to these settings."""
-    return partial(send_train, settings)
+    """``send(job_ids, queue)`` for ``service.dispatch``, bound to these settings."""
+    return partial(send_jobs, settings)
 
 
 def dispatcher(settings: Settings) -> Dispatcher:

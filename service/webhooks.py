@@ -171,12 +171,18 @@ _SUBSCRIBED = select(Webhook.id, Webhook.events).where(
 )
 
 
-def job_ended(session: Session, job_id: str, row: Any) -> bool:
+def job_ended(session: Session, job_id: str, row: Any, known: dict[str, Any] | None = None) -> bool:
     """Outbox rows for a job that just reached a final status (``row``: its columns).
     False when the tenant has no webhook, so no delivery can have been written (a run
-    then has nothing to relay)."""
+    then has nothing to relay). ``known`` keeps each tenant's webhooks for the next call
+    in the same transaction (a group's finish: ``service.job_finish.complete_many``)."""
     now = as_utc(row.finished_at) or utcnow()
-    subscribed = session.execute(_SUBSCRIBED, {"webhook_tenant": row.tenant_id}).all()
+    if known is not None and row.tenant_id in known:
+        subscribed = known[row.tenant_id]
+    else:
+        subscribed = session.execute(_SUBSCRIBED, {"webhook_tenant": row.tenant_id}).all()
+        if known is not None:
+            known[row.tenant_id] = subscribed
     if not subscribed:
         return False
     event = JOB_EVENTS.get(row.status)

@@ -65,6 +65,7 @@ class Outcome:
     lost = "lost"  # the fence moved: another run owns the job
     stopped = "stopped"  # the batch's scheduler stopped the trial (it ends cancelled)
     exploited = "exploited"  # PBT: the trial took another's checkpoint and was queued again
+    trained = "trained"  # a run of a group: trained, its finish left to the group
 
 
 class StopFlag(Protocol):
@@ -120,7 +121,7 @@ def run_delivery(
     log.info(
         "job=%s claimed attempt=%d resume_from=%s", job_id, claim.attempt, claim.checkpoint_epoch
     )
-    run = _Run(rt, claim, stop or threading.Event(), time_limit or threading.Event())
+    run = Run(rt, claim, stop or threading.Event(), time_limit or threading.Event())
     outcome = run.execute()
     # A TPE search makes its next trials as earlier ones end (other batches never grow).
     if claim.batch_growing and outcome not in (Outcome.released, Outcome.exploited):
@@ -196,7 +197,7 @@ class MemoryLimit(Exception):
 
 
 @dataclass
-class _Run:
+class Run:
     rt: Runtime
     claim: Claim
     stop: StopFlag
@@ -211,10 +212,16 @@ class _Run:
     flushed: bool = False  # this run wrote (or tried to write) points before its finish
     chosen: Chosen | None = None  # what the dispatch pass in the finish's transaction chose
     webhooks: bool = True  # the run's end may have written webhook deliveries
+    # A run of a group of tiny jobs (worker.groups): trained, its finish left to the group
+    # (``finishing``), and no lease thread (the group's claim leased every job of it).
+    defer_finish: bool = False
+    finishing: job_finish.Finishing | None = None
+    epochs_run: int = 0
 
     def execute(self) -> str:
         keeper = LeaseKeeper(self.rt, self.claim)
-        keeper.start()
+        if not self.defer_finish:
+            keeper.start()
         self.keeper = keeper
         try:
             return self._train()
@@ -315,28 +322,36 @@ class _Run:
             epochs_run=trainer.epoch,
         )
 
+        self.finishing = job_finish.Finishing(
+            self.job_id,
+            claim.attempt,
+            self.buffer,
+            weights,
+            meta,
+            checkpointed=claim.checkpoint is not None or self.checkpointed,
+            first_write=claim.attempt == 1 and not self.flushed,
+        )
+        self.epochs_run = trainer.epoch
+        if self.defer_finish:
+            return Outcome.trained  # its group finishes it with the others (worker.groups)
+
         # The last points, the model, the finish and the next dispatch pass: one transaction
         # (job_finish.complete). A growing search's pass waits for its new trials (run_job).
         # If that transaction fails, the finish is retried alone (the pass may be what
         # failed; run_job then runs one of its own), patient with the database as always.
-        def finish(dispatch: Callable[[Any], Chosen] | None) -> job_finish.Completed | None:
-            return job_finish.complete(
-                rt.factory,
-                self.job_id,
-                claim.attempt,
-                self.buffer,
-                weights=weights,
-                meta=meta,
-                checkpointed=claim.checkpoint is not None or self.checkpointed,
-                first_write=claim.attempt == 1 and not self.flushed,
-                dispatch=dispatch,
-            )
+        def finish(dispatch: Callable[[Any], Chosen] | None) -> list[job_finish.Completed | None]:
+            assert self.finishing is not None
+            return job_finish.complete_many(rt.factory, [self.finishing], dispatch=dispatch)
 
         try:
             done = finish(None if claim.batch_growing else dispatcher(rt.settings).choose)
         except Exception:  # a failed pass never fails the run (it rolled back with it)
             log.warning("job=%s finish failed; retrying it alone", self.job_id, exc_info=True)
-            done = self._final(lambda: finish(None))
+            done = self.patient(lambda: finish(None))
+        return self.finished(done[0])
+
+    def finished(self, done: job_finish.Completed | None) -> str:
+        """The outcome of this run's finish (``job_finish.complete_many``), logged."""
         if done is None:
             return self._lost()
         self.buffer = []
@@ -344,7 +359,7 @@ class _Run:
         if done.status == Outcome.cancelled:
             log.info("job=%s cancelled", self.job_id)
             return Outcome.cancelled
-        log.info("job=%s succeeded epochs=%d", self.job_id, trainer.epoch)
+        log.info("job=%s succeeded epochs=%d", self.job_id, self.epochs_run)
         return Outcome.succeeded
 
     def _after_epoch(self, trainer: Trainer) -> None:
@@ -390,7 +405,7 @@ class _Run:
         assert self.reporting is not None
         state = (trainer.epoch, trainer.state_bytes()) if self.reporting.checkpoints else None
         decide = self.reporting.at(trainer.epoch, self.claim.attempt)
-        pulse = self._final(lambda: self._flush(state, decide))
+        pulse = self.patient(lambda: self._flush(state, decide))
         if pulse.alive and state is not None:
             self.checkpoint_epoch, self.last_checkpoint = trainer.epoch, time.monotonic()
         action = pulse.decision.action if pulse.alive and pulse.decision else "continue"
@@ -427,7 +442,7 @@ class _Run:
         if not pulse.alive:
             raise _Stop(self._lost())
         if pulse.cancel_requested or self.keeper.cancel_requested:
-            done = self._final(
+            done = self.patient(
                 lambda: job_finish.finish_cancelled(
                     self.rt.factory, self.job_id, self.claim.attempt
                 )
@@ -438,10 +453,10 @@ class _Run:
     def _release(self, trainer: Trainer) -> str:
         """Warm shutdown: checkpoint what is done and hand the job back to the queue."""
         state = (trainer.epoch, trainer.state_bytes())
-        pulse = self._final(lambda: self._flush(state))
+        pulse = self.patient(lambda: self._flush(state))
         if not pulse.alive:
             return self._lost()
-        status = self._final(
+        status = self.patient(
             lambda: job_finish.release(self.rt.factory, self.job_id, self.claim.attempt)
         )
         if status is None:
@@ -456,7 +471,7 @@ class _Run:
             except (OperationalError, InterfaceError):
                 log.warning("job=%s could not flush the points before failing", self.job_id)
         error = {"type": kind, "message": message, "epoch": epoch}
-        done = self._final(
+        done = self.patient(
             lambda: job_finish.finish_failed(
                 self.rt.factory, self.job_id, self.claim.attempt, error
             )
@@ -468,7 +483,7 @@ class _Run:
         log.info("job=%s attempt=%d lost its fence; stopping", self.job_id, self.claim.attempt)
         return Outcome.lost
 
-    def _final(self, write: Callable[[], T]) -> T:
+    def patient(self, write: Callable[[], T]) -> T:
         """A write the run cannot skip: retry while the database is unreachable."""
         deadline = time.monotonic() + DB_PATIENCE_SECONDS
         pause = 0.2

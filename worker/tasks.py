@@ -1,4 +1,5 @@
-"""The training task: thin, takes only a job id, idempotent (the runner claims first)."""
+"""The training task: thin, takes only job ids (one, or a group of tiny jobs), idempotent
+(the runner claims first)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from service import webhooks
 from service.queue import DELIVER_TASK, TRAIN_TASK
 from worker import shutdown
 from worker.celery_app import app
+from worker.groups import run_group
 from worker.reaper import relay_webhooks
 from worker.runner import run_delivery
 from worker.runtime import runtime
@@ -35,22 +37,27 @@ logging.getLogger("celery.app.trace").addFilter(QuietHandBack())
 
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
-def train(job_id: str) -> str:
-    """Run one delivery of a job; returns the outcome (logged by Celery)."""
+def train(job_id: str, *group: str) -> str:
+    """Run one delivery of a job, or of a group of tiny jobs (``job_id`` and ``group``:
+    ``worker.groups``); returns the outcome(s) (logged by Celery)."""
     if shutdown.pending():
         # This worker is stopping: give the message back for another worker.
         log.info("job=%s message given back: this worker is shutting down", job_id)
         raise Reject(SHUTTING_DOWN, requeue=True)
     with soft_limit_as_flag() as time_limit:
-        ran = run_delivery(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)
-    if ran.webhooks:  # a tenant without webhooks has none to relay: no transaction for it
+        if group:
+            jobs = [job_id, *group]
+            ran = run_group(jobs, stop=shutdown.WarmShutdown(), time_limit=time_limit)
+        else:
+            ran = [run_delivery(job_id, stop=shutdown.WarmShutdown(), time_limit=time_limit)]
+    if any(one.webhooks for one in ran):  # a tenant without webhooks has none to relay
         try:
             relay_webhooks(runtime())  # the run's events leave now, not at the next pass
         except SQLAlchemyError:
             log.warning(
                 "job=%s webhook relay failed; the reaper relays later", job_id, exc_info=True
             )
-    return ran.outcome
+    return ",".join(one.outcome for one in ran)
 
 
 @app.task(name=DELIVER_TASK, ignore_result=True)

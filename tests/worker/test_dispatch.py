@@ -27,14 +27,16 @@ class Broker:
 
     def __init__(self, fail_after: int | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.messages: list[list[str]] = []
         self.fail_after = fail_after
         self.lock = threading.Lock()
 
-    def __call__(self, job_id: str, queue: str) -> bool:
+    def __call__(self, job_ids: list[str], queue: str) -> bool:
         with self.lock:
             if self.fail_after is not None and len(self.sent) >= self.fail_after:
                 return False
-            self.sent.append((job_id, queue))
+            self.messages.append(list(job_ids))
+            self.sent.extend((job_id, queue) for job_id in job_ids)
             return True
 
 

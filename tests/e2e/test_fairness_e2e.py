@@ -113,7 +113,7 @@ def die(*_args, **_kwargs):
 
 if sys.argv[1] == "holding-the-lock":
     quotas.effective = die  # called inside the locked transaction
-send = die if sys.argv[1] == "before-sending" else (lambda job_id, queue: True)
+send = die if sys.argv[1] == "before-sending" else (lambda job_ids, queue: True)
 settings = Settings.from_env()
 with make_sessionmaker(make_engine(settings.database_url))() as session:
     Dispatcher.from_settings(settings, send).run(session)

@@ -189,8 +189,8 @@ def test_each_send_names_the_request_that_submitted_the_job(db):
     workers(db, 2)
     seen = []
 
-    def send(job_id, queue):
-        seen.append((job_id, logs.current("request_id")))
+    def send(job_ids, queue):
+        seen.extend((job_id, logs.current("request_id")) for job_id in job_ids)
         return True
 
     logs.bind(request_id="the-finishing-run")

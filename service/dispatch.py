@@ -79,6 +79,7 @@ class Candidate:
     created_at: datetime
     request_id: str | None = None  # the submitting request's, for the worker's log lines
     work: int | None = None  # estimated at submission (service.budgets.run_work)
+    lost: int = 0  # runs of it that were lost (a crash, a lease that ran out)
 
 
 def fair_order(
@@ -117,11 +118,14 @@ def pack(
     """The messages of a pass: ``picks`` (in fair order) into at most ``slots`` messages,
     each one job or up to ``group_jobs`` tiny jobs (work at most ``group_work``) of one
     tenant and queue — a group takes one worker slot and is claimed, run and finished
-    together, so a tiny job's bookkeeping is shared. Picks that fit no message wait."""
+    together, so a tiny job's bookkeeping is shared. A job that already lost a run goes
+    alone: had it crashed its worker (a poison pill), it would take its group's other
+    jobs down with it again, and their attempts toward the cap. Picks that fit no
+    message wait."""
     messages: list[list[Candidate]] = []
     open_groups: dict[tuple[str, str], list[Candidate]] = {}
     for job in picks:
-        tiny = group_jobs > 1 and job.work is not None and job.work <= group_work
+        tiny = group_jobs > 1 and not job.lost and job.work is not None and job.work <= group_work
         group = open_groups.get((job.tenant_id, job.queue)) if tiny else None
         if group is not None and len(group) < group_jobs:
             group.append(job)
@@ -312,7 +316,16 @@ def _reads() -> tuple[Any, Any]:
         .label("rank")
     )
     ranked = (
-        select(Job.id, Job.tenant_id, Job.queue, Job.created_at, Job.request_id, Job.work, rank)
+        select(
+            Job.id,
+            Job.tenant_id,
+            Job.queue,
+            Job.created_at,
+            Job.request_id,
+            Job.work,
+            (Job.attempt - Job.releases).label("lost"),
+            rank,
+        )
         .where(
             due, Job.tenant_id.in_(bindparam("eligible", type_=Job.tenant_id.type, expanding=True))
         )
@@ -326,6 +339,7 @@ def _reads() -> tuple[Any, Any]:
             ranked.c.created_at,
             ranked.c.request_id,
             ranked.c.work,
+            ranked.c.lost,
         )
         .where(ranked.c.rank <= bindparam("free", type_=Integer()))
         .order_by(ranked.c.tenant_id, ranked.c.rank)

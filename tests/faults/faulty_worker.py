@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 
-from celery.signals import task_prerun
 from sqlalchemy import select
 
 POISON_MARKER = "poison-pill"
@@ -20,6 +19,7 @@ POISON_EXIT_CODE = 86
 
 
 def install_poison_pill() -> None:
+    from service import logs
     from service.config import Settings
     from service.db import make_engine, make_sessionmaker
     from service.models import Job
@@ -27,11 +27,6 @@ def install_poison_pill() -> None:
 
     settings = Settings.from_env()
     factory = None
-    current: dict[str, str | None] = {"job_id": None}
-
-    @task_prerun.connect(weak=False)
-    def remember_job(task_id=None, task=None, args=None, **_kwargs) -> None:
-        current["job_id"] = args[0] if args else None
 
     def is_poison(job_id: str | None) -> bool:
         nonlocal factory
@@ -49,8 +44,8 @@ def install_poison_pill() -> None:
         poison = None
         for stats in run_epochs(self):
             yield stats
-            if poison is None:
-                poison = is_poison(current["job_id"])
+            if poison is None:  # the job being trained (one of a group's, too: worker.groups)
+                poison = is_poison(logs.current("job_id"))
             if poison:
                 os._exit(POISON_EXIT_CODE)
 

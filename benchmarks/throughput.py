@@ -1,7 +1,7 @@
 """End-to-end throughput of tiny training jobs beside raw Celery throughput, same broker.
 
     .venv/bin/python benchmarks/throughput.py [--jobs 200] [--noop 2000] [--epochs 5]
-        [--brokers redis,rabbitmq]
+        [--brokers redis,rabbitmq] [--group-jobs 8]
 
 Needs PostgreSQL and Redis on 127.0.0.1 (or the binaries, for throwaway instances), and
 for ``--brokers rabbitmq`` RabbitMQ on 127.0.0.1:5672 (a virtual host of its own). For
@@ -15,7 +15,9 @@ interactive,batch -c 1``, the production shape: acks_late, prefetch 1):
 - **raw celery**: ``--noop`` messages of a task whose body is one Redis INCR (so the
   benchmark can see it ran), on a worker with the same configuration and broker.
 
-The ratio deltaflow/raw says what the service's bookkeeping costs per job. Workers are
+The ratio deltaflow/raw says what the service's bookkeeping costs per job. Tiny jobs go
+up to ``--group-jobs`` to a message (``DELTAFLOW_GROUP_JOBS``, the service's default
+unless given; 1 sends each job alone, as before groups). Workers are
 warmed up (one job each) before timing. Nothing is written outside a fresh PostgreSQL
 database and a claimed Redis database number, both dropped afterwards.
 """
@@ -42,6 +44,7 @@ from service.config import Settings  # noqa: E402
 from service.queue import celery_config  # noqa: E402
 
 NOOP_QUEUE = "bench-noop"
+GROUP_ENV: dict[str, str] = {}  # DELTAFLOW_GROUP_JOBS, if --group-jobs was given
 NOOP_COUNTER = "bench:noop:done"
 BROKER_ENV = "DELTAFLOW_BENCH_BROKER_URL"
 COUNTER_ENV = "DELTAFLOW_BENCH_COUNTER_URL"  # Redis, whatever the broker
@@ -95,7 +98,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each tiny job")
     parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
     parser.add_argument("--brokers", default="redis", help="redis, rabbitmq or both")
+    parser.add_argument(
+        "--group-jobs", type=int, default=None, help="DELTAFLOW_GROUP_JOBS (default: the service's)"
+    )
     args = parser.parse_args()
+    if args.group_jobs is not None:
+        GROUP_ENV["DELTAFLOW_GROUP_JOBS"] = str(args.group_jobs)
 
     from tests.support.servers import find_postgres, find_rabbitmq, find_redis
 
@@ -137,7 +145,9 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
     print(f"tiny jobs: xor 64 samples, 2-4-2 tanh/softmax, {args.epochs} epochs, adam;")
+    group = GROUP_ENV.get("DELTAFLOW_GROUP_JOBS", str(Settings().group_jobs))
     print(f"{args.jobs} jobs and {args.noop} no-op tasks per run; 1 process per worker")
+    print(f"tiny jobs per message (DELTAFLOW_GROUP_JOBS): {group}")
     for name, rows in tables.items():
         print()
         print(f"broker: {name}")
@@ -205,6 +215,7 @@ def measure_service(
         "DELTAFLOW_DATABASE_URL": url,
         "DELTAFLOW_BROKER_URL": broker,
         "DELTAFLOW_DATA_DIR": str(data_dir),
+        **GROUP_ENV,
     }
     settings = Settings.from_env(env=env)
     app = create_app({"settings": settings})

@@ -1,12 +1,14 @@
 """What one tiny job costs the worker in database work: commits, statements, time.
 
-    .venv/bin/python benchmarks/tiny_job_statements.py [--jobs 29] [--profile]
+    .venv/bin/python benchmarks/tiny_job_statements.py [--jobs 29] [--group 1] [--profile]
 
 In this process, on a fresh PostgreSQL database (dropped afterwards) with a claimed Redis
 database number as the broker: one batch of ``--jobs`` + 1 tiny jobs (the spec of
 ``benchmarks/throughput.py``) is submitted through the real app, then
 ``worker.runner.run_delivery`` runs them one after the other as a worker's pool child
-would (the first one warms up, uncounted). SQLAlchemy events on the worker's engine count
+would (the first one warms up, uncounted) — or, with ``--group N``,
+``worker.groups.run_group`` over N jobs at a time, as a message of a group of tiny jobs
+runs them. SQLAlchemy events on the worker's engine count
 the statements and commits per job, and the time spent inside each kind of statement.
 
 The counts do not depend on the machine's load; the times do (each statement is a round
@@ -38,6 +40,7 @@ from benchmarks.throughput import TINY_JOB  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=29, help="tiny jobs counted")
+    parser.add_argument("--group", type=int, default=1, help="jobs per message (1: run_delivery)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the runs")
     args = parser.parse_args()
 
@@ -55,7 +58,7 @@ def main() -> None:
                 "DELTAFLOW_DATA_DIR": data_dir,
             }
             os.environ.update(env)
-            measure(args.jobs, args.profile, engines)
+            measure(args.jobs, args.group, args.profile, engines)
     finally:
         for engine in engines:
             engine.dispose()
@@ -65,7 +68,7 @@ def main() -> None:
         redis_server.stop()
 
 
-def measure(jobs: int, profile: bool, engines: list[Any]) -> None:
+def measure(jobs: int, group: int, profile: bool, engines: list[Any]) -> None:
     from sqlalchemy import event, select
 
     from service.app import create_app
@@ -74,6 +77,7 @@ def measure(jobs: int, profile: bool, engines: list[Any]) -> None:
     from service.migrate import upgrade
     from service.models import Job
     from service.tenants import create_tenant_key
+    from worker.groups import run_group
     from worker.runner import Outcome, run_delivery
     from worker.runtime import runtime
 
@@ -131,10 +135,11 @@ def measure(jobs: int, profile: bool, engines: list[Any]) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     if profiler is not None:
         profiler.enable()
-    for job_id in ids[1:]:
-        outcome = run_delivery(job_id, rt=rt).outcome
-        if outcome != Outcome.succeeded:
-            raise RuntimeError(f"job {job_id}: {outcome}")
+    for start in range(1, len(ids), group):
+        chunk = ids[start : start + group]
+        ran = run_group(chunk, rt=rt) if group > 1 else [run_delivery(chunk[0], rt=rt)]
+        if any(one.outcome != Outcome.succeeded for one in ran) or len(ran) != len(chunk):
+            raise RuntimeError(f"jobs {chunk}: {[one.outcome for one in ran]}")
     if profiler is not None:
         profiler.disable()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -53,6 +53,27 @@ def insert_points(
     refresh_levels(session, job_id, min(epochs), max(epochs), points if first else None)
 
 
+def insert_new_curves(
+    session: Session, curves: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+) -> None:
+    """``insert_points(..., first=True)`` for several jobs (id, points) whose curves are
+    new (a group's finish): all their points in one statement, all their levels in one."""
+    rows = [
+        {"job_id": job_id, **point_values(p, POINT_FIELDS)}
+        for job_id, points in curves
+        for p in points
+    ]
+    if not rows:
+        return
+    insert = dialect_insert(session)(CurvePoint.__table__)
+    session.execute(insert.on_conflict_do_nothing(index_elements=["job_id", "epoch"]), rows)
+    levels: list[dict[str, Any]] = []
+    for job_id, points in curves:
+        levels += _level_rows(job_id, sorted(map(_unit, points), key=lambda u: u[0]), {})
+    if levels:
+        session.execute(_levels_upsert(session.get_bind().dialect.name), levels)
+
+
 def continue_from(
     session: Session, job_id: str, parent_id: str, last: int, epoch: int
 ) -> dict[str, Any] | None:
@@ -182,6 +203,15 @@ def _upsert_levels(
 ) -> None:
     """Every level's blocks over ``children`` (level-1 units in epoch order), merged with
     the ``stored`` blocks of each level they belong beside; one upsert."""
+    rows = _level_rows(job_id, children, stored)
+    if rows:
+        session.execute(_levels_upsert(session.get_bind().dialect.name), rows)
+
+
+def _level_rows(
+    job_id: str, children: list[Unit], stored: dict[int, dict[int, Unit]]
+) -> list[dict[str, Any]]:
+    """``_upsert_levels``' rows."""
     nfields = len(NUMERIC_FIELDS)
     rows: list[dict[str, Any]] = []
     names = _LEVEL_NAMES
@@ -201,8 +231,7 @@ def _upsert_levels(
         below = stored.get(k, {})
         below.update(computed)
         children = [below[index] for index in sorted(below)]
-    if rows:
-        session.execute(_levels_upsert(session.get_bind().dialect.name), rows)
+    return rows
 
 
 _LEVEL_NAMES = ["first_epoch", "last_epoch", *(c.name for c in stat_columns(NUMERIC_FIELDS))]

@@ -120,9 +120,7 @@ def complete_many(
     with transaction(factory) as session:
         ended = [(run, _end(session, run)) for run in runs]
         rows = [(run, row) for run, row in ended if row is not None]
-        amounts: list[Any] = []
-        for run, row in rows:
-            amounts += _write_curve(session, run, row)
+        amounts = _write_curves(session, rows)
         counters.add_many(session, counters.summed(amounts), shard_key=runs[0].job_id)
         hooks: dict[str, Any] = {}  # the tenant's webhooks, read once per tenant
         subscribed = {
@@ -154,16 +152,25 @@ def _end(session: Session, run: Finishing) -> Any:
     return session.execute(finish, fence).one_or_none()
 
 
-def _write_curve(session: Session, run: Finishing, row: Any) -> list[Any]:
-    """The run's last points (summary, points, curve levels); returns its counter rows."""
-    amounts: list[Any] = counters.duration_amounts(row.status, row.started_at, row.finished_at)
-    if run.points:
-        job_id, points = run.job_id, run.points
-        first = summaries.record(
-            session, job_id, points, tenant_id=row.tenant_id, first=run.first_write
-        )
-        curve_store.insert_points(session, job_id, points, first=first)
-        amounts.append((counters.EPOCHS, float(len(points)), None))
+def _write_curves(session: Session, rows: list[tuple[Finishing, Any]]) -> list[Any]:
+    """The runs' last points (summaries, points, curve levels); returns their counter rows.
+    The curves nothing wrote before (a first run's only write: the usual tiny job) go
+    together, a few statements for the group; the others merge into theirs one by one."""
+    amounts: list[Any] = []
+    for run, row in rows:
+        amounts += counters.duration_amounts(row.status, row.started_at, row.finished_at)
+        if run.points:
+            amounts.append((counters.EPOCHS, float(len(run.points)), None))
+    ended = [(run, row) for run, row in rows if run.points]
+    firsts = [(run.job_id, row.tenant_id, run.points) for run, row in ended if run.first_write]
+    new = summaries.record_firsts(session, firsts)
+    curve_store.insert_new_curves(
+        session, [(run.job_id, run.points) for run, _ in ended if run.job_id in new]
+    )
+    for run, row in ended:
+        if run.job_id not in new:
+            summaries.record(session, run.job_id, run.points, tenant_id=row.tenant_id)
+            curve_store.insert_points(session, run.job_id, run.points)
     return amounts
 
 

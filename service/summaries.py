@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db import dialect_insert
 from service.models import CurvePoint, Job, JobSummary, summary_column
 from service.problems import Invalid
 from service.schemas.names import FINISHED, METRICS, MODES, SUMMARY_STATS, JobStatus
@@ -76,17 +76,48 @@ def record(
     if not points:
         return False
     if first:
-        values = merge(None, points)
         tenant_id = tenant_id or session.scalar(select(Job.tenant_id).where(Job.id == job_id))
-        new = dialect_insert(session)(SUMMARY).values(job_id=job_id, tenant_id=tenant_id, **values)
-        new = new.on_conflict_do_nothing(index_elements=["job_id"]).returning(SUMMARY.c.job_id)
-        if session.execute(new).first() is not None:  # inserted (rowcount is -1 here on psycopg)
+        if record_firsts(session, [(job_id, tenant_id, points)]):
             return True
     row = session.execute(
         select(SUMMARY).where(SUMMARY.c.job_id == job_id)
     ).mappings().one_or_none()  # fmt: skip
     _save(session, job_id, row, merge(_values(row), points), tenant_id)
     return False
+
+
+def record_firsts(
+    session: Session, firsts: Sequence[tuple[str, str | None, Sequence[Mapping[str, Any]]]]
+) -> set[str]:
+    """The first summaries of jobs (id, tenant, points) whose curve nothing has written
+    yet, in one statement (a group's finish writes several); returns the ids inserted. A
+    job that had one after all is left out (the caller merges into it with ``record``)."""
+    rows = [
+        {"job_id": job_id, "tenant_id": tenant, **merge(None, points)}
+        for job_id, tenant, points in firsts
+        if points
+    ]
+    if not rows:
+        return set()
+    inserted = session.execute(_insert_first(session.get_bind().dialect.name), rows)
+    return {row.job_id for row in inserted}
+
+
+_FIRSTS: dict[str, Any] = {}
+
+
+def _insert_first(dialect: str) -> Any:
+    """``record_firsts``' INSERT … ON CONFLICT DO NOTHING RETURNING, built once per
+    dialect (built with inline values, it was compiled afresh for every job)."""
+    statement = _FIRSTS.get(dialect)
+    if statement is None:
+        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _FIRSTS[dialect] = (
+            make(SUMMARY)
+            .on_conflict_do_nothing(index_elements=["job_id"])
+            .returning(SUMMARY.c.job_id)
+        )
+    return statement
 
 
 def rebuild(session: Session, job_id: str) -> None:

@@ -132,6 +132,7 @@ def submit_batch(
                     limits=limits,
                     loc=_job_loc(plan, index),
                     quota=quota,
+                    flush=False,  # all of them at once, below
                 )
             except Invalid as err:
                 raise _rejected(plan, 1, _invalid_job(plan, index, err)) from None

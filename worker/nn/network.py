@@ -19,6 +19,7 @@ already carries it. The public methods take and return rows per example.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -366,16 +367,16 @@ def _flat_views(
     """
     step = _ALIGN_BYTES // dtype.itemsize
     offsets, total = [], 0
-    for shape in shapes:
+    sizes = [math.prod(shape) for shape in shapes]  # not np.prod: ~20x slower on tuples
+    for size in sizes:
         offsets.append(total)
-        size = int(np.prod(shape))
         total += -(-size // step) * step
     raw = np.zeros(total + step, dtype=dtype)
     start = (-raw.ctypes.data % _ALIGN_BYTES) // dtype.itemsize
     flat = raw[start : start + total]
     views = [
-        flat[offset : offset + int(np.prod(shape))].reshape(shape)
-        for offset, shape in zip(offsets, shapes, strict=True)
+        flat[offset : offset + size].reshape(shape)
+        for offset, size, shape in zip(offsets, sizes, shapes, strict=True)
     ]
     return flat, views
 

@@ -63,8 +63,11 @@ def insert_job(
     tenant: str = "tests",
     queue: str = "interactive",
     name: str = "test job",
+    work: int | None = None,
 ) -> str:
-    """A queued job row, as the API would commit it (no message sent)."""
+    """A queued job row, as the API would commit it (no message sent); ``work`` is the
+    estimated work the API stores (``service.budgets.run_work``): None, as for a job
+    submitted before it was stored, never shares a message (``service.dispatch.pack``)."""
     stored = validated(spec)
     with transaction(factory) as session:
         owner = session.scalar(select(Tenant).where(Tenant.name == tenant))
@@ -78,6 +81,7 @@ def insert_job(
             queue=queue,
             spec=stored,
             epochs=stored["training"]["epochs"],
+            work=work,
         )
         session.add(job)
         session.flush()

@@ -6,6 +6,7 @@ Time is passed explicitly (``now=``) where staleness matters.
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy import delete, select, update
 
 from service import heartbeats, job_claim, logs
 from service.db import transaction
-from service.dispatch import Candidate, Dispatcher, fair_order
+from service.dispatch import Candidate, Dispatcher, fair_order, pack
 from service.models import Job, Tenant, TenantQuota, WorkerHeartbeat
 from service.timeutil import utcnow
 from tests.support.jobs import insert_job, job_row, tiny_spec
@@ -200,3 +201,245 @@ def test_each_send_names_the_request_that_submitted_the_job(db):
     finally:
         logs.clear()
     assert seen == [(ids[0], "submit-0"), (ids[1], None)]
+
+
+# --- tiny jobs share messages (service.dispatch.pack) ------------------------------------
+
+TINY = 1_000  # estimated work (multiply-adds) under GROUP_WORK: a tiny job
+GROUP_WORK = 2_000
+BIG = GROUP_WORK + 1
+
+
+def job(name: str, tenant: str = "a", queue: str = "interactive", work: int | None = TINY):
+    return Candidate(name, tenant, queue, utcnow(), work=work)
+
+
+def ids(messages) -> list[list[str]]:
+    return [[job.id for job in message] for message in messages]
+
+
+def test_pack_groups_the_tiny_jobs_of_one_tenant_and_queue():
+    picks = [
+        job("a0"),
+        job("b0", tenant="b"),
+        job("a1"),
+        job("q0", queue="batch"),
+        job("b1", tenant="b"),
+        job("a2"),
+        job("q1", queue="batch"),
+    ]
+    messages = pack(picks, slots=10, group_jobs=8, group_work=GROUP_WORK)
+    # In the order of each message's first pick; each job where the fair order put it.
+    assert ids(messages) == [["a0", "a1", "a2"], ["b0", "b1"], ["q0", "q1"]]
+
+
+def test_pack_puts_at_most_group_jobs_in_a_message():
+    picks = [job(f"a{i}") for i in range(10)]
+    messages = pack(picks, slots=10, group_jobs=4, group_work=GROUP_WORK)
+    assert ids(messages) == [
+        ["a0", "a1", "a2", "a3"],
+        ["a4", "a5", "a6", "a7"],
+        ["a8", "a9"],
+    ]
+
+
+def test_pack_sends_a_job_over_the_work_limit_or_of_unknown_work_alone():
+    picks = [
+        job("a0"),
+        job("big", work=BIG),
+        job("a1", work=GROUP_WORK),  # at the limit: still tiny
+        job("unknown", work=None),  # submitted before work was stored
+        job("a2"),
+        job("big2", work=BIG),
+    ]
+    messages = pack(picks, slots=10, group_jobs=8, group_work=GROUP_WORK)
+    assert ids(messages) == [["a0", "a1", "a2"], ["big"], ["unknown"], ["big2"]]
+
+
+def test_pack_never_sends_more_messages_than_free_slots():
+    picks = [job(f"a{i}") for i in range(30)]
+    messages = pack(picks, slots=2, group_jobs=8, group_work=GROUP_WORK)
+    assert ids(messages) == [[f"a{i}" for i in range(8)], [f"a{i}" for i in range(8, 16)]]
+    big = [job(f"big{i}", work=BIG) for i in range(3)]
+    assert ids(pack(big, slots=2, group_jobs=8, group_work=GROUP_WORK)) == [["big0"], ["big1"]]
+    assert pack(big, slots=0, group_jobs=8, group_work=GROUP_WORK) == []
+    # A full pass still fills its open groups: the tiny jobs join the slot already taken,
+    # the big job waits.
+    mixed = [job("a0"), job("big", work=BIG), job("a1")]
+    assert ids(pack(mixed, slots=1, group_jobs=8, group_work=GROUP_WORK)) == [["a0", "a1"]]
+
+
+def test_pack_with_group_jobs_1_sends_every_job_alone():
+    picks = [job(f"a{i}") for i in range(5)]
+    messages = pack(picks, slots=3, group_jobs=1, group_work=GROUP_WORK)
+    assert ids(messages) == [["a0"], ["a1"], ["a2"]]
+
+
+def test_pack_keeps_the_fair_order_across_tenants():
+    t0 = utcnow()
+    heads = {
+        tenant: [
+            Candidate(f"{tenant}{i}", tenant, "interactive", t0 + timedelta(seconds=i), work=TINY)
+            for i in range(6)
+        ]
+        for tenant in ("a", "b", "c")
+    }
+    picks = fair_order(heads, {"a": 2}, {}, 12)  # b and c first: a has jobs in flight
+    messages = pack(picks, slots=2, group_jobs=3, group_work=GROUP_WORK)
+    # The two free slots go to the tenants the fair order puts first, never to a.
+    assert ids(messages) == [["b0", "b1", "b2"], ["c0", "c1", "c2"]]
+
+
+def test_pack_invariants_on_random_picks():
+    """Whatever the picks: one tenant and queue per message, at most ``group_jobs``, a
+    non-tiny job alone, at most ``slots`` messages, no job twice, the picks' order kept
+    within each message; a pick left out means the slots were all taken."""
+    rng = random.Random(7)
+    for _ in range(300):
+        picks = [
+            job(
+                f"j{i}",
+                tenant=rng.choice("abc"),
+                queue=rng.choice(["interactive", "batch"]),
+                work=rng.choice([None, TINY, GROUP_WORK, BIG]),
+            )
+            for i in range(rng.randrange(0, 40))
+        ]
+        slots, group_jobs = rng.randrange(0, 6), rng.randrange(1, 6)
+        messages = pack(picks, slots, group_jobs, GROUP_WORK)
+        order = {pick.id: index for index, pick in enumerate(picks)}
+        packed = [pick.id for message in messages for pick in message]
+        assert len(packed) == len(set(packed))
+        assert len(messages) <= slots
+        for message in messages:
+            assert 1 <= len(message) <= group_jobs
+            assert len({(pick.tenant_id, pick.queue) for pick in message}) == 1
+            if len(message) > 1:
+                assert all(p.work is not None and p.work <= GROUP_WORK for p in message)
+            assert [order[p.id] for p in message] == sorted(order[p.id] for p in message)
+        if len(packed) < len(picks):
+            assert len(messages) == slots
+        # Messages come in the order of their first pick (the fair order).
+        firsts = [order[message[0].id] for message in messages]
+        assert firsts == sorted(firsts)
+
+
+def tiny_jobs(factory, n: int, tenant: str = "b", **kwargs) -> list[str]:
+    return [insert_job(factory, tiny_spec(), tenant=tenant, work=TINY, **kwargs) for _ in range(n)]
+
+
+def groups(factory, job_ids) -> list[str | None]:
+    return [job_row(factory, job_id).dispatch_group for job_id in job_ids]
+
+
+def finish(factory, job_ids) -> None:
+    with transaction(factory) as session:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(status="succeeded"))
+
+
+GROUPED = {"group_jobs": 8, "group_work": GROUP_WORK}
+
+
+def test_a_pass_sends_tiny_jobs_in_groups_and_stores_each_group(db):
+    ids_ = tiny_jobs(db, 20)
+    workers(db, 1)
+    broker = Broker()
+    sent = run(db, broker, margin=1, **GROUPED)
+    # One worker slot plus the margin: two messages, however many jobs they hold.
+    assert broker.messages == [ids_[:8], ids_[8:16]]
+    assert sent == ids_[:16]
+    assert {queue for _, queue in broker.sent} == {"interactive"}
+    # Each job names its message: the group's first job.
+    assert groups(db, ids_[:16]) == [ids_[0]] * 8 + [ids_[8]] * 8
+    assert groups(db, ids_[16:]) == [None] * 4
+    assert all(job_row(db, i).dispatched_at is None for i in ids_[16:])
+
+
+def test_a_group_takes_one_slot_until_all_its_jobs_end(db):
+    ids_ = tiny_jobs(db, 20)
+    workers(db, 1)
+    broker = Broker()
+    run(db, broker, margin=1, **GROUPED)
+    assert run(db, broker, margin=1, **GROUPED) == []  # two slots, both taken
+    # The first group is claimed and runs: still one slot (16 jobs in flight, 2 slots).
+    job_claim.claim_many(db, ids_[:8], "w", lease_seconds=60, max_attempts=3)
+    assert run(db, broker, margin=1, **GROUPED) == []
+    finish(db, ids_[:7])  # all but one of its jobs ended: the slot is still taken
+    assert run(db, broker, margin=1, **GROUPED) == []
+    finish(db, ids_[7:8])  # the whole group ended: one slot is free, for one message
+    assert run(db, broker, margin=1, **GROUPED) == ids_[16:]
+    assert broker.messages[-1] == ids_[16:]
+    assert groups(db, ids_[16:]) == [ids_[16]] * 4
+
+
+def test_a_pass_sends_a_lone_tiny_job_as_a_single(db):
+    (alone,) = tiny_jobs(db, 1)
+    workers(db, 1)
+    broker = Broker()
+    assert run(db, broker, margin=0, **GROUPED) == [alone]
+    assert broker.messages == [[alone]]
+    assert groups(db, [alone]) == [None]  # a single counts as itself
+
+
+def test_big_jobs_and_jobs_of_unknown_work_go_alone_beside_the_groups(db):
+    big = insert_job(db, tiny_spec(), tenant="b", work=BIG)
+    unknown = insert_job(db, tiny_spec(), tenant="b")
+    tiny = tiny_jobs(db, 3)
+    workers(db, 4)
+    broker = Broker()
+    assert sorted(run(db, broker, margin=0, **GROUPED)) == sorted([big, unknown, *tiny])
+    assert sorted(broker.messages, key=len) == [[big], [unknown], tiny]
+    assert groups(db, [big, unknown, *tiny]) == [None, None, *[tiny[0]] * 3]
+
+
+def test_max_running_jobs_counts_jobs_inside_groups(db):
+    b_jobs = tiny_jobs(db, 10, tenant="b")
+    a_jobs = tiny_jobs(db, 5, tenant="a")
+    with transaction(db) as session:
+        tenant = session.scalar(select(Tenant.id).where(Tenant.name == "b"))
+        session.add(TenantQuota(tenant_id=tenant, max_running_jobs=3))
+    workers(db, 8)
+    broker = Broker()
+    run(db, broker, margin=0, **GROUPED)
+    # b's cap is three jobs, not three messages; a (no cap) goes in one message.
+    assert sorted(broker.messages) == sorted([b_jobs[:3], a_jobs])
+    assert run(db, broker, margin=0, **GROUPED) == []  # b at its cap, a has nothing left
+    finish(db, b_jobs[:1])  # one of b's three ended: one more of b's may go
+    assert run(db, broker, margin=0, **GROUPED) == b_jobs[3:4]
+    # The default cap applies where a tenant has none, inside a group too.
+    c_jobs = tiny_jobs(db, 6, tenant="c")
+    assert run(db, broker, margin=0, max_running_jobs=2, **GROUPED) == c_jobs[:2]
+    assert broker.messages[-1] == c_jobs[:2]
+
+
+def test_group_jobs_1_sends_every_job_alone_as_before(db):
+    ids_ = tiny_jobs(db, 10)
+    workers(db, 2, 1)
+    broker = Broker()
+    assert run(db, broker, margin=1, group_jobs=1, group_work=GROUP_WORK) == ids_[:5]
+    assert broker.messages == [[i] for i in ids_[:5]]
+    assert groups(db, ids_) == [None] * 10
+    assert run(db, broker, margin=1, group_jobs=1, group_work=GROUP_WORK) == []
+
+
+def test_a_failed_send_gives_the_whole_group_back(db):
+    ids_ = tiny_jobs(db, 12)
+    workers(db, 1)
+    assert run(db, Broker(fail_after=8), margin=1, **GROUPED) == ids_[:8]
+    assert [job_row(db, i).dispatched_at is None for i in ids_] == [False] * 8 + [True] * 4
+    # The given-back jobs are not in flight: the next pass sends them, in one message.
+    broker = Broker()
+    assert run(db, broker, margin=1, **GROUPED) == ids_[8:]
+    assert broker.messages == [ids_[8:]]
+
+
+def test_a_group_not_claimed_in_time_is_sent_again(db):
+    ids_ = tiny_jobs(db, 3)
+    now = utcnow()
+    workers(db, 1, now=now)
+    assert run(db, Broker(), now=now, margin=0, resend_after_seconds=30, **GROUPED) == ids_
+    late = now + timedelta(seconds=31)
+    workers(db, 1, now=late)
+    broker = Broker()
+    assert run(db, broker, now=late, margin=0, resend_after_seconds=30, **GROUPED) == ids_
+    assert broker.messages == [ids_]

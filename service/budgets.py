@@ -57,14 +57,28 @@ def backprop_work(sizes: Sequence[int], m: int, kind: str) -> int:
 # An epoch's fixed cost (Python and numpy calls around the arithmetic), as multiply-adds:
 # about what a tiny network's epoch takes beyond its arithmetic here.
 EPOCH_OVERHEAD_WORK = 100_000
+# Each further optimizer step of an epoch (mini-batches): about half an epoch's fixed cost
+# (a 2-8-3 network on 96 rows: ~0.4 ms an epoch in one batch, ~0.2 ms more per one-row
+# step). Without it a job of one-row steps on many rows looked tiny and trained for
+# seconds — longer than a group's lease allows (worker.groups).
+STEP_OVERHEAD_WORK = 50_000
 
 
-def run_work(sizes: Sequence[int], n_train: int, epochs: int, gradient_check: bool) -> int:
+def run_work(
+    sizes: Sequence[int],
+    n_train: int,
+    epochs: int,
+    gradient_check: bool,
+    batch_size: int | None = None,
+) -> int:
     """A training run's estimated work in multiply-adds: each epoch a forward and a backward
-    pass over the training rows plus the epoch's fixed cost, and the gradient check's
-    passes if asked. Stored on the job (``jobs.work``): jobs at most
-    ``DELTAFLOW_GROUP_WORK`` are tiny and share their messages (``service.dispatch``)."""
-    work = epochs * (backprop_work(sizes, n_train, "trace") + EPOCH_OVERHEAD_WORK)
+    pass over the training rows plus the epoch's fixed cost and its further mini-batch
+    steps' (``batch_size`` None: one batch), and the gradient check's passes if asked.
+    Stored on the job (``jobs.work``): jobs at most ``DELTAFLOW_GROUP_WORK`` are tiny and
+    share their messages (``service.dispatch``)."""
+    steps = -(-n_train // batch_size) if batch_size else 1
+    extra_steps = max(steps - 1, 0) * STEP_OVERHEAD_WORK
+    work = epochs * (backprop_work(sizes, n_train, "trace") + EPOCH_OVERHEAD_WORK + extra_steps)
     if gradient_check:
         work += backprop_work(sizes, n_train, "gradcheck")
     return work

@@ -305,4 +305,6 @@ def _check_training(spec: JobSpec, shape: DataShape, limits: Limits, loc: list[s
                 f"(this network has {n_params})",
             )
     sizes = layer_sizes(spec, shape)
-    return budgets.run_work(sizes, n_train, training.epochs, training.gradient_check)
+    return budgets.run_work(
+        sizes, n_train, training.epochs, training.gradient_check, training.batch_size
+    )

@@ -2,9 +2,10 @@
 
 The group claimed all its jobs at once; the first one is trained but not finished (a
 group finishes its runs together), the second is training, the rest wait. SIGKILL of the
-pool child loses all of that. Their leases expire, the reaper re-dispatches them (grouped
-again), another worker runs them, and every job ends as an uninterrupted run would: each
-epoch exactly once, the same points and the same weights.
+pool child loses all of that. Their leases expire, the reaper re-dispatches them (each
+alone now: a job that lost a run never goes in a group), a worker runs them, and every
+job ends as an uninterrupted run would: each epoch exactly once, the same points and the
+same weights.
 """
 
 from __future__ import annotations
@@ -124,4 +125,7 @@ def test_sigkill_of_the_pool_child_mid_group(grouped_stack, record_tally):
     # trained-but-unfinished ones too; the integrity checks above show none twice.
     for job in lost:
         assert audits[job.id].attempt >= 2, audits[job.id]
+    with stack.factory() as session:
+        again = session.scalars(select(Job.dispatch_group).where(Job.id.in_([j.id for j in lost])))
+        assert set(again) == {None}  # sent again alone
     assert first.alive  # only the pool child died

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from service import heartbeats, job_claim, logs
+from service import heartbeats, job_claim, job_finish, logs
 from service.db import transaction
 from service.dispatch import Candidate, Dispatcher, fair_order, pack
 from service.models import Job, Tenant, TenantQuota, WorkerHeartbeat
@@ -210,8 +210,8 @@ GROUP_WORK = 2_000
 BIG = GROUP_WORK + 1
 
 
-def job(name: str, tenant: str = "a", queue: str = "interactive", work: int | None = TINY):
-    return Candidate(name, tenant, queue, utcnow(), work=work)
+def job(name: str, tenant: str = "a", queue: str = "interactive", work: int | None = TINY, lost=0):
+    return Candidate(name, tenant, queue, utcnow(), work=work, lost=lost)
 
 
 def ids(messages) -> list[list[str]]:
@@ -254,6 +254,13 @@ def test_pack_sends_a_job_over_the_work_limit_or_of_unknown_work_alone():
     ]
     messages = pack(picks, slots=10, group_jobs=8, group_work=GROUP_WORK)
     assert ids(messages) == [["a0", "a1", "a2"], ["big"], ["unknown"], ["big2"]]
+
+
+def test_pack_sends_a_tiny_job_that_lost_a_run_alone():
+    """A job whose run was lost (a crash: maybe its own doing) never takes a group down."""
+    picks = [job("a0"), job("crashed", lost=1), job("a1"), job("twice", lost=2)]
+    messages = pack(picks, slots=10, group_jobs=8, group_work=GROUP_WORK)
+    assert ids(messages) == [["a0", "a1"], ["crashed"], ["twice"]]
 
 
 def test_pack_never_sends_more_messages_than_free_slots():
@@ -302,6 +309,7 @@ def test_pack_invariants_on_random_picks():
                 tenant=rng.choice("abc"),
                 queue=rng.choice(["interactive", "batch"]),
                 work=rng.choice([None, TINY, GROUP_WORK, BIG]),
+                lost=rng.choice([0, 0, 0, 1]),
             )
             for i in range(rng.randrange(0, 40))
         ]
@@ -316,6 +324,7 @@ def test_pack_invariants_on_random_picks():
             assert len({(pick.tenant_id, pick.queue) for pick in message}) == 1
             if len(message) > 1:
                 assert all(p.work is not None and p.work <= GROUP_WORK for p in message)
+                assert not any(p.lost for p in message)
             assert [order[p.id] for p in message] == sorted(order[p.id] for p in message)
         if len(packed) < len(picks):
             assert len(messages) == slots
@@ -443,3 +452,22 @@ def test_a_group_not_claimed_in_time_is_sent_again(db):
     broker = Broker()
     assert run(db, broker, now=late, margin=0, resend_after_seconds=30, **GROUPED) == ids_
     assert broker.messages == [ids_]
+
+
+def test_a_job_whose_run_was_lost_goes_alone_and_a_released_one_in_a_group(db):
+    crashed, released, *others = tiny_jobs(db, 4)
+    for job_id in (crashed, released):
+        claimed = job_claim.claim(db, job_id, "w", lease_seconds=60, max_attempts=3)
+        assert claimed is not None
+    # The crashed run's lease ran out and the reaper queued the job again (a strike);
+    # the other was handed back at a warm shutdown (no strike).
+    with transaction(db) as session:
+        session.execute(
+            update(Job).where(Job.id == crashed).values(status="queued", lease_owner=None)
+        )
+    job_finish.release(db, released, 1)
+    workers(db, 4)
+    broker = Broker()
+    run(db, broker, margin=0, **GROUPED)
+    assert sorted(broker.messages, key=len) == [[crashed], [released, *others]]
+    assert groups(db, [crashed, released]) == [None, released]

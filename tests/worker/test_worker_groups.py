@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from service import counters, job_claim, job_transitions
 from service.db import transaction
-from service.models import Job, TrainedModel
+from service.models import Job, JobSummary, TrainedModel, curve_levels
 from service.schemas.names import FINISHED
 from tests.support.jobs import (
     curve_epochs,
@@ -69,6 +69,28 @@ def assert_succeeded_once(factory, job_id: str, attempt: int = 1) -> None:
     assert job.metrics["epoch"] == EPOCHS
     assert curve_epochs(factory, job_id) == list(range(1, EPOCHS + 1))
     assert has_model(factory, job_id)
+
+
+def summary_row(factory, job_id: str) -> dict:
+    table = JobSummary.__table__
+    with transaction(factory) as session:
+        row = session.execute(select(table).where(table.c.job_id == job_id)).one()
+    return {k: v for k, v in row._mapping.items() if k not in ("job_id", "tenant_id")}
+
+
+def level_rows(factory, job_id: str) -> list[dict]:
+    with transaction(factory) as session:
+        rows = session.execute(
+            select(curve_levels)
+            .where(curve_levels.c.job_id == job_id)
+            .order_by(curve_levels.c.level, curve_levels.c.block)
+        ).all()
+    assert rows, f"job {job_id} has no curve levels"
+    # Every column but the job and the epochs' wall-clock seconds (which differ run to run).
+    return [
+        {k: v for k, v in row._mapping.items() if k != "job_id" and not k.startswith("seconds")}
+        for row in rows
+    ]
 
 
 def counted(factory) -> dict[tuple[str, str], float]:
@@ -124,13 +146,17 @@ def test_each_job_of_a_group_is_its_own_run_with_its_own_model(backend):
     runs = (counters.DURATION + "_count", "status=succeeded")
     assert after[runs] - before.get(runs, 0.0) == 4
     # Nothing leaks from one run of the group to the next: the same job run alone trains
-    # the same curve and the same weights.
+    # the same curve and the same weights. Run alone flushing every epoch, its summary and
+    # curve levels are merged point by point; the group wrote its jobs' all at once:
+    # the same rows either way.
     (alone,) = tiny_jobs(factory, [seeds[2]])
-    assert run_job(alone, rt=backend.runtime()) == Outcome.succeeded
+    assert run_job(alone, rt=backend.runtime(flush_seconds=0)) == Outcome.succeeded
     assert curve_losses(factory, alone) == curve_losses(factory, job_ids[2])
     solo = model_arrays(factory, alone)
     for name, array in weights[2].items():
         assert np.array_equal(solo[name], array), name
+    assert summary_row(factory, alone) == summary_row(factory, job_ids[2])
+    assert level_rows(factory, alone) == level_rows(factory, job_ids[2])
 
 
 def test_a_duplicate_delivery_of_a_group_does_nothing(backend):

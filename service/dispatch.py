@@ -52,7 +52,7 @@ from service import heartbeats, job_transitions, logs, quotas
 from service.clock import db_now
 from service.config import Settings
 from service.db import dialect_insert
-from service.models import DispatcherLock, Job, TenantQuota, WorkerHeartbeat
+from service.models import DispatcherLock, Job, TenantQuota, WorkerHeartbeat, new_id
 from service.schemas.names import ACTIVE, JobStatus, Queue
 from service.timeutil import as_utc
 
@@ -87,12 +87,22 @@ def fair_order(
     in_flight: Mapping[str, int],
     caps: Mapping[str, int | None],
     free: int,
+    slots: Mapping[str, int] | None = None,
+    group_jobs: int = 1,
+    group_work: int = 0,
 ) -> list[Candidate]:
-    """Choose up to ``free`` jobs: each from the tenant with the fewest jobs in flight
-    (counting the ones chosen so far) that is below its cap, ties to the tenant whose next
-    job is interactive, then oldest. ``heads`` holds each tenant's jobs in its own order."""
+    """Choose up to ``free`` jobs: each from the tenant with the fewest in flight (counting
+    the ones chosen so far) that is below its cap, ties to the tenant whose next job is
+    interactive, then oldest. ``heads`` holds each tenant's jobs in its own order. Caps
+    count jobs (``in_flight``); the turns count worker slots if ``slots`` (per tenant) is
+    given — a group of tiny jobs is one — so a tenant of tiny jobs is not passed over for
+    holding many jobs in few slots. With ``group_jobs`` > 1, a tiny pick that ``pack``
+    will put in the tenant's open group takes no turn of its own either: the group's
+    first pick took it."""
     queues = {tenant: deque(jobs) for tenant, jobs in heads.items()}
     counts = dict(in_flight)
+    turns = dict(in_flight if slots is None else slots)
+    room: dict[tuple[str, str], int] = {}  # places left in each (tenant, queue)'s open group
     picks: list[Candidate] = []
     while len(picks) < free:
         best: tuple[Any, ...] | None = None
@@ -101,15 +111,29 @@ def fair_order(
             if not jobs or (cap is not None and counts.get(tenant, 0) >= cap):
                 continue
             head = jobs[0]
-            rank = (counts.get(tenant, 0), head.queue != Queue.interactive, head.created_at, tenant)
+            rank = (turns.get(tenant, 0), head.queue != Queue.interactive, head.created_at, tenant)
             if best is None or rank < best:
                 best = rank
         if best is None:
             break
         tenant = best[-1]
-        picks.append(queues[tenant].popleft())
+        job = queues[tenant].popleft()
+        picks.append(job)
         counts[tenant] = counts.get(tenant, 0) + 1
+        group = (tenant, job.queue)
+        tiny = _tiny(job, group_jobs, group_work)
+        if tiny and room.get(group, 0) > 0:
+            room[group] -= 1  # joins the group its tenant opened: the same turn
+            continue
+        turns[tenant] = turns.get(tenant, 0) + 1
+        if tiny:
+            room[group] = group_jobs - 1
     return picks
+
+
+def _tiny(job: Candidate, group_jobs: int, group_work: int) -> bool:
+    """A job that may share a message (``pack``)."""
+    return group_jobs > 1 and not job.lost and job.work is not None and job.work <= group_work
 
 
 def pack(
@@ -125,7 +149,7 @@ def pack(
     messages: list[list[Candidate]] = []
     open_groups: dict[tuple[str, str], list[Candidate]] = {}
     for job in picks:
-        tiny = group_jobs > 1 and not job.lost and job.work is not None and job.work <= group_work
+        tiny = _tiny(job, group_jobs, group_work)
         group = open_groups.get((job.tenant_id, job.queue)) if tiny else None
         if group is not None and len(group) < group_jobs:
             group.append(job)
@@ -235,7 +259,8 @@ class Dispatcher:
         in_flight = {row.tenant_id: int(row.flying or 0) for row in tenants}
         caps = {row.tenant_id: quotas.effective(row.own, self.max_running_jobs) for row in tenants}
         # Slots in use: a group of tiny jobs (one message) takes one, however many it holds.
-        free = capacity - sum(int(row.busy or 0) for row in tenants)
+        slots = {row.tenant_id: int(row.busy or 0) for row in tenants}
+        free = capacity - sum(slots.values())
         wanted = free * max(self.group_jobs, 1)  # jobs the free slots may take
         room = {
             row.tenant_id: _room(wanted, caps[row.tenant_id], in_flight[row.tenant_id])
@@ -250,14 +275,15 @@ class Dispatcher:
         for row in db.execute(read_heads, {"stale": stale, "eligible": eligible, "free": wanted}):
             if len(heads[row.tenant_id]) < room[row.tenant_id]:
                 heads[row.tenant_id].append(Candidate(*row))
-        picks = fair_order(heads, in_flight, caps, wanted)
+        picks = fair_order(heads, in_flight, caps, wanted, slots, self.group_jobs, self.group_work)
         messages = pack(picks, free, self.group_jobs, self.group_work)
         singles = [message[0].id for message in messages if len(message) == 1]
         if singles:
             job_transitions.mark_dispatched(session, singles, now=now)
         for group in (message for message in messages if len(message) > 1):
-            ids = [job.id for job in group]
-            job_transitions.mark_dispatched(session, ids, now=now, group=ids[0])
+            # A key of its own: never a job's id, which a single's slot is counted by.
+            key = new_id()
+            job_transitions.mark_dispatched(session, [job.id for job in group], now=now, group=key)
         return Chosen(messages, now)
 
 

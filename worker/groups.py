@@ -8,9 +8,10 @@ transaction, which also runs the dispatch pass that refills the slot.
 
 What stays per job: the claim's compare-and-set (a job another run took is skipped), the
 fenced finish (a job whose fence moved writes nothing; the others finish), a failure (its
-own transaction, at once), a cancel (the finish sees it). A warm shutdown between two
-jobs finishes the trained ones and gives the untouched ones back. Every job's lease was
-set by the claim; a group's estimated work is far below a lease (``DELTAFLOW_GROUP_WORK``).
+own transaction, at once), a cancel (the finish sees it). A warm shutdown or the task's
+time limit between two jobs finishes the trained ones and gives the untouched ones back.
+No lease thread runs: every job's lease was set by the claim, and a group's estimated
+work (``DELTAFLOW_GROUP_WORK`` × ``DELTAFLOW_GROUP_JOBS``) is far below a lease.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ def run_group(
         )
     runs: list[Run] = []
     outcomes: dict[str, str] = {}
+    time_limit = time_limit or threading.Event()
     for index, claim in enumerate(claims):
-        if stop.is_set():  # warm shutdown: the untouched jobs go back to the queue
+        # Warm shutdown, or the task's time limit passed: the untouched jobs go back to the
+        # queue (a job failed for a limit its group spent would be failed unfairly).
+        if stop.is_set() or time_limit.is_set():
             for rest in claims[index:]:
                 outcomes[rest.job_id] = _give_back(rt, rest)
             break
         logs.bind(job_id=claim.job_id, tenant=claim.tenant_id, request_id=claim.request_id)
         log.info("job=%s claimed attempt=%d in a group", claim.job_id, claim.attempt)
-        run = Run(rt, claim, stop, time_limit or threading.Event(), defer_finish=True)
+        run = Run(rt, claim, stop, time_limit, defer_finish=True)
         outcomes[claim.job_id] = run.execute()
         if outcomes[claim.job_id] == Outcome.trained:
             runs.append(run)

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from service import heartbeats, job_claim, job_finish, logs
+from service import heartbeats, job_claim, job_finish, job_transitions, logs
 from service.db import transaction
 from service.dispatch import Candidate, Dispatcher, fair_order, pack
 from service.models import Job, Tenant, TenantQuota, WorkerHeartbeat
@@ -358,8 +358,11 @@ def test_a_pass_sends_tiny_jobs_in_groups_and_stores_each_group(db):
     assert broker.messages == [ids_[:8], ids_[8:16]]
     assert sent == ids_[:16]
     assert {queue for _, queue in broker.sent} == {"interactive"}
-    # Each job names its message: the group's first job.
-    assert groups(db, ids_[:16]) == [ids_[0]] * 8 + [ids_[8]] * 8
+    # Each job names its message: a key per group, never a job's id (a single's slot).
+    keys = groups(db, ids_[:16])
+    assert keys == [keys[0]] * 8 + [keys[8]] * 8
+    assert keys[0] != keys[8]
+    assert not set(keys) & set(ids_)
     assert groups(db, ids_[16:]) == [None] * 4
     assert all(job_row(db, i).dispatched_at is None for i in ids_[16:])
 
@@ -378,7 +381,8 @@ def test_a_group_takes_one_slot_until_all_its_jobs_end(db):
     finish(db, ids_[7:8])  # the whole group ended: one slot is free, for one message
     assert run(db, broker, margin=1, **GROUPED) == ids_[16:]
     assert broker.messages[-1] == ids_[16:]
-    assert groups(db, ids_[16:]) == [ids_[16]] * 4
+    assert len(set(groups(db, ids_[16:]))) == 1
+    assert groups(db, ids_[16:])[0] is not None
 
 
 def test_a_pass_sends_a_lone_tiny_job_as_a_single(db):
@@ -398,7 +402,10 @@ def test_big_jobs_and_jobs_of_unknown_work_go_alone_beside_the_groups(db):
     broker = Broker()
     assert sorted(run(db, broker, margin=0, **GROUPED)) == sorted([big, unknown, *tiny])
     assert sorted(broker.messages, key=len) == [[big], [unknown], tiny]
-    assert groups(db, [big, unknown, *tiny]) == [None, None, *[tiny[0]] * 3]
+    keys = groups(db, [big, unknown, *tiny])
+    assert keys[:2] == [None, None]
+    assert keys[2] is not None
+    assert keys[2:] == [keys[2]] * 3
 
 
 def test_max_running_jobs_counts_jobs_inside_groups(db):
@@ -419,6 +426,20 @@ def test_max_running_jobs_counts_jobs_inside_groups(db):
     c_jobs = tiny_jobs(db, 6, tenant="c")
     assert run(db, broker, margin=0, max_running_jobs=2, **GROUPED) == c_jobs[:2]
     assert broker.messages[-1] == c_jobs[:2]
+
+
+def test_turns_count_slots_so_a_tenant_of_tiny_jobs_is_not_passed_over(db):
+    """Tenant a runs one group of 8 tiny jobs (one slot), b two big jobs (two slots); both
+    have more waiting. The next free slot is a's turn: fewer slots, though more jobs."""
+    a_jobs = tiny_jobs(db, 16, tenant="a")
+    b_jobs = [insert_job(db, tiny_spec(), tenant="b", work=BIG) for _ in range(4)]
+    workers(db, 4)  # three slots taken, one free
+    broker = Broker()
+    with transaction(db) as session:  # in flight: a's group (sent together), b's two
+        job_transitions.mark_dispatched(session, a_jobs[:8], group="a-group")
+        job_transitions.mark_dispatched(session, b_jobs[:2])
+    assert run(db, broker, margin=0, **GROUPED) == a_jobs[8:16]
+    assert broker.messages == [a_jobs[8:16]]
 
 
 def test_group_jobs_1_sends_every_job_alone_as_before(db):
@@ -470,4 +491,6 @@ def test_a_job_whose_run_was_lost_goes_alone_and_a_released_one_in_a_group(db):
     broker = Broker()
     run(db, broker, margin=0, **GROUPED)
     assert sorted(broker.messages, key=len) == [[crashed], [released, *others]]
-    assert groups(db, [crashed, released]) == [None, released]
+    crashed_key, released_key = groups(db, [crashed, released])
+    assert crashed_key is None
+    assert released_key is not None

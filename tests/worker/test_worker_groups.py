@@ -295,6 +295,24 @@ def test_a_warm_shutdown_before_the_group_gives_every_job_back(backend):
         assert_succeeded_once(factory, job_id, attempt=2)
 
 
+def test_a_spent_time_limit_gives_the_untouched_jobs_back_instead_of_failing_them(
+    backend, monkeypatch
+):
+    """The task's soft time limit is the group's, not a job's: once it passed, the jobs
+    not started yet go back to the queue (no strike) rather than fail ``time_limit``."""
+    factory = backend.factory
+    job_ids = tiny_jobs(factory, [0, 1, 2])
+    time_limit = threading.Event()
+    after_each_run(monkeypatch, lambda job_id, outcome: time_limit.set())  # after the first
+    ran = run_group(job_ids, time_limit=time_limit, rt=backend.runtime())
+    assert outcomes(ran) == [Outcome.succeeded, Outcome.released, Outcome.released]
+    assert_succeeded_once(factory, job_ids[0])
+    for job_id in job_ids[1:]:
+        job = job_row(factory, job_id)
+        assert (job.status, job.attempt, job.releases, job.error) == ("queued", 1, 1, None)
+        assert untouched_by(factory, job_id)
+
+
 def test_a_warm_shutdown_between_jobs_finishes_the_trained_and_gives_back_the_rest(
     backend, monkeypatch
 ):
@@ -325,4 +343,6 @@ def test_a_group_dispatches_the_next_jobs_in_its_finish(backend):
     run_group(job_ids, rt=backend.runtime())
     rows = [job_row(factory, job_id) for job_id in waiting]
     assert all(row.dispatched_at is not None for row in rows)
-    assert [row.dispatch_group for row in rows] == [waiting[0]] * 3
+    keys = [row.dispatch_group for row in rows]
+    assert keys[0] is not None
+    assert keys == [keys[0]] * 3

@@ -127,7 +127,7 @@ class Settings:
     # Tiny jobs (estimated work at most ``group_work`` multiply-adds: service.budgets) go up
     # to ``group_jobs`` to a message, claimed and finished together by one worker slot: a
     # tiny job's bookkeeping (a message, two commits) is most of its cost. 1 = one each.
-    group_jobs: int = 8
+    group_jobs: int = 16
     group_work: int = 2_000_000
     # Per-tenant quotas (service.quotas); ``deltaflow set-quota`` overrides. None = unlimited.
     quota_max_queued_jobs: int | None = None

@@ -22,9 +22,10 @@ import threading
 from service import job_claim, job_finish, logs
 from service.dispatch import Chosen
 from service.queue import dispatcher
-from worker.runner import Outcome, Ran, Run, StopFlag, dispatch_next, send_chosen
+from worker.runner import Ran, dispatch_next, send_chosen
 from worker.runtime import Runtime, runtime
 from worker.sweeping import grow_search
+from worker.training_run import Outcome, Run, StopFlag
 
 log = logging.getLogger(__name__)
 

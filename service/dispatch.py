@@ -15,11 +15,13 @@ pass (``Dispatcher.run``):
    ``margin`` messages per worker waiting in the broker so a freed slot starts its next
    job at once — and what is in flight: jobs ``running``/``cancelling``, and jobs sent
    less than ``resend_after_seconds`` ago and not claimed yet;
-3. fills the free slots one at a time from the tenant with the fewest jobs in flight
-   (below its ``max_running_jobs`` quota), ties going to the oldest waiting job; within a
-   tenant, single jobs (queue ``interactive``) before batch jobs, oldest first. With a
-   backlog everywhere this is round robin over the tenants; a tenant with nothing running
-   gets the next free slot whatever the others have queued;
+3. fills the free slots one at a time from the tenant with the fewest slots in flight
+   (below its ``max_running_jobs`` quota, counted in jobs), ties going to the oldest
+   waiting job; within a tenant, single jobs (queue ``interactive``) before batch jobs,
+   oldest first. With a backlog everywhere this is round robin over the tenants; a tenant
+   with nothing running gets the next free slot whatever the others have queued. Tiny
+   jobs (``jobs.work``) of one tenant and queue share a slot's message, up to
+   ``group_jobs`` of them (``pack``; the worker runs them as ``worker.groups``);
 4. records ``dispatched_at`` (the database's clock, read once per pass: ``service.clock``)
    on the chosen jobs and commits (releasing the lock), then
    sends them by task name; a failed send stops the loop and gives the unsent jobs back

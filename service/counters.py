@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from service.db import dialect_insert
+from service.db import dialect_insert, insert_built_once
 from service.models import MetricCount
 from service.timeutil import as_utc
 
@@ -82,23 +82,16 @@ def add_many(
     ]
     # executemany of one statement built once: a multi-VALUES literal cannot be cached,
     # so SQLAlchemy compiled it afresh at every finish (its largest compile per tiny job).
-    session.execute(_upsert(session), rows)
+    session.execute(insert_built_once(session, _upsert), rows)
 
 
-_UPSERTS: dict[Any, Any] = {}
-
-
-def _upsert(session: Session) -> Any:
-    """``metric_counts``' add-to-value upsert of one row, built once per dialect."""
-    make = dialect_insert(session)
-    upsert = _UPSERTS.get(make)
-    if upsert is None:
-        insert = make(MetricCount.__table__)
-        upsert = _UPSERTS[make] = insert.on_conflict_do_update(
-            index_elements=["name", "labels", "shard"],
-            set_={"value": MetricCount.value + insert.excluded.value},
-        )
-    return upsert
+def _upsert(make: Any) -> Any:
+    """``metric_counts``' add-to-value upsert of one row (``insert_built_once``)."""
+    insert = make(MetricCount.__table__)
+    return insert.on_conflict_do_update(
+        index_elements=["name", "labels", "shard"],
+        set_={"value": MetricCount.value + insert.excluded.value},
+    )
 
 
 def observe_duration(

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, literal, or_, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db import dialect_insert
+from service.db import dialect_insert, insert_built_once
 from service.models import CurvePoint, curve_levels
 from service.schemas.records import NUMERIC_FIELDS, POINT_FIELDS, point_values
 
@@ -71,7 +70,7 @@ def insert_new_curves(
     for job_id, points in curves:
         levels += _level_rows(job_id, sorted(map(_unit, points), key=lambda u: u[0]), {})
     if levels:
-        session.execute(_levels_upsert(session.get_bind().dialect.name), levels)
+        session.execute(insert_built_once(session, _levels_upsert), levels)
 
 
 def continue_from(
@@ -205,7 +204,7 @@ def _upsert_levels(
     the ``stored`` blocks of each level they belong beside; one upsert."""
     rows = _level_rows(job_id, children, stored)
     if rows:
-        session.execute(_levels_upsert(session.get_bind().dialect.name), rows)
+        session.execute(insert_built_once(session, _levels_upsert), rows)
 
 
 def _level_rows(
@@ -235,18 +234,13 @@ def _level_rows(
 
 
 _LEVEL_NAMES = ["first_epoch", "last_epoch", *(c.name for c in stat_columns(NUMERIC_FIELDS))]
-_UPSERTS: dict[str, Any] = {}
 
 
-def _levels_upsert(dialect: str) -> Any:
-    """The levels' upsert, built once per dialect (building it, with a column per stat,
+def _levels_upsert(make: Any) -> Any:
+    """The levels' upsert (``insert_built_once``: building it, with a column per stat,
     cost a noticeable part of a tiny job's flush)."""
-    upsert = _UPSERTS.get(dialect)
-    if upsert is None:
-        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        insert = make(curve_levels)
-        upsert = _UPSERTS[dialect] = insert.on_conflict_do_update(
-            index_elements=["job_id", "level", "block"],
-            set_={name: insert.excluded[name] for name in _LEVEL_NAMES},
-        )
-    return upsert
+    insert = make(curve_levels)
+    return insert.on_conflict_do_update(
+        index_elements=["job_id", "level", "block"],
+        set_={name: insert.excluded[name] for name in _LEVEL_NAMES},
+    )

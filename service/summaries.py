@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.db import insert_built_once
 from service.models import CurvePoint, Job, JobSummary, summary_column
 from service.problems import Invalid
 from service.schemas.names import FINISHED, METRICS, MODES, SUMMARY_STATS, JobStatus
@@ -99,25 +99,16 @@ def record_firsts(
     ]
     if not rows:
         return set()
-    inserted = session.execute(_insert_first(session.get_bind().dialect.name), rows)
+    inserted = session.execute(insert_built_once(session, _insert_first), rows)
     return {row.job_id for row in inserted}
 
 
-_FIRSTS: dict[str, Any] = {}
-
-
-def _insert_first(dialect: str) -> Any:
-    """``record_firsts``' INSERT … ON CONFLICT DO NOTHING RETURNING, built once per
-    dialect (built with inline values, it was compiled afresh for every job)."""
-    statement = _FIRSTS.get(dialect)
-    if statement is None:
-        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = _FIRSTS[dialect] = (
-            make(SUMMARY)
-            .on_conflict_do_nothing(index_elements=["job_id"])
-            .returning(SUMMARY.c.job_id)
-        )
-    return statement
+def _insert_first(make: Any) -> Any:
+    """``record_firsts``' INSERT … ON CONFLICT DO NOTHING RETURNING (``insert_built_once``:
+    built with inline values, it was compiled afresh for every job)."""
+    return (
+        make(SUMMARY).on_conflict_do_nothing(index_elements=["job_id"]).returning(SUMMARY.c.job_id)
+    )
 
 
 def rebuild(session: Session, job_id: str) -> None:
